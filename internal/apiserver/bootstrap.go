@@ -1,0 +1,58 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// bootstrap creates the objects every cluster has: the default namespaces
+// and the kubernetes Service.
+func (s *Server) bootstrap(ctx context.Context) error {
+	namespaces := s.handler("", "v1", "namespaces")
+	for _, name := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
+		if err := ensure(ctx, namespaces, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+			return fmt.Errorf("creating namespace %s: %w", name, err)
+		}
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
+			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
+		Spec: corev1.ServiceSpec{
+			ClusterIP: s.services.kubernetesServiceIP(),
+			Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP,
+				TargetPort: intstr.FromInt32(6443)}},
+		},
+	}
+	if err := ensure(ctx, s.handler("", "v1", "services"), svc); err != nil {
+		return fmt.Errorf("creating the kubernetes service: %w", err)
+	}
+	return nil
+}
+
+// ensure creates obj unless an object of that name exists.
+func ensure(ctx context.Context, h *resourceHandler, obj runtime.Object) error {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return err
+	}
+	if _, err := h.objs.get(ctx, acc.GetNamespace(), acc.GetName()); !apierrors.IsNotFound(err) {
+		return err
+	}
+	_, err = h.create(ctx, obj, false)
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+func logCompaction(rev int64, err error) {
+	slog.Warn("compacting store history", "revision", rev, "err", err)
+}

@@ -1,0 +1,116 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+)
+
+var supportedPatchTypes = []string{
+	string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType),
+}
+
+// patcher applies one PATCH request body to objects of one kind.
+type patcher struct {
+	typ  types.PatchType
+	body []byte
+	gvk  schema.GroupVersionKind
+	// newObj returns an empty object of the kind, for strategic merge
+	// metadata and for decoding.
+	newObj func() runtime.Object
+}
+
+func newPatcher(r *http.Request, gvk schema.GroupVersionKind, newObj func() runtime.Object) (*patcher, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		mt = r.Header.Get("Content-Type")
+	}
+	typ := types.PatchType(mt)
+	switch typ {
+	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
+	default:
+		return nil, &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
+			Message: fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %v", supportedPatchTypes),
+		}}
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	p := &patcher{typ: typ, body: body, gvk: gvk, newObj: newObj}
+	if typ == types.JSONPatchType {
+		if _, err := jsonpatch.DecodePatch(body); err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+	} else if !json.Valid(body) {
+		return nil, apierrors.NewBadRequest("error decoding patch: invalid JSON document")
+	}
+	return p, nil
+}
+
+// apply patches cur and returns the result as a new typed object. When the
+// patch does not itself name a resourceVersion, the result carries none, so
+// that the write retries on concurrent changes instead of conflicting.
+func (p *patcher) apply(cur runtime.Object) (runtime.Object, error) {
+	cur = cur.DeepCopyObject()
+	cur.GetObjectKind().SetGroupVersionKind(p.gvk)
+	curJSON, err := json.Marshal(cur)
+	if err != nil {
+		return nil, err
+	}
+	var patched []byte
+	switch p.typ {
+	case types.JSONPatchType:
+		patch, _ := jsonpatch.DecodePatch(p.body)
+		patched, err = patch.Apply(curJSON)
+	case types.MergePatchType:
+		patched, err = jsonpatch.MergePatch(curJSON, p.body)
+	case types.StrategicMergePatchType:
+		patched, err = strategicpatch.StrategicMergePatch(curJSON, p.body, p.newObj())
+	}
+	if err != nil {
+		if p.typ == types.JSONPatchType {
+			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
+		}
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	gvk := p.gvk
+	obj, got, err := codecs.UniversalDeserializer().Decode(patched, &gvk, p.newObj())
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if got.GroupVersion() != p.gvk.GroupVersion() || got.Kind != p.gvk.Kind {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch may not change the kind or apiVersion (from %s to %s)", p.gvk, got))
+	}
+	acc, _ := meta.Accessor(obj)
+	curAcc, _ := meta.Accessor(cur)
+	if acc.GetName() != curAcc.GetName() {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), curAcc.GetName()))
+	}
+	if acc.GetNamespace() != curAcc.GetNamespace() {
+		return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	if acc.GetResourceVersion() == curAcc.GetResourceVersion() {
+		acc.SetResourceVersion("")
+	}
+	return obj, nil
+}
+
+func nameOf(obj runtime.Object) string {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return ""
+	}
+	return acc.GetName()
+}

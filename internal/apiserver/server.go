@@ -1,0 +1,305 @@
+// Package apiserver is Havre's Kubernetes API server: HTTPS routing,
+// authentication and authorization, content negotiation (JSON, YAML,
+// protobuf, Tables), discovery, and the generic REST verbs, list and watch
+// over the revisioned store.
+//
+// It is generic: what differs between kinds lives in internal/registry. It
+// must never reach into node, network or controller concerns; those are
+// clients of the API like any other.
+package apiserver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metavalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/rest"
+
+	"github.com/havre/havre/internal/auth"
+	"github.com/havre/havre/internal/registry"
+	"github.com/havre/havre/internal/storage"
+)
+
+// Config is what the server needs to run.
+type Config struct {
+	Store         storage.Store
+	Resources     []*registry.Resource
+	TLSConfig     *tls.Config
+	Authenticator auth.Authenticator
+	Authorizer    auth.Authorizer
+	// Listener, when set, is used instead of listening on Address.
+	Listener net.Listener
+	Address  string
+	// CAData is the cluster CA in PEM, for the loopback client.
+	CAData []byte
+	// Version is reported at /version.
+	Version version.Info
+	// CompactionInterval is how often history older than one interval is
+	// compacted; zero means 5 minutes.
+	CompactionInterval time.Duration
+	// ServiceCIDR is the range of Service cluster IPs; its first address is
+	// the kubernetes Service's.
+	ServiceCIDR string
+	// NodePortRange is the range of Service node ports, "30000-32767".
+	NodePortRange string
+}
+
+// Server serves the Kubernetes API.
+type Server struct {
+	cfg       Config
+	handlers  map[schema.GroupVersionResource]*resourceHandler
+	discovery *discovery
+	loopback  *rest.Config
+	listener  net.Listener
+	services  *serviceAllocator
+
+	readyOnce sync.Once
+	ready     chan struct{}
+}
+
+// New builds a server from cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.CompactionInterval == 0 {
+		cfg.CompactionInterval = 5 * time.Minute
+	}
+	if cfg.ServiceCIDR == "" {
+		cfg.ServiceCIDR = "10.43.0.0/16"
+	}
+	if cfg.NodePortRange == "" {
+		cfg.NodePortRange = "30000-32767"
+	}
+	s := &Server{cfg: cfg, handlers: map[schema.GroupVersionResource]*resourceHandler{}, ready: make(chan struct{})}
+	var err error
+	if s.services, err = newServiceAllocator(s, cfg.ServiceCIDR, cfg.NodePortRange); err != nil {
+		return nil, err
+	}
+	for _, res := range cfg.Resources {
+		objs, err := newObjects(res, cfg.Store)
+		if err != nil {
+			return nil, err
+		}
+		h := &resourceHandler{srv: s, res: res, objs: objs, nameFn: metavalidation.NameIsDNSSubdomain}
+		s.customise(h)
+		s.handlers[res.GroupVersionResource] = h
+	}
+	s.discovery = newDiscovery(cfg.Resources, cfg.Version)
+
+	token := make([]byte, 32)
+	if _, err := rand.Read(token); err != nil {
+		return nil, err
+	}
+	loopbackToken := hex.EncodeToString(token)
+	s.cfg.Authenticator = auth.Union{
+		loopbackAuthenticator{token: loopbackToken},
+		cfg.Authenticator,
+	}
+	s.loopback = &rest.Config{
+		BearerToken:     loopbackToken,
+		TLSClientConfig: rest.TLSClientConfig{CAData: cfg.CAData, ServerName: "localhost"},
+		QPS:             -1,
+		UserAgent:       "havre-apiserver-loopback",
+	}
+	return s, nil
+}
+
+// handler returns the handler of a resource, or nil.
+func (s *Server) handler(group, version, resource string) *resourceHandler {
+	return s.handlers[schema.GroupVersionResource{Group: group, Version: version, Resource: resource}]
+}
+
+// LoopbackConfig returns a client config for in-process clients
+// (controllers), authenticated as a cluster administrator.
+func (s *Server) LoopbackConfig() *rest.Config {
+	c := rest.CopyConfig(s.loopback)
+	c.Host = "https://" + s.Addr()
+	return c
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() string {
+	if s.listener == nil {
+		return s.cfg.Address
+	}
+	addr := s.listener.Addr().(*net.TCPAddr)
+	if addr.IP.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", fmt.Sprint(addr.Port))
+	}
+	return addr.String()
+}
+
+// Ready is closed once the server answers requests and its bootstrap
+// objects exist.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Run serves until ctx is done, then shuts down cleanly.
+func (s *Server) Run(ctx context.Context) error {
+	ln := s.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Address); err != nil {
+			return fmt.Errorf("listening on %s: %w", s.cfg.Address, err)
+		}
+	}
+	s.listener = ln
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		TLSConfig:         s.cfg.TLSConfig,
+		ReadHeaderTimeout: 30 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+
+	if err := s.bootstrap(ctx); err != nil {
+		_ = srv.Close()
+		return err
+	}
+	go s.compactLoop(baseCtx)
+	s.readyOnce.Do(func() { close(s.ready) })
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// End streams (watches) first so Shutdown does not wait for them.
+	cancelBase()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// anonymousPaths are served without credentials: health checks only.
+var anonymousPaths = []string{"/livez", "/readyz", "/healthz"}
+
+// Handler returns the full handler chain.
+func (s *Server) Handler() http.Handler {
+	var h http.Handler = http.HandlerFunc(s.serveAuthorized)
+	h = auth.WithAuthentication(h, s.cfg.Authenticator, anonymousPaths)
+	return withRecovery(h)
+}
+
+func withRecovery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				slog.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				writeError(w, apierrors.NewInternalError(fmt.Errorf("the server hit an unexpected error")))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) serveAuthorized(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/livez", "/readyz", "/healthz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		select {
+		case <-s.ready:
+			_, _ = w.Write([]byte("ok"))
+		default:
+			if r.URL.Path == "/livez" {
+				_, _ = w.Write([]byte("ok"))
+				return
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready"))
+		}
+		return
+	}
+	info := parseRequestInfo(r)
+	attrs := auth.Attributes{
+		User: userFrom(r), Verb: info.verb, Path: r.URL.Path,
+		APIGroup: info.group, APIVersion: info.version, Resource: info.resource,
+		Subresource: info.subresource, Namespace: info.namespace, Name: info.name,
+		ResourceRequest: info.resourceRequest,
+	}
+	decision, reason, err := s.cfg.Authorizer.Authorize(r.Context(), attrs)
+	if err != nil || decision != auth.DecisionAllow {
+		if err != nil && reason == "" {
+			reason = err.Error()
+		}
+		writeError(w, forbidden(attrs, reason))
+		return
+	}
+	if !info.resourceRequest {
+		if s.discovery.serve(w, r) {
+			return
+		}
+		writeError(w, errNotFoundPath())
+		return
+	}
+	h := s.handler(info.group, info.version, info.resource)
+	if h == nil {
+		writeError(w, errNotFoundPath())
+		return
+	}
+	h.serve(w, r, info)
+}
+
+func forbidden(a auth.Attributes, reason string) error {
+	gr := schema.GroupResource{Group: a.APIGroup, Resource: a.Resource}
+	st := apierrors.NewForbidden(gr, a.Name, errors.New(reason))
+	st.ErrStatus.Message = auth.ForbiddenMessage(a, reason)
+	return st
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", mediaJSON)
+	_, _ = w.Write(body)
+}
+
+func logEncodeError(r *http.Request, err error) {
+	if !errors.Is(err, context.Canceled) && !strings.Contains(err.Error(), "broken pipe") {
+		slog.Warn("writing response", "path", r.URL.Path, "err", err)
+	}
+}
+
+// loopbackAuthenticator authenticates the server's own clients.
+type loopbackAuthenticator struct{ token string }
+
+func (l loopbackAuthenticator) Authenticate(r *http.Request) (*auth.User, bool, error) {
+	const prefix = "Bearer "
+	h := r.Header.Get("Authorization")
+	if !strings.HasPrefix(h, prefix) || !constantTimeEqual(strings.TrimPrefix(h, prefix), l.token) {
+		return nil, false, nil
+	}
+	return &auth.User{Name: "system:apiserver", Groups: []string{"system:masters", "system:authenticated"}}, true, nil
+}
+
+func userFrom(r *http.Request) *auth.User {
+	u, _ := auth.UserFrom(r.Context())
+	return u
+}

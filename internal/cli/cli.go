@@ -1,0 +1,90 @@
+// Package cli defines havre's command line: one cobra command per
+// subcommand, each turning flags into the options of the package that does
+// the work.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/havre/havre/internal/server"
+	"github.com/havre/havre/internal/version"
+)
+
+var started = time.Now()
+
+// Main runs the command line and returns the exit code.
+func Main(args []string) int {
+	root := NewRootCommand()
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// NewRootCommand returns the havre command with its subcommands.
+func NewRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "havre",
+		Short:         "Havre: a lightweight Kubernetes-compatible cluster in one binary",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version.Info().GitVersion,
+	}
+	root.AddCommand(newServerCommand())
+	return root
+}
+
+func newServerCommand() *cobra.Command {
+	o := server.Options{}
+	var verbose bool
+	var disableAgent bool
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a Havre server: the API server, its store and the controllers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			setupLogging(verbose)
+			o.Started = started
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			err := server.Run(ctx, o)
+			if errors.Is(err, context.Canceled) {
+				err = nil
+			}
+			if err == nil {
+				slog.Info("havre server stopped")
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.DataDir, "data-dir", "/var/lib/havre", "directory for the store, certificates and kubeconfig")
+	f.StringVar(&o.BindAddress, "bind-address", "0.0.0.0", "address the API server listens on")
+	f.IntVar(&o.HTTPSPort, "https-port", 6443, "port the API server listens on")
+	f.StringSliceVar(&o.TLSSANs, "tls-san", nil, "extra host names or IPs for the serving certificate")
+	f.DurationVar(&o.CompactionInterval, "compaction-interval", 5*time.Minute, "how often store history older than one interval is compacted")
+	f.StringVar(&o.ServiceCIDR, "service-cidr", "10.43.0.0/16", "IPv4 range of Service cluster IPs")
+	f.StringVar(&o.NodePortRange, "service-node-port-range", "30000-32767", "range of Service node ports")
+	f.BoolVar(&disableAgent, "disable-agent", false, "do not run a node agent in this process")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
+	return cmd
+}
+
+func setupLogging(verbose bool) {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+}

@@ -1,0 +1,150 @@
+// Package namespace is the namespace controller: when a namespace is being
+// deleted it deletes everything in it, then releases the namespace by
+// removing the "kubernetes" finalizer, as kube-controller-manager's
+// namespace controller does.
+//
+// It is a client of the API only; it never touches the store.
+package namespace
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// Controller finalizes terminating namespaces.
+type Controller struct {
+	client    kubernetes.Interface
+	dynamic   dynamic.Interface
+	resources []schema.GroupVersionResource
+	lister    cache.Indexer
+	queue     workqueue.TypedRateLimitingInterface[string]
+	synced    cache.InformerSynced
+}
+
+// New returns a controller that empties namespaces of the given namespaced
+// resources before releasing them.
+func New(client kubernetes.Interface, dyn dynamic.Interface, factory informers.SharedInformerFactory,
+	namespaced []schema.GroupVersionResource) *Controller {
+	inf := factory.Core().V1().Namespaces().Informer()
+	c := &Controller{
+		client: client, dynamic: dyn, resources: namespaced, lister: inf.GetIndexer(), synced: inf.HasSynced,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "namespace"}),
+	}
+	enqueue := func(obj any) {
+		if ns, ok := obj.(*corev1.Namespace); ok && ns.DeletionTimestamp != nil {
+			c.queue.Add(ns.Name)
+		}
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj any) { enqueue(obj) },
+	})
+	return c
+}
+
+// Run processes namespaces until ctx is done.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	defer c.queue.ShutDown()
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
+		return
+	}
+	for i := 0; i < workers; i++ {
+		go wait.UntilWithContext(ctx, c.worker, time.Second)
+	}
+	<-ctx.Done()
+}
+
+func (c *Controller) worker(ctx context.Context) {
+	for {
+		name, quit := c.queue.Get()
+		if quit {
+			return
+		}
+		remaining, err := c.sync(ctx, name)
+		switch {
+		case err != nil:
+			slog.Warn("namespace cleanup failed; retrying", "namespace", name, "err", err)
+			c.queue.AddRateLimited(name)
+		case remaining:
+			// Content is still going away (graceful deletion, finalizers):
+			// look again shortly, backing off.
+			c.queue.AddRateLimited(name)
+		default:
+			c.queue.Forget(name)
+		}
+		c.queue.Done(name)
+	}
+}
+
+// sync deletes the namespace's content; remaining reports whether objects
+// are still there.
+func (c *Controller) sync(ctx context.Context, name string) (remaining bool, err error) {
+	obj, exists, err := c.lister.GetByKey(name)
+	if err != nil || !exists {
+		return false, err
+	}
+	ns := obj.(*corev1.Namespace)
+	if ns.DeletionTimestamp == nil || !hasFinalizer(ns) {
+		return false, nil
+	}
+	for _, gvr := range c.resources {
+		res := c.dynamic.Resource(gvr).Namespace(name)
+		err := res.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsMethodNotSupported(err) {
+			return false, fmt.Errorf("deleting %s: %w", gvr.Resource, err)
+		}
+		list, err := res.List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil {
+			return false, fmt.Errorf("listing %s: %w", gvr.Resource, err)
+		}
+		if len(list.Items) > 0 {
+			remaining = true
+		}
+	}
+	if remaining {
+		return true, nil
+	}
+	fresh, err := c.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var keep []corev1.FinalizerName
+	for _, f := range fresh.Spec.Finalizers {
+		if f != corev1.FinalizerKubernetes {
+			keep = append(keep, f)
+		}
+	}
+	fresh.Spec.Finalizers = keep
+	_, err = c.client.CoreV1().Namespaces().Finalize(ctx, fresh, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+func hasFinalizer(ns *corev1.Namespace) bool {
+	for _, f := range ns.Spec.Finalizers {
+		if f == corev1.FinalizerKubernetes {
+			return true
+		}
+	}
+	return false
+}

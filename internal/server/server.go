@@ -1,0 +1,152 @@
+// Package server composes the `havre server` process: it prepares the data
+// directory, certificates and credentials, opens the store, runs the API
+// server and starts the in-process controllers as API clients.
+//
+// It holds no behaviour of its own beyond wiring and ordering.
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/havre/havre/internal/apiserver"
+	"github.com/havre/havre/internal/auth"
+	"github.com/havre/havre/internal/controller/namespace"
+	"github.com/havre/havre/internal/pki"
+	"github.com/havre/havre/internal/registry"
+	"github.com/havre/havre/internal/registry/catalog"
+	"github.com/havre/havre/internal/storage/bolt"
+	"github.com/havre/havre/internal/version"
+)
+
+// Options configure `havre server`.
+type Options struct {
+	DataDir            string
+	BindAddress        string
+	HTTPSPort          int
+	TLSSANs            []string
+	CompactionInterval time.Duration
+	ServiceCIDR        string
+	NodePortRange      string
+	// Started is when the process started, for the readiness log line.
+	Started time.Time
+}
+
+// KubeconfigPath is where the admin kubeconfig is written.
+func KubeconfigPath(dataDir string) string { return filepath.Join(dataDir, "admin.kubeconfig") }
+
+// Run runs the server until ctx is done.
+func Run(ctx context.Context, o Options) error {
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w (use --data-dir to choose another)", err)
+	}
+	bundle, err := pki.Ensure(o.DataDir, pki.Options{ExtraSANs: o.TLSSANs})
+	if err != nil {
+		return err
+	}
+	for _, note := range bundle.Notes {
+		slog.Info("certificates", "note", note)
+	}
+	_, tokenFile, err := auth.EnsureServerTokens(o.DataDir)
+	if err != nil {
+		return err
+	}
+	tokens, err := auth.NewTokenFile(tokenFile)
+	if err != nil {
+		return err
+	}
+	dbDir := filepath.Join(o.DataDir, "server", "db")
+	if err := os.MkdirAll(dbDir, 0o700); err != nil {
+		return err
+	}
+	store, err := bolt.Open(filepath.Join(dbDir, "state.db"), bolt.Options{WatchBuffer: 1024})
+	if err != nil {
+		return fmt.Errorf("opening the store: %w", err)
+	}
+	defer store.Close()
+
+	resources := catalog.Resources()
+	addr := net.JoinHostPort(o.BindAddress, strconv.Itoa(o.HTTPSPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (is another server running? choose a port with --https-port)", addr, err)
+	}
+	srv, err := apiserver.New(apiserver.Config{
+		Store:              store,
+		Resources:          resources,
+		TLSConfig:          bundle.ServerTLSConfig(),
+		Authenticator:      auth.Union{auth.X509{}, tokens},
+		Authorizer:         auth.AuthenticatedAllower{},
+		Listener:           ln,
+		CAData:             bundle.CAPEM,
+		Version:            version.Info(),
+		CompactionInterval: o.CompactionInterval,
+		ServiceCIDR:        o.ServiceCIDR,
+		NodePortRange:      o.NodePortRange,
+	})
+	if err != nil {
+		return err
+	}
+
+	host := o.BindAddress
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	kubeconfig := KubeconfigPath(o.DataDir)
+	serverURL := "https://" + net.JoinHostPort(host, strconv.Itoa(o.HTTPSPort))
+	if err := pki.WriteKubeconfig(kubeconfig, serverURL, bundle.CAPEM, bundle.AdminCertPEM, bundle.AdminKeyPEM); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Run(ctx) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-srv.Ready():
+	}
+	slog.Info("havre server is ready", "address", serverURL, "kubeconfig", kubeconfig,
+		"startup", time.Since(o.Started).Round(time.Millisecond).String())
+	fmt.Fprintf(os.Stderr, "\nKubeconfig written to %s\nTry: KUBECONFIG=%s kubectl get namespaces\n\n", kubeconfig, kubeconfig)
+
+	if err := startControllers(ctx, srv, resources); err != nil {
+		return err
+	}
+	return <-errc
+}
+
+func startControllers(ctx context.Context, srv *apiserver.Server, resources []*registry.Resource) error {
+	cfg := srv.LoopbackConfig()
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	factory := informers.NewSharedInformerFactory(client, 0)
+	var namespaced []schema.GroupVersionResource
+	for _, r := range resources {
+		if r.Namespaced {
+			namespaced = append(namespaced, r.GroupVersionResource)
+		}
+	}
+	nsc := namespace.New(client, dyn, factory, namespaced)
+	factory.Start(ctx.Done())
+	go nsc.Run(ctx, 2)
+	return nil
+}
