@@ -46,9 +46,6 @@ var (
 // documents are served in.
 var metaV1 = schema.GroupVersion{Version: "v1"}
 
-// tableKind is the kind clients ask for with as=Table.
-var tableGVK = metav1.SchemeGroupVersion.WithKind("Table")
-
 // outputFormat is the negotiated response encoding.
 type outputFormat struct {
 	info runtime.SerializerInfo

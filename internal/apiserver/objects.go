@@ -154,12 +154,9 @@ func (o *objects) remove(ctx context.Context, namespace, name string, rev int64)
 	return o.decode(kv)
 }
 
-// errRetry asks guaranteedUpdate to re-read and try again.
-var errRetry = errors.New("retry")
-
 // guaranteedUpdate reads the object, applies fn and writes the result,
-// retrying on conflicts with concurrent writers. fn may return errRetry-free
-// API errors to abort. When fn sets a resourceVersion on the result that
+// retrying on conflicts with concurrent writers. fn may return an API
+// error to abort, or a nil object to write nothing. When fn sets a resourceVersion on the result that
 // differs from the stored one, the write fails with a Conflict instead of
 // retrying: the client asked for optimistic concurrency.
 func (o *objects) guaranteedUpdate(ctx context.Context, namespace, name string,

@@ -391,6 +391,7 @@ func deleteOptions(r *http.Request) (*metav1.DeleteOptions, error) {
 	if err := parameterCodec.DecodeParameters(r.URL.Query(), metaV1, opts); err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
+	//lint:ignore SA1019 clients still send orphanDependents; it must be honoured.
 	if opts.OrphanDependents != nil && opts.PropagationPolicy != nil {
 		return nil, apierrors.NewInvalid(schema.GroupKind{Kind: "DeleteOptions"}, "", field.ErrorList{
 			field.Invalid(field.NewPath("propagationPolicy"), *opts.PropagationPolicy, "orphanDependents and deletionPropagation cannot be both set")})
@@ -505,10 +506,12 @@ func (h *resourceHandler) delete(ctx context.Context, namespace, name string, op
 // withPropagationFinalizer adds the finalizer that records the requested
 // propagation policy for the garbage collector.
 func withPropagationFinalizer(finalizers []string, opts *metav1.DeleteOptions) []string {
+	//lint:ignore SA1019 clients still send orphanDependents; it must be honoured.
+	orphan := opts.OrphanDependents
 	policy := metav1.DeletePropagationBackground
 	if opts.PropagationPolicy != nil {
 		policy = *opts.PropagationPolicy
-	} else if opts.OrphanDependents != nil && *opts.OrphanDependents {
+	} else if orphan != nil && *orphan {
 		policy = metav1.DeletePropagationOrphan
 	}
 	var want string

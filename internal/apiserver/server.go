@@ -14,7 +14,6 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -246,7 +245,7 @@ func (s *Server) serveAuthorized(w http.ResponseWriter, r *http.Request) {
 		if err != nil && reason == "" {
 			reason = err.Error()
 		}
-		writeError(w, forbidden(attrs, reason))
+		writeError(w, auth.NewForbidden(attrs, reason))
 		return
 	}
 	if !info.resourceRequest {
@@ -264,13 +263,6 @@ func (s *Server) serveAuthorized(w http.ResponseWriter, r *http.Request) {
 	h.serve(w, r, info)
 }
 
-func forbidden(a auth.Attributes, reason string) error {
-	gr := schema.GroupResource{Group: a.APIGroup, Resource: a.Resource}
-	st := apierrors.NewForbidden(gr, a.Name, errors.New(reason))
-	st.ErrStatus.Message = auth.ForbiddenMessage(a, reason)
-	return st
-}
-
 func writeJSON(w http.ResponseWriter, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
@@ -279,12 +271,6 @@ func writeJSON(w http.ResponseWriter, v any) {
 	}
 	w.Header().Set("Content-Type", mediaJSON)
 	_, _ = w.Write(body)
-}
-
-func logEncodeError(r *http.Request, err error) {
-	if !errors.Is(err, context.Canceled) && !strings.Contains(err.Error(), "broken pipe") {
-		slog.Warn("writing response", "path", r.URL.Path, "err", err)
-	}
 }
 
 // loopbackAuthenticator authenticates the server's own clients.

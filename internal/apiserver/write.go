@@ -118,13 +118,13 @@ func statusSuccess(gr schema.GroupResource, obj runtime.Object) *metav1.Status {
 }
 
 func isDryRun(r *http.Request) (bool, error) {
-	for _, v := range r.URL.Query()["dryRun"] {
+	values := r.URL.Query()["dryRun"]
+	for _, v := range values {
 		if v != metav1.DryRunAll {
 			return false, apierrors.NewBadRequest(fmt.Sprintf("unsupported dryRun value %q: only %q is supported", v, metav1.DryRunAll))
 		}
-		return true, nil
 	}
-	return false, nil
+	return len(values) > 0, nil
 }
 
 // now is the server's clock for timestamps, truncated to seconds as

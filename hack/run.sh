@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Starts a Havre server in the background and applies the demo workload.
+# Usage: hack/run.sh [DATA_DIR] [PORT]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data_dir=${1:-/var/lib/havre}
+port=${2:-6443}
+export PATH="/usr/local/go/bin:$PATH"
+
+mkdir -p "$data_dir"
+go build -trimpath -o bin/kubectl ./test/tools/kubectl
+if [ -f "$data_dir/havre.pid" ] && kill -0 "$(cat "$data_dir/havre.pid")" 2>/dev/null; then
+  echo ">> havre server already running (pid $(cat "$data_dir/havre.pid"))"
+else
+  echo ">> starting havre server (log: $data_dir/havre.log)"
+  nohup bin/havre server --data-dir "$data_dir" --https-port "$port" >"$data_dir/havre.log" 2>&1 &
+  echo $! >"$data_dir/havre.pid"
+fi
+for _ in $(seq 1 100); do
+  if curl -fsk "https://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$(cat "$data_dir/havre.pid")" 2>/dev/null; then
+    echo "havre server exited; its log:" >&2; cat "$data_dir/havre.log" >&2; exit 1
+  fi
+  sleep 0.1
+done
+export KUBECONFIG="$data_dir/admin.kubeconfig"
+echo ">> applying the demo workload (deploy/demo.yaml)"
+bin/kubectl apply --validate=false -f deploy/demo.yaml
+bin/kubectl get all -n demo
+cat <<MSG
+
+Havre is running. Use it with:
+  export KUBECONFIG=$KUBECONFIG
+  $(pwd)/bin/kubectl get namespaces
+Stop it with: kill \$(cat $data_dir/havre.pid)
+MSG

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, vet, staticcheck, then
+# every unit and end-to-end test with the race detector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo /root/go)/bin:$PATH"
+
+echo ">> gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "these files need gofmt:"; echo "$unformatted"; exit 1
+fi
+
+echo ">> go vet"
+go vet ./...
+
+echo ">> staticcheck"
+if ! command -v staticcheck >/dev/null 2>&1; then
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+staticcheck ./...
+
+echo ">> go test -race"
+# End-to-end tests build the havre binary with -race too.
+export HAVRE_TEST_RACE=1
+go test -race -count=1 -timeout 40m "$@" ./...
