@@ -29,6 +29,14 @@ type objects struct {
 	prefix string
 	gr     schema.GroupResource
 	typ    reflect.Type
+	// conv, when set, stores this resource as another one's type.
+	conv *storageConversion
+}
+
+// storeAs makes o keep its objects in other's keys, in other's type.
+func (o *objects) storeAs(other *objects, to, from func(runtime.Object) runtime.Object) {
+	o.prefix = other.prefix
+	o.conv = &storageConversion{storage: other, toStore: to, fromStor: from}
 }
 
 func newObjects(res *registry.Resource, s storage.Store) (*objects, error) {
@@ -69,6 +77,13 @@ func (o *objects) listPrefix(namespace string) string {
 }
 
 func (o *objects) decode(kv storage.KeyValue) (runtime.Object, error) {
+	if o.conv != nil {
+		obj, err := o.conv.storage.decode(kv)
+		if err != nil {
+			return nil, err
+		}
+		return o.conv.fromStor(obj), nil
+	}
 	obj, _, err := storageSerializer.Decode(kv.Value, nil, o.newObject())
 	if err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
@@ -80,6 +95,9 @@ func (o *objects) decode(kv storage.KeyValue) (runtime.Object, error) {
 }
 
 func (o *objects) encode(obj runtime.Object) ([]byte, error) {
+	if o.conv != nil {
+		return o.conv.storage.encode(o.conv.toStore(obj))
+	}
 	acc, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, err

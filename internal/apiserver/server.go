@@ -96,6 +96,9 @@ func New(cfg Config) (*Server, error) {
 		s.customise(h)
 		s.handlers[res.GroupVersionResource] = h
 	}
+	if ev, core := s.handler("events.k8s.io", "v1", "events"), s.handler("", "v1", "events"); ev != nil && core != nil {
+		ev.objs.storeAs(core.objs, eventToCore, eventFromCore)
+	}
 	s.discovery = newDiscovery(cfg.Resources, cfg.Version)
 
 	token := make([]byte, 32)
