@@ -6,6 +6,17 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/havre/havre/internal/registry"
+	appsreg "github.com/havre/havre/internal/registry/apps"
+	"github.com/havre/havre/internal/registry/autoscaling"
+	batchreg "github.com/havre/havre/internal/registry/batch"
+	"github.com/havre/havre/internal/registry/coordination"
+	corereg "github.com/havre/havre/internal/registry/core"
+	"github.com/havre/havre/internal/registry/discovery"
+	"github.com/havre/havre/internal/registry/events"
+	"github.com/havre/havre/internal/registry/networking"
+	"github.com/havre/havre/internal/registry/policy"
+	"github.com/havre/havre/internal/registry/scheduling"
+	"github.com/havre/havre/internal/registry/storage"
 )
 
 func gvr(group, version, resource string) schema.GroupVersionResource {
@@ -30,38 +41,37 @@ func Resources() []*registry.Resource {
 	core := schema.GroupVersion{Version: "v1"}
 	apps := schema.GroupVersion{Group: "apps", Version: "v1"}
 	batch := schema.GroupVersion{Group: "batch", Version: "v1"}
-	ds := registry.DefaultStrategy{}
 	all := []string{"all"}
 	return []*registry.Resource{
 		// core/v1
 		{GroupVersionResource: gvr("", "v1", "configmaps"), Kind: "ConfigMap", Singular: "configmap", Namespaced: true,
-			ShortNames: []string{"cm"}, Verbs: registry.VerbsAll, Strategy: ds},
+			ShortNames: []string{"cm"}, Verbs: registry.VerbsAll, Strategy: corereg.ConfigMapStrategy{}},
 		{GroupVersionResource: gvr("", "v1", "endpoints"), Kind: "Endpoints", Singular: "endpoints", Namespaced: true,
-			ShortNames: []string{"ep"}, Verbs: registry.VerbsAll, Strategy: ds},
+			ShortNames: []string{"ep"}, Verbs: registry.VerbsAll, Strategy: corereg.EndpointsStrategy{}},
 		{GroupVersionResource: gvr("", "v1", "events"), Kind: "Event", Singular: "event", Namespaced: true,
-			ShortNames: []string{"ev"}, Verbs: registry.VerbsAll, Strategy: ds},
+			ShortNames: []string{"ev"}, Verbs: registry.VerbsAll, Strategy: corereg.EventStrategy{}},
 		{GroupVersionResource: gvr("", "v1", "limitranges"), Kind: "LimitRange", Singular: "limitrange", Namespaced: true,
-			ShortNames: []string{"limits"}, Verbs: registry.VerbsAll, Strategy: ds},
+			ShortNames: []string{"limits"}, Verbs: registry.VerbsAll, Strategy: corereg.LimitRangeStrategy{}},
 		{GroupVersionResource: gvr("", "v1", "namespaces"), Kind: "Namespace", Singular: "namespace", Namespaced: false,
-			ShortNames: []string{"ns"}, Verbs: registry.VerbsNoCollection, Strategy: ds,
+			ShortNames: []string{"ns"}, Verbs: registry.VerbsNoCollection, Strategy: corereg.NamespaceStrategy{},
 			Subresources: []registry.Subresource{
 				{Name: registry.Finalize, Kind: core.WithKind("Namespace"), Verbs: []string{"update"}},
 				status(core, "Namespace"),
 			}},
 		{GroupVersionResource: gvr("", "v1", "nodes"), Kind: "Node", Singular: "node", Namespaced: false,
-			ShortNames: []string{"no"}, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"no"}, Verbs: registry.VerbsAll, Strategy: corereg.NodeStrategy{},
 			Subresources: []registry.Subresource{
 				{Name: registry.Proxy, Kind: core.WithKind("NodeProxyOptions"), Verbs: []string{"create", "delete", "get", "patch", "update"}},
 				status(core, "Node"),
 			}},
 		{GroupVersionResource: gvr("", "v1", "persistentvolumeclaims"), Kind: "PersistentVolumeClaim", Singular: "persistentvolumeclaim", Namespaced: true,
-			ShortNames: []string{"pvc"}, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"pvc"}, Verbs: registry.VerbsAll, Strategy: corereg.PersistentVolumeClaimStrategy{},
 			Subresources: []registry.Subresource{status(core, "PersistentVolumeClaim")}},
 		{GroupVersionResource: gvr("", "v1", "persistentvolumes"), Kind: "PersistentVolume", Singular: "persistentvolume", Namespaced: false,
-			ShortNames: []string{"pv"}, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"pv"}, Verbs: registry.VerbsAll, Strategy: corereg.PersistentVolumeStrategy{},
 			Subresources: []registry.Subresource{status(core, "PersistentVolume")}},
 		{GroupVersionResource: gvr("", "v1", "pods"), Kind: "Pod", Singular: "pod", Namespaced: true,
-			ShortNames: []string{"po"}, Categories: all, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"po"}, Categories: all, Verbs: registry.VerbsAll, Strategy: corereg.PodStrategy{},
 			Subresources: []registry.Subresource{
 				{Name: registry.Attach, Kind: core.WithKind("PodAttachOptions"), Verbs: []string{"create", "get"}},
 				{Name: registry.Binding, Kind: core.WithKind("Binding"), Verbs: registry.VerbsCreate},
@@ -73,14 +83,14 @@ func Resources() []*registry.Resource {
 				status(core, "Pod"),
 			}},
 		{GroupVersionResource: gvr("", "v1", "resourcequotas"), Kind: "ResourceQuota", Singular: "resourcequota", Namespaced: true,
-			ShortNames: []string{"quota"}, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"quota"}, Verbs: registry.VerbsAll, Strategy: corereg.ResourceQuotaStrategy{},
 			Subresources: []registry.Subresource{status(core, "ResourceQuota")}},
 		{GroupVersionResource: gvr("", "v1", "secrets"), Kind: "Secret", Singular: "secret", Namespaced: true,
-			Verbs: registry.VerbsAll, Strategy: ds},
+			Verbs: registry.VerbsAll, Strategy: corereg.SecretStrategy{}},
 		{GroupVersionResource: gvr("", "v1", "serviceaccounts"), Kind: "ServiceAccount", Singular: "serviceaccount", Namespaced: true,
-			ShortNames: []string{"sa"}, Verbs: registry.VerbsAll, Strategy: ds},
+			ShortNames: []string{"sa"}, Verbs: registry.VerbsAll, Strategy: corereg.ServiceAccountStrategy{}},
 		{GroupVersionResource: gvr("", "v1", "services"), Kind: "Service", Singular: "service", Namespaced: true,
-			ShortNames: []string{"svc"}, Categories: all, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"svc"}, Categories: all, Verbs: registry.VerbsAll, Strategy: corereg.ServiceStrategy{},
 			Subresources: []registry.Subresource{
 				{Name: registry.Proxy, Kind: core.WithKind("ServiceProxyOptions"), Verbs: []string{"create", "delete", "get", "patch", "update"}},
 				status(core, "Service"),
@@ -88,65 +98,65 @@ func Resources() []*registry.Resource {
 
 		// apps/v1
 		{GroupVersionResource: gvr("apps", "v1", "controllerrevisions"), Kind: "ControllerRevision", Singular: "controllerrevision", Namespaced: true,
-			Verbs: registry.VerbsAll, Strategy: ds},
+			Verbs: registry.VerbsAll, Strategy: appsreg.ControllerRevisionStrategy{}},
 		{GroupVersionResource: gvr("apps", "v1", "daemonsets"), Kind: "DaemonSet", Singular: "daemonset", Namespaced: true,
-			ShortNames: []string{"ds"}, Categories: all, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"ds"}, Categories: all, Verbs: registry.VerbsAll, Strategy: appsreg.DaemonSetStrategy{},
 			Subresources: []registry.Subresource{status(apps, "DaemonSet")}},
 		{GroupVersionResource: gvr("apps", "v1", "deployments"), Kind: "Deployment", Singular: "deployment", Namespaced: true,
-			ShortNames: []string{"deploy"}, Categories: all, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"deploy"}, Categories: all, Verbs: registry.VerbsAll, Strategy: appsreg.DeploymentStrategy{},
 			Subresources: []registry.Subresource{scale(), status(apps, "Deployment")}},
 		{GroupVersionResource: gvr("apps", "v1", "replicasets"), Kind: "ReplicaSet", Singular: "replicaset", Namespaced: true,
-			ShortNames: []string{"rs"}, Categories: all, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"rs"}, Categories: all, Verbs: registry.VerbsAll, Strategy: appsreg.ReplicaSetStrategy{},
 			Subresources: []registry.Subresource{scale(), status(apps, "ReplicaSet")}},
 		{GroupVersionResource: gvr("apps", "v1", "statefulsets"), Kind: "StatefulSet", Singular: "statefulset", Namespaced: true,
-			ShortNames: []string{"sts"}, Categories: all, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"sts"}, Categories: all, Verbs: registry.VerbsAll, Strategy: appsreg.StatefulSetStrategy{},
 			Subresources: []registry.Subresource{scale(), status(apps, "StatefulSet")}},
 
 		// autoscaling/v2
 		{GroupVersionResource: gvr("autoscaling", "v2", "horizontalpodautoscalers"), Kind: "HorizontalPodAutoscaler", Singular: "horizontalpodautoscaler", Namespaced: true,
-			ShortNames: []string{"hpa"}, Categories: all, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"hpa"}, Categories: all, Verbs: registry.VerbsAll, Strategy: autoscaling.HorizontalPodAutoscalerStrategy{},
 			Subresources: []registry.Subresource{status(schema.GroupVersion{Group: "autoscaling", Version: "v2"}, "HorizontalPodAutoscaler")}},
 
 		// batch/v1
 		{GroupVersionResource: gvr("batch", "v1", "cronjobs"), Kind: "CronJob", Singular: "cronjob", Namespaced: true,
-			ShortNames: []string{"cj"}, Categories: all, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"cj"}, Categories: all, Verbs: registry.VerbsAll, Strategy: batchreg.CronJobStrategy{},
 			Subresources: []registry.Subresource{status(batch, "CronJob")}},
 		{GroupVersionResource: gvr("batch", "v1", "jobs"), Kind: "Job", Singular: "job", Namespaced: true,
-			Categories: all, Verbs: registry.VerbsAll, Strategy: ds,
+			Categories: all, Verbs: registry.VerbsAll, Strategy: batchreg.JobStrategy{},
 			Subresources: []registry.Subresource{status(batch, "Job")}},
 
 		// coordination.k8s.io/v1
 		{GroupVersionResource: gvr("coordination.k8s.io", "v1", "leases"), Kind: "Lease", Singular: "lease", Namespaced: true,
-			Verbs: registry.VerbsAll, Strategy: ds},
+			Verbs: registry.VerbsAll, Strategy: coordination.LeaseStrategy{}},
 
 		// discovery.k8s.io/v1
 		{GroupVersionResource: gvr("discovery.k8s.io", "v1", "endpointslices"), Kind: "EndpointSlice", Singular: "endpointslice", Namespaced: true,
-			Verbs: registry.VerbsAll, Strategy: ds},
+			Verbs: registry.VerbsAll, Strategy: discovery.EndpointSliceStrategy{}},
 
 		// events.k8s.io/v1
 		{GroupVersionResource: gvr("events.k8s.io", "v1", "events"), Kind: "Event", Singular: "event", Namespaced: true,
-			ShortNames: []string{"ev"}, Verbs: registry.VerbsAll, Strategy: ds},
+			ShortNames: []string{"ev"}, Verbs: registry.VerbsAll, Strategy: events.EventStrategy{}},
 
 		// networking.k8s.io/v1
 		{GroupVersionResource: gvr("networking.k8s.io", "v1", "ingressclasses"), Kind: "IngressClass", Singular: "ingressclass", Namespaced: false,
-			Verbs: registry.VerbsAll, Strategy: ds},
+			Verbs: registry.VerbsAll, Strategy: networking.IngressClassStrategy{}},
 		{GroupVersionResource: gvr("networking.k8s.io", "v1", "ingresses"), Kind: "Ingress", Singular: "ingress", Namespaced: true,
-			ShortNames: []string{"ing"}, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"ing"}, Verbs: registry.VerbsAll, Strategy: networking.IngressStrategy{},
 			Subresources: []registry.Subresource{status(schema.GroupVersion{Group: "networking.k8s.io", Version: "v1"}, "Ingress")}},
 		{GroupVersionResource: gvr("networking.k8s.io", "v1", "networkpolicies"), Kind: "NetworkPolicy", Singular: "networkpolicy", Namespaced: true,
-			ShortNames: []string{"netpol"}, Verbs: registry.VerbsAll, Strategy: ds},
+			ShortNames: []string{"netpol"}, Verbs: registry.VerbsAll, Strategy: networking.NetworkPolicyStrategy{}},
 
 		// policy/v1
 		{GroupVersionResource: gvr("policy", "v1", "poddisruptionbudgets"), Kind: "PodDisruptionBudget", Singular: "poddisruptionbudget", Namespaced: true,
-			ShortNames: []string{"pdb"}, Verbs: registry.VerbsAll, Strategy: ds,
+			ShortNames: []string{"pdb"}, Verbs: registry.VerbsAll, Strategy: policy.PodDisruptionBudgetStrategy{},
 			Subresources: []registry.Subresource{status(schema.GroupVersion{Group: "policy", Version: "v1"}, "PodDisruptionBudget")}},
 
 		// scheduling.k8s.io/v1
 		{GroupVersionResource: gvr("scheduling.k8s.io", "v1", "priorityclasses"), Kind: "PriorityClass", Singular: "priorityclass", Namespaced: false,
-			ShortNames: []string{"pc"}, Verbs: registry.VerbsAll, Strategy: ds},
+			ShortNames: []string{"pc"}, Verbs: registry.VerbsAll, Strategy: scheduling.PriorityClassStrategy{}},
 
 		// storage.k8s.io/v1
 		{GroupVersionResource: gvr("storage.k8s.io", "v1", "storageclasses"), Kind: "StorageClass", Singular: "storageclass", Namespaced: false,
-			ShortNames: []string{"sc"}, Verbs: registry.VerbsAll, Strategy: ds},
+			ShortNames: []string{"sc"}, Verbs: registry.VerbsAll, Strategy: storage.StorageClassStrategy{}},
 	}
 }
