@@ -79,7 +79,8 @@ func (t EventType) String() string {
 	return "Unknown"
 }
 
-// Event is one change delivered to a watcher.
+// Event is one change delivered to a watcher. Events may share their
+// values with other watchers: treat them as read-only.
 type Event struct {
 	Type EventType
 	// KV is the key's new value (Created, Updated) or last value (Deleted).
@@ -141,11 +142,21 @@ type Store interface {
 	// revision greater than afterRevision (0 means: from now on). The channel
 	// is closed when ctx is done, the store closes, or after an Error event.
 	// A watcher that cannot keep up is ended with an Error event.
+	//
+	// An afterRevision below the compacted revision fails with ErrCompacted,
+	// either from Watch itself or as the channel's only (Error) event; a
+	// replay that compaction overtakes ends with such an Error event. An
+	// afterRevision beyond the current revision is allowed: its events
+	// arrive as the store gets there.
 	Watch(ctx context.Context, prefix string, afterRevision int64, opts WatchOptions) (<-chan Event, error)
 	// Compact discards history older than revision. Lists and watches at
-	// revisions below it then fail with ErrCompacted.
+	// revisions below it then fail with ErrCompacted; revision itself stays
+	// readable. Compacting to a revision at or below the compacted revision
+	// fails with ErrCompacted, beyond the current one with ErrFutureRevision.
 	Compact(ctx context.Context, revision int64) error
-	// Revision returns the current revision and the compacted revision.
+	// Revision returns the current revision and the compacted revision. A new
+	// store's current revision is at least 1, so that revision 0, which means
+	// "now" to List and Watch, never names a state a client could have read.
 	Revision(ctx context.Context) (current, compacted int64, err error)
 	// Close releases the store; it waits for in-flight writes.
 	Close() error
