@@ -259,14 +259,19 @@ func (h *resourceHandler) update(ctx context.Context, namespace, name string,
 		if err != nil {
 			return nil, err
 		}
+		if err := h.carryOver(obj, cur); err != nil {
+			return nil, err
+		}
 		if h.res.HasSubresource(registry.Status) {
 			copyStatus(obj, cur)
 		}
 		h.res.Strategy.Default(obj)
 		h.res.Strategy.PrepareForUpdate(ctx, obj, cur)
+		// metadata.generation is the server's: it counts spec changes.
+		acc, _ := meta.Accessor(obj)
+		curAcc, _ := meta.Accessor(cur)
+		acc.SetGeneration(curAcc.GetGeneration())
 		if h.trackGeneration && specChanged(obj, cur) {
-			acc, _ := meta.Accessor(obj)
-			curAcc, _ := meta.Accessor(cur)
 			acc.SetGeneration(curAcc.GetGeneration() + 1)
 		}
 		return obj, h.validateUpdate(ctx, obj, cur, h.res.Strategy.ValidateUpdate)
@@ -284,24 +289,11 @@ func (h *resourceHandler) writeUpdate(ctx context.Context, namespace, name strin
 		if err != nil {
 			return nil, err
 		}
-		acc, err := meta.Accessor(obj)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
+		if err := h.carryOver(obj, cur); err != nil {
+			return nil, err
 		}
+		acc, _ := meta.Accessor(obj)
 		curAcc, _ := meta.Accessor(cur)
-		if uid := acc.GetUID(); uid != "" && uid != curAcc.GetUID() {
-			return nil, apierrors.NewConflict(h.gr(), name,
-				fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, curAcc.GetUID()))
-		}
-		acc.SetUID(curAcc.GetUID())
-		acc.SetNamespace(curAcc.GetNamespace())
-		acc.SetCreationTimestamp(curAcc.GetCreationTimestamp())
-		acc.SetDeletionTimestamp(curAcc.GetDeletionTimestamp())
-		acc.SetDeletionGracePeriodSeconds(curAcc.GetDeletionGracePeriodSeconds())
-		acc.SetSelfLink("")
-		if !h.trackGeneration || acc.GetGeneration() < curAcc.GetGeneration() {
-			acc.SetGeneration(curAcc.GetGeneration())
-		}
 		// Unchanged objects are not written: the answer keeps the stored
 		// resourceVersion, as kube-apiserver does.
 		if rv := acc.GetResourceVersion(); rv == "" || rv == curAcc.GetResourceVersion() {
@@ -327,6 +319,35 @@ func (h *resourceHandler) writeUpdate(ctx context.Context, namespace, name strin
 		return final, nil
 	}
 	return h.finishIfDeleted(ctx, out)
+}
+
+// carryOver copies server-owned metadata from the stored object onto an
+// update, as kube-apiserver's BeforeUpdate does, after checking the
+// client's uid and resourceVersion preconditions.
+func (h *resourceHandler) carryOver(obj, cur runtime.Object) error {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return apierrors.NewBadRequest(err.Error())
+	}
+	curAcc, _ := meta.Accessor(cur)
+	name := curAcc.GetName()
+	if uid := acc.GetUID(); uid != "" && uid != curAcc.GetUID() {
+		return apierrors.NewConflict(h.gr(), name,
+			fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, curAcc.GetUID()))
+	}
+	if rv := acc.GetResourceVersion(); rv != "" && rv != curAcc.GetResourceVersion() {
+		return h.objs.conflict(name)
+	}
+	acc.SetUID(curAcc.GetUID())
+	acc.SetNamespace(curAcc.GetNamespace())
+	acc.SetCreationTimestamp(curAcc.GetCreationTimestamp())
+	acc.SetDeletionTimestamp(curAcc.GetDeletionTimestamp())
+	acc.SetDeletionGracePeriodSeconds(curAcc.GetDeletionGracePeriodSeconds())
+	acc.SetSelfLink("")
+	if !h.trackGeneration || acc.GetGeneration() < curAcc.GetGeneration() {
+		acc.SetGeneration(curAcc.GetGeneration())
+	}
+	return nil
 }
 
 // finishIfDeleted removes an object that is being deleted and has no

@@ -1,0 +1,603 @@
+package framework
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Environment variables understood by StartServer.
+const (
+	// EnvReadyTimeout overrides how long StartServer waits for /readyz
+	// (a Go duration, default 60s).
+	EnvReadyTimeout = "HAVRE_E2E_READY_TIMEOUT"
+	// EnvLogLines sets how many trailing lines of the server log are
+	// printed when a test fails (default 300; 0 prints all of it).
+	EnvLogLines = "HAVRE_E2E_LOG_LINES"
+)
+
+const (
+	defaultReadyTimeout = 60 * time.Second
+	stopTimeout         = 30 * time.Second
+	kubectlTimeout      = 2 * time.Minute
+	// KubeconfigName is the file the server writes into its data dir.
+	KubeconfigName = "admin.kubeconfig"
+)
+
+// Option tunes StartServer.
+type Option func(*serverOptions)
+
+type serverOptions struct {
+	args         []string
+	env          []string
+	readyTimeout time.Duration
+	binary       string
+}
+
+// WithArgs appends arguments to `havre server`.
+func WithArgs(args ...string) Option {
+	return func(o *serverOptions) { o.args = append(o.args, args...) }
+}
+
+// WithEnv adds KEY=VALUE pairs to the server's environment.
+func WithEnv(kv ...string) Option {
+	return func(o *serverOptions) { o.env = append(o.env, kv...) }
+}
+
+// WithReadyTimeout sets how long to wait for /readyz to answer 200.
+func WithReadyTimeout(d time.Duration) Option {
+	return func(o *serverOptions) { o.readyTimeout = d }
+}
+
+// WithBinary runs the given havre binary instead of the one built from the
+// work tree.
+func WithBinary(path string) Option {
+	return func(o *serverOptions) { o.binary = path }
+}
+
+// Server is a running `havre server` process on 127.0.0.1 with its own data
+// directory. Its methods are meant to be called from the test goroutine,
+// except the client accessors and Kubectl, which are safe anywhere.
+type Server struct {
+	t    testing.TB
+	opts serverOptions
+
+	binary          string
+	dataDir         string
+	logPath         string
+	kubectlCacheDir string
+	port            int
+
+	mu        sync.Mutex
+	proc      *process
+	starts    int
+	startedAt time.Time
+	readyAt   time.Time
+
+	cfgMu     sync.Mutex
+	config    *rest.Config // loaded from the kubeconfig after the first start
+	clientset kubernetes.Interface
+	dyn       dynamic.Interface
+}
+
+// process is one run of the binary.
+type process struct {
+	cmd   *exec.Cmd
+	done  chan struct{} // closed when Wait returns
+	state *os.ProcessState
+	err   error
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// StartServer starts `havre server` on a free loopback port with a fresh data
+// directory and waits until /readyz answers 200. The server is stopped with
+// SIGTERM when the test ends, and its log is printed if the test failed.
+func StartServer(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	o := serverOptions{readyTimeout: defaultReadyTimeout}
+	if v := os.Getenv(EnvReadyTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", EnvReadyTimeout, v, err)
+		}
+		o.readyTimeout = d
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	bin := o.binary
+	if bin == "" {
+		bin = Havre(t)
+	}
+	work := t.TempDir()
+	s := &Server{
+		t:               t,
+		opts:            o,
+		binary:          bin,
+		dataDir:         filepath.Join(work, "data"),
+		logPath:         filepath.Join(work, "havre.log"),
+		kubectlCacheDir: filepath.Join(work, "kubectl-cache"),
+	}
+	for _, d := range []string{s.dataDir, s.kubectlCacheDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Cleanups run last-in first-out: stop the server first, then print
+	// its log (including the shutdown) if the test failed.
+	t.Cleanup(s.dumpLogOnFailure)
+	t.Cleanup(s.cleanup)
+
+	// A port picked by listening on :0 may be taken again before the
+	// server binds it; retry a few times on "address already in use".
+	for attempt := 1; ; attempt++ {
+		port, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.port = port
+		err = s.start()
+		if err == nil {
+			break
+		}
+		if attempt < 3 && strings.Contains(s.Logs(), "address already in use") {
+			t.Logf("port %d was taken, retrying: %v", port, err)
+			continue
+		}
+		t.Fatalf("starting havre server: %v", err)
+	}
+	return s
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Args returns the command line the server is started with (without the
+// binary).
+func (s *Server) Args() []string {
+	args := []string{"server",
+		"--data-dir", s.dataDir,
+		"--https-port", strconv.Itoa(s.port),
+		"--bind-address", "127.0.0.1",
+		"--disable-agent",
+	}
+	return append(args, s.opts.args...)
+}
+
+// start runs the binary and waits for readiness. On error the process is
+// killed and reaped.
+func (s *Server) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil && !s.proc.exited() {
+		return errors.New("server is already running")
+	}
+	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	s.starts++
+	fmt.Fprintf(logFile, "===== framework: start #%d at %s: %s %s\n", s.starts,
+		time.Now().Format(time.RFC3339Nano), s.binary, strings.Join(s.Args(), " "))
+
+	cmd := exec.Command(s.binary, s.Args()...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.Env = append(os.Environ(), s.opts.env...)
+	configureChild(cmd)
+	startedAt := time.Now()
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return err
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		p.state = cmd.ProcessState
+		logFile.Close()
+		close(p.done)
+	}()
+	s.proc = p
+	s.startedAt = startedAt
+
+	readyAt, err := waitReady(p, s.URL("/readyz"), s.opts.readyTimeout)
+	if err != nil {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return err
+	}
+	s.readyAt = readyAt
+	return s.loadConfig()
+}
+
+// readyPollInterval is how often /readyz is polled while a server starts:
+// short, so that the measured time to readiness is close to the real one
+// (a refused connection costs next to nothing).
+const readyPollInterval = 5 * time.Millisecond
+
+// waitReady polls /readyz (without credentials, not verifying the serving
+// certificate, which is signed by the server's own CA) until it answers 200
+// and returns when it did.
+func waitReady(p *process, url string, timeout time.Duration) (time.Time, error) {
+	client := &http.Client{
+		Timeout: 2 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // health probe only
+			DisableKeepAlives: true,
+		},
+	}
+	deadline := time.Now().Add(timeout)
+	ticker := time.NewTicker(readyPollInterval)
+	defer ticker.Stop()
+	last := "no answer"
+	for {
+		if p.exited() {
+			return time.Time{}, fmt.Errorf("server exited before it was ready (%v); see the log", p.err)
+		}
+		resp, err := client.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Now(), nil
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("GET %s: not ready within %v (last answer: %s)", url, timeout, last)
+		}
+		select {
+		case <-ticker.C:
+		case <-p.done:
+		}
+	}
+}
+
+// loadConfig reads the admin kubeconfig. After a restart the credentials
+// must be the ones the server had before (the data dir keeps them).
+func (s *Server) loadConfig() error {
+	path := s.Kubeconfig()
+	var cfg *rest.Config
+	err := WaitFor(5*time.Second, func() (bool, error) {
+		c, err := clientcmd.BuildConfigFromFlags("", path)
+		if err != nil {
+			return false, err
+		}
+		cfg = c
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("server is ready but %s is not a usable kubeconfig: %w", path, err)
+	}
+	// Tests issue many requests; client-go's default 5 QPS would throttle
+	// them. A negative QPS disables client-side rate limiting.
+	cfg.QPS = -1
+	cfg.Burst = 0
+	cfg.UserAgent = "havre-e2e"
+
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	if s.config != nil {
+		if !bytes.Equal(s.config.CAData, cfg.CAData) ||
+			!bytes.Equal(s.config.CertData, cfg.CertData) ||
+			s.config.BearerToken != cfg.BearerToken ||
+			s.config.Host != cfg.Host {
+			return errors.New("the admin kubeconfig changed across a restart on the same data dir (credentials or CA were not kept)")
+		}
+		return nil
+	}
+	s.config = cfg
+	return nil
+}
+
+// cleanup stops the server at the end of the test.
+func (s *Server) cleanup() {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil || p.exited() {
+		return
+	}
+	s.Stop()
+}
+
+func (s *Server) dumpLogOnFailure() {
+	if !s.t.Failed() {
+		return
+	}
+	lines := 300
+	if v := os.Getenv(EnvLogLines); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			lines = n
+		}
+	}
+	s.t.Logf("havre server log (%s, last %d lines; %s=0 for all):\n%s", s.logPath, lines, EnvLogLines, tail(s.Logs(), lines))
+}
+
+func tail(text string, n int) string {
+	if n <= 0 {
+		return text
+	}
+	lines := strings.SplitAfter(text, "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1] // text ended with a newline
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "")
+}
+
+// signalAndWait sends sig and waits up to timeout for the process to exit.
+func (s *Server) signalAndWait(sig os.Signal, timeout time.Duration) (*process, error) {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil {
+		return nil, errors.New("server was never started")
+	}
+	if p.exited() {
+		return p, fmt.Errorf("server had already exited: %v", p.state)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return p, err
+	}
+	select {
+	case <-p.done:
+		return p, nil
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return p, fmt.Errorf("server did not exit within %v of %v; killed it", timeout, sig)
+	}
+}
+
+// Stop sends SIGTERM and waits for the server to exit. A clean shutdown
+// exits 0; anything else fails the test. It returns the exit code (-1 when
+// the process died of a signal).
+func (s *Server) Stop() int {
+	s.t.Helper()
+	p, err := s.signalAndWait(syscall.SIGTERM, stopTimeout)
+	if err != nil {
+		s.t.Errorf("stopping havre server: %v", err)
+	}
+	if p == nil || p.state == nil {
+		return -1
+	}
+	if code := p.state.ExitCode(); code != 0 || err != nil {
+		if err == nil {
+			s.t.Errorf("havre server did not shut down cleanly on SIGTERM: %v", p.state)
+		}
+		return code
+	}
+	return 0
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (s *Server) Kill() {
+	s.t.Helper()
+	if _, err := s.signalAndWait(syscall.SIGKILL, stopTimeout); err != nil {
+		s.t.Fatalf("killing havre server: %v", err)
+	}
+}
+
+// Restart stops the server if it is running (SIGTERM) and starts it again
+// on the same port with the same data dir, waiting for readiness.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.mu.Lock()
+	running := s.proc != nil && !s.proc.exited()
+	s.mu.Unlock()
+	if running {
+		s.Stop()
+	}
+	if err := s.start(); err != nil {
+		s.t.Fatalf("restarting havre server: %v", err)
+	}
+}
+
+// Running reports whether the server process is alive.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc != nil && !s.proc.exited()
+}
+
+// PID returns the process id of the current run.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc.cmd.Process.Pid
+}
+
+// StartedAt returns when the current run was exec'd.
+func (s *Server) StartedAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.startedAt
+}
+
+// ReadyAt returns when /readyz first answered 200 in the current run.
+func (s *Server) ReadyAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.readyAt
+}
+
+// Port returns the HTTPS port.
+func (s *Server) Port() int { return s.port }
+
+// DataDir returns the server's data directory.
+func (s *Server) DataDir() string { return s.dataDir }
+
+// LogPath returns the file the server's stdout and stderr go to.
+func (s *Server) LogPath() string { return s.logPath }
+
+// Logs returns everything the server has logged so far, across restarts.
+func (s *Server) Logs() string {
+	data, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return fmt.Sprintf("(reading %s: %v)", s.logPath, err)
+	}
+	return string(data)
+}
+
+// URL returns https://127.0.0.1:PORT followed by path.
+func (s *Server) URL(path string) string {
+	return "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) + path
+}
+
+// Kubeconfig returns the path of the admin kubeconfig the server wrote.
+func (s *Server) Kubeconfig() string { return filepath.Join(s.dataDir, KubeconfigName) }
+
+// RESTConfig returns a copy of the admin client configuration, with
+// client-side rate limiting disabled.
+func (s *Server) RESTConfig() *rest.Config {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	if s.config == nil {
+		s.t.Fatal("server has no client configuration (never started?)")
+	}
+	return rest.CopyConfig(s.config)
+}
+
+// Clientset returns a typed client for the admin user. Like every
+// client-go typed client it sends protobuf bodies.
+func (s *Server) Clientset() kubernetes.Interface {
+	cfg := s.RESTConfig()
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	if s.clientset == nil {
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			s.t.Fatalf("creating clientset: %v", err)
+		}
+		s.clientset = cs
+	}
+	return s.clientset
+}
+
+// Dynamic returns a dynamic (unstructured, JSON) client for the admin user.
+func (s *Server) Dynamic() dynamic.Interface {
+	cfg := s.RESTConfig()
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	if s.dyn == nil {
+		d, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			s.t.Fatalf("creating dynamic client: %v", err)
+		}
+		s.dyn = d
+	}
+	return s.dyn
+}
+
+// HTTPClient returns an http.Client that trusts the server's CA and
+// authenticates as the admin user, for raw requests.
+func (s *Server) HTTPClient() *http.Client {
+	c, err := rest.HTTPClientFor(s.RESTConfig())
+	if err != nil {
+		s.t.Fatalf("creating HTTP client: %v", err)
+	}
+	return c
+}
+
+// AnonymousHTTPClient returns an http.Client that trusts the server's CA but
+// presents no credentials.
+func (s *Server) AnonymousHTTPClient() *http.Client {
+	anon := rest.AnonymousClientConfig(s.RESTConfig())
+	c, err := rest.HTTPClientFor(anon)
+	if err != nil {
+		s.t.Fatalf("creating HTTP client: %v", err)
+	}
+	return c
+}
+
+// KubectlCommand returns an unstarted kubectl command against this server,
+// for long-running invocations such as `get -w`. The caller owns its
+// lifetime (cancel ctx to kill it).
+func (s *Server) KubectlCommand(ctx context.Context, args ...string) *exec.Cmd {
+	bin := Kubectl(s.t)
+	full := append([]string{"--kubeconfig", s.Kubeconfig(), "--cache-dir", s.kubectlCacheDir}, args...)
+	cmd := exec.CommandContext(ctx, bin, full...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.Kubeconfig(), "HOME="+s.kubectlCacheDir)
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// Kubectl runs kubectl with this server's admin kubeconfig and a cache
+// directory of its own, and returns its output. err is non-nil when kubectl
+// exits non-zero or runs longer than two minutes.
+func (s *Server) Kubectl(args ...string) (stdout, stderr string, err error) {
+	return s.KubectlStdin("", args...)
+}
+
+// KubectlStdin is Kubectl with the given standard input (for `-f -`).
+func (s *Server) KubectlStdin(stdin string, args ...string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), kubectlTimeout)
+	defer cancel()
+	cmd := s.KubectlCommand(ctx, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &errOut
+	cmd.Stdin = strings.NewReader(stdin)
+	err = cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("kubectl %s: %w", strings.Join(args, " "), err)
+	}
+	return out.String(), errOut.String(), err
+}
+
+// MustKubectl runs kubectl and fails t if it exits non-zero; it returns
+// standard output. t is the calling (sub)test, which may differ from the test
+// that started the server.
+func (s *Server) MustKubectl(t testing.TB, args ...string) string {
+	t.Helper()
+	return s.MustKubectlStdin(t, "", args...)
+}
+
+// MustKubectlStdin is MustKubectl with standard input.
+func (s *Server) MustKubectlStdin(t testing.TB, stdin string, args ...string) string {
+	t.Helper()
+	out, errOut, err := s.KubectlStdin(stdin, args...)
+	if err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	}
+	return out
+}
