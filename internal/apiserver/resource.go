@@ -37,6 +37,8 @@ type resourceHandler struct {
 	hooks resourceHooks
 	// createMu serialises creates when a hook allocates from shared state.
 	createMu sync.Mutex
+	// events shares decoding and encoding of watched versions.
+	events eventCache
 }
 
 // resourceHooks are the server-side behaviours a few kinds need beyond their

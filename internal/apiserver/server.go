@@ -56,6 +56,9 @@ type Config struct {
 	ServiceCIDR string
 	// NodePortRange is the range of Service node ports, "30000-32767".
 	NodePortRange string
+	// Profiling serves Go's profiles at /debug/pprof to authorized users,
+	// as kube-apiserver's --profiling does.
+	Profiling bool
 }
 
 // Server serves the Kubernetes API.
@@ -253,6 +256,10 @@ func (s *Server) serveAuthorized(w http.ResponseWriter, r *http.Request) {
 	}
 	if !info.resourceRequest {
 		if s.discovery.serve(w, r) {
+			return
+		}
+		if s.cfg.Profiling && strings.HasPrefix(r.URL.Path, "/debug/pprof") {
+			servePprof(w, r)
 			return
 		}
 		writeError(w, errNotFoundPath())

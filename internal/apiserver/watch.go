@@ -33,22 +33,44 @@ type watchStream struct {
 	h       *resourceHandler
 }
 
-func (s *watchStream) send(typ watch.EventType, obj runtime.Object) error {
+// encode serialises one event object in the stream's media type.
+func (s *watchStream) encode(typ watch.EventType, obj runtime.Object) ([]byte, error) {
 	if s.out.table && typ != watch.Bookmark && typ != watch.Error {
-		t, err := toTable(obj, s.topts)
+		t, err := toTable(obj.DeepCopyObject(), s.topts)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		obj = t
 	}
 	gv, err := groupVersionOf(obj)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	raw, err := runtime.Encode(codecs.EncoderForVersion(s.out.info.Serializer, gv), obj)
+	return runtime.Encode(codecs.EncoderForVersion(s.out.info.Serializer, gv), obj)
+}
+
+func (s *watchStream) send(typ watch.EventType, obj runtime.Object) error {
+	raw, err := s.encode(typ, obj)
 	if err != nil {
 		return err
 	}
+	return s.sendRaw(typ, raw)
+}
+
+// sendVersion sends a stored version, sharing its encoding with the other
+// watchers through the event cache (Tables are per request and not shared).
+func (s *watchStream) sendVersion(typ watch.EventType, v *cachedVersion) error {
+	if s.out.table {
+		return s.send(typ, v.obj)
+	}
+	raw, err := v.encoded(s.out.info.MediaType, func(obj runtime.Object) ([]byte, error) { return s.encode(typ, obj) })
+	if err != nil {
+		return err
+	}
+	return s.sendRaw(typ, raw)
+}
+
+func (s *watchStream) sendRaw(typ watch.EventType, raw []byte) error {
 	if err := s.enc.Encode(&metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw}}); err != nil {
 		return err
 	}
@@ -200,14 +222,14 @@ func (h *resourceHandler) sendEvent(s *watchStream, ev storage.Event, pred predi
 		_ = s.send(watch.Error, &st)
 		return ev.Err
 	}
-	obj, err := h.objs.decode(ev.KV)
+	obj, version, err := h.events.decode(h.objs, ev.KV)
 	if err != nil {
 		return err
 	}
 	matches := pred.matches(obj)
 	var prevMatches bool
 	if ev.PrevKV != nil && !pred.empty() {
-		prev, err := h.objs.decode(*ev.PrevKV)
+		prev, _, err := h.events.decode(h.objs, *ev.PrevKV)
 		if err != nil {
 			return err
 		}
@@ -218,20 +240,20 @@ func (h *resourceHandler) sendEvent(s *watchStream, ev storage.Event, pred predi
 	switch ev.Type {
 	case storage.Created:
 		if matches {
-			return s.send(watch.Added, obj)
+			return s.sendVersion(watch.Added, version)
 		}
 	case storage.Updated:
 		switch {
 		case matches && prevMatches:
-			return s.send(watch.Modified, obj)
+			return s.sendVersion(watch.Modified, version)
 		case matches:
-			return s.send(watch.Added, obj)
+			return s.sendVersion(watch.Added, version)
 		case prevMatches:
-			return s.send(watch.Deleted, obj)
+			return s.sendVersion(watch.Deleted, version)
 		}
 	case storage.Deleted:
 		if matches || prevMatches {
-			return s.send(watch.Deleted, obj)
+			return s.sendVersion(watch.Deleted, version)
 		}
 	}
 	return nil

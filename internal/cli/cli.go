@@ -76,6 +76,7 @@ func newServerCommand() *cobra.Command {
 	f.DurationVar(&o.CompactionInterval, "compaction-interval", 5*time.Minute, "how often store history older than one interval is compacted")
 	f.StringVar(&o.ServiceCIDR, "service-cidr", "10.43.0.0/16", "IPv4 range of Service cluster IPs")
 	f.StringVar(&o.NodePortRange, "service-node-port-range", "30000-32767", "range of Service node ports")
+	f.BoolVar(&o.Profiling, "profiling", true, "serve Go profiles at /debug/pprof to authorized users")
 	f.BoolVar(&disableAgent, "disable-agent", false, "do not run a node agent in this process")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	return cmd

@@ -39,6 +39,7 @@ type Options struct {
 	CompactionInterval time.Duration
 	ServiceCIDR        string
 	NodePortRange      string
+	Profiling          bool
 	// Started is when the process started, for the readiness log line.
 	Started time.Time
 }
@@ -94,6 +95,7 @@ func Run(ctx context.Context, o Options) error {
 		CompactionInterval: o.CompactionInterval,
 		ServiceCIDR:        o.ServiceCIDR,
 		NodePortRange:      o.NodePortRange,
+		Profiling:          o.Profiling,
 	})
 	if err != nil {
 		return err
