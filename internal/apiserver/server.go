@@ -31,6 +31,7 @@ import (
 
 	"github.com/havre/havre/internal/auth"
 	"github.com/havre/havre/internal/registry"
+	"github.com/havre/havre/internal/registry/core"
 	"github.com/havre/havre/internal/storage"
 )
 
@@ -90,6 +91,8 @@ func New(cfg Config) (*Server, error) {
 	if s.services, err = newServiceAllocator(s, cfg.ServiceCIDR, cfg.NodePortRange); err != nil {
 		return nil, err
 	}
+	// The Service strategy validates requested node ports against the range.
+	core.NodePortMin, core.NodePortMax = s.services.portLow, s.services.portHigh
 	for _, res := range cfg.Resources {
 		objs, err := newObjects(res, cfg.Store)
 		if err != nil {

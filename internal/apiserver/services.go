@@ -15,8 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/havre/havre/internal/registry/core"
 )
 
 // serviceAllocator hands out Service cluster IPs and node ports. It derives
@@ -46,8 +44,6 @@ func newServiceAllocator(s *Server, cidr, portRange string) (*serviceAllocator, 
 	if !ok || err1 != nil || err2 != nil || low < 1 || high > 65535 || low > high {
 		return nil, fmt.Errorf("node port range %q: want LOW-HIGH", portRange)
 	}
-	// The Service strategy validates requested node ports against the range.
-	core.NodePortMin, core.NodePortMax = int32(low), int32(high)
 	return &serviceAllocator{
 		srv: s, cidr: n, base: new(big.Int).SetBytes(n.IP.To4()), size: int64(1) << (bits - ones),
 		portLow: int32(low), portHigh: int32(high), nextIP: 10, nextPort: int32(low),
