@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the benchmarks recorded in BENCHMARKS.md. Run on an otherwise idle
+# machine: client and server share its cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+echo ">> store (internal/storage/bolt)"
+go test -run '^$' -bench . -benchtime 2s -benchmem ./internal/storage/bolt/
+echo ">> API through client-go over HTTPS (test/e2e/api)"
+go test -run '^$' -bench . -benchtime 3s ./test/e2e/api/
