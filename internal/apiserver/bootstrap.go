@@ -46,7 +46,7 @@ func ensure(ctx context.Context, h *resourceHandler, obj runtime.Object) error {
 	if _, err := h.objs.get(ctx, acc.GetNamespace(), acc.GetName()); !apierrors.IsNotFound(err) {
 		return err
 	}
-	_, err = h.create(ctx, obj, false)
+	_, err = h.create(ctx, obj, writeOptions{manager: "havre"})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
 	}

@@ -101,6 +101,17 @@ func negotiateOutput(r *http.Request) (outputFormat, error) {
 	return outputFormat{}, errNotAcceptable(accept)
 }
 
+// strictSerializerFor returns the decoder that reports unknown and
+// duplicate fields, for the media types that have one (JSON, YAML).
+func strictSerializerFor(mediaType string) (runtime.Serializer, bool) {
+	for _, info := range codecs.SupportedMediaTypes() {
+		if info.MediaType == mediaType && info.StrictSerializer != nil {
+			return info.StrictSerializer, true
+		}
+	}
+	return nil, false
+}
+
 // negotiateInput returns the decoder for the request body.
 func negotiateInput(r *http.Request) (runtime.SerializerInfo, error) {
 	ct := r.Header.Get("Content-Type")

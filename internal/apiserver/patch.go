@@ -14,10 +14,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"sigs.k8s.io/yaml"
 )
 
 var supportedPatchTypes = []string{
-	string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType),
+	string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType), string(types.ApplyYAMLPatchType),
 }
 
 // patcher applies one PATCH request body to objects of one kind.
@@ -28,16 +29,19 @@ type patcher struct {
 	// newObj returns an empty object of the kind, for strategic merge
 	// metadata and for decoding.
 	newObj func() runtime.Object
+	// validation and w: fieldValidation of the patched object.
+	validation string
+	w          http.ResponseWriter
 }
 
-func newPatcher(r *http.Request, gvk schema.GroupVersionKind, newObj func() runtime.Object) (*patcher, error) {
+func newPatcher(w http.ResponseWriter, r *http.Request, gvk schema.GroupVersionKind, newObj func() runtime.Object, validation string) (*patcher, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
 		mt = r.Header.Get("Content-Type")
 	}
 	typ := types.PatchType(mt)
 	switch typ {
-	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
+	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType, types.ApplyYAMLPatchType:
 	default:
 		return nil, &apierrors.StatusError{ErrStatus: metav1.Status{
 			Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
@@ -48,12 +52,17 @@ func newPatcher(r *http.Request, gvk schema.GroupVersionKind, newObj func() runt
 	if err != nil {
 		return nil, err
 	}
-	p := &patcher{typ: typ, body: body, gvk: gvk, newObj: newObj}
-	if typ == types.JSONPatchType {
+	p := &patcher{typ: typ, body: body, gvk: gvk, newObj: newObj, validation: validation, w: w}
+	switch {
+	case typ == types.ApplyYAMLPatchType:
+		if p.body, err = yaml.YAMLToJSON(body); err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err))
+		}
+	case typ == types.JSONPatchType:
 		if _, err := jsonpatch.DecodePatch(body); err != nil {
 			return nil, apierrors.NewBadRequest(err.Error())
 		}
-	} else if !json.Valid(body) {
+	case !json.Valid(body):
 		return nil, apierrors.NewBadRequest("error decoding patch: invalid JSON document")
 	}
 	return p, nil
@@ -86,9 +95,13 @@ func (p *patcher) apply(cur runtime.Object) (runtime.Object, error) {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
 	gvk := p.gvk
-	obj, got, err := codecs.UniversalDeserializer().Decode(patched, &gvk, p.newObj())
-	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+	decoder := codecs.UniversalDeserializer()
+	if strict, ok := strictSerializerFor(mediaJSON); ok && p.validation != "Ignore" {
+		decoder = strict
+	}
+	obj, got, err := decoder.Decode(patched, &gvk, p.newObj())
+	if err = fieldValidationError(p.w, p.gvk, err, p.validation); err != nil {
+		return nil, err
 	}
 	if got.GroupVersion() != p.gvk.GroupVersion() || got.Kind != p.gvk.Kind {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch may not change the kind or apiVersion (from %s to %s)", p.gvk, got))

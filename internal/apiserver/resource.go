@@ -39,6 +39,8 @@ type resourceHandler struct {
 	createMu sync.Mutex
 	// events shares decoding and encoding of watched versions.
 	events eventCache
+	// managers maintain managedFields.
+	managers fieldManagers
 }
 
 // resourceHooks are the server-side behaviours a few kinds need beyond their
@@ -112,12 +114,12 @@ func (h *resourceHandler) serve(w http.ResponseWriter, r *http.Request, info req
 func (h *resourceHandler) serveCreate(w http.ResponseWriter, r *http.Request, info requestInfo) {
 	ctx, cancel := requestContext(r)
 	defer cancel()
-	dryRun, err := isDryRun(r)
+	opts, err := parseWriteOptions(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	obj, err := decodeBody(r, h.res.GroupVersionKind(), h.objs.newObject())
+	obj, err := decodeBody(w, r, h.res.GroupVersionKind(), h.objs.newObject(), opts.validation)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -126,7 +128,7 @@ func (h *resourceHandler) serveCreate(w http.ResponseWriter, r *http.Request, in
 		writeError(w, err)
 		return
 	}
-	out, err := h.create(ctx, obj, dryRun)
+	out, err := h.create(ctx, obj, opts)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -156,7 +158,7 @@ func (h *resourceHandler) checkNamespace(obj runtime.Object, namespace string) e
 
 // create runs the create path shared by POST, PUT-creates and the server's
 // own bootstrap objects.
-func (h *resourceHandler) create(ctx context.Context, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+func (h *resourceHandler) create(ctx context.Context, obj runtime.Object, opts writeOptions) (runtime.Object, error) {
 	acc, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
@@ -196,7 +198,14 @@ func (h *resourceHandler) create(ctx context.Context, obj runtime.Object, dryRun
 	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(h.res.GroupVersionKind().GroupKind(), acc.GetName(), errs)
 	}
-	if dryRun {
+	obj, err = h.trackManagedFields(h.objs.newObject(), obj, opts, "")
+	if err != nil {
+		return nil, err
+	}
+	if acc, err = meta.Accessor(obj); err != nil {
+		return nil, err
+	}
+	if opts.dryRun {
 		return obj, nil
 	}
 	for attempt := 0; ; attempt++ {
@@ -215,12 +224,12 @@ func (h *resourceHandler) create(ctx context.Context, obj runtime.Object, dryRun
 func (h *resourceHandler) serveUpdate(w http.ResponseWriter, r *http.Request, info requestInfo) {
 	ctx, cancel := requestContext(r)
 	defer cancel()
-	dryRun, err := isDryRun(r)
+	opts, err := parseWriteOptions(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	obj, err := decodeBody(r, h.res.GroupVersionKind(), h.objs.newObject())
+	obj, err := decodeBody(w, r, h.res.GroupVersionKind(), h.objs.newObject(), opts.validation)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -236,9 +245,9 @@ func (h *resourceHandler) serveUpdate(w http.ResponseWriter, r *http.Request, in
 	}
 	out, err := h.update(ctx, info.namespace, info.name, func(runtime.Object) (runtime.Object, error) {
 		return obj.DeepCopyObject(), nil
-	}, dryRun)
+	}, opts)
 	if apierrors.IsNotFound(err) && h.createOnUpdate {
-		out, err = h.create(ctx, obj, dryRun)
+		out, err = h.create(ctx, obj, opts)
 		if err == nil {
 			writeObject(w, r, http.StatusCreated, out)
 			return
@@ -255,8 +264,8 @@ func (h *resourceHandler) serveUpdate(w http.ResponseWriter, r *http.Request, in
 // object from the current one; status, identity and server-owned metadata
 // are kept from the stored object.
 func (h *resourceHandler) update(ctx context.Context, namespace, name string,
-	newObj func(cur runtime.Object) (runtime.Object, error), dryRun bool) (runtime.Object, error) {
-	return h.writeUpdate(ctx, namespace, name, dryRun, func(cur runtime.Object) (runtime.Object, error) {
+	newObj func(cur runtime.Object) (runtime.Object, error), opts writeOptions) (runtime.Object, error) {
+	return h.writeUpdate(ctx, namespace, name, opts.dryRun, func(cur runtime.Object) (runtime.Object, error) {
 		obj, err := newObj(cur)
 		if err != nil {
 			return nil, err
@@ -276,7 +285,10 @@ func (h *resourceHandler) update(ctx context.Context, namespace, name string,
 		if h.trackGeneration && specChanged(obj, cur) {
 			acc.SetGeneration(curAcc.GetGeneration() + 1)
 		}
-		return obj, h.validateUpdate(ctx, obj, cur, h.res.Strategy.ValidateUpdate)
+		if err := h.validateUpdate(ctx, obj, cur, h.res.Strategy.ValidateUpdate); err != nil {
+			return nil, err
+		}
+		return h.trackManagedFields(cur, obj, opts, "")
 	})
 }
 

@@ -86,6 +86,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.NodePortRange == "" {
 		cfg.NodePortRange = "30000-32767"
 	}
+	startTypeConverter()
 	s := &Server{cfg: cfg, handlers: map[schema.GroupVersionResource]*resourceHandler{}, ready: make(chan struct{})}
 	var err error
 	if s.services, err = newServiceAllocator(s, cfg.ServiceCIDR, cfg.NodePortRange); err != nil {

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/havre/havre/internal/registry"
@@ -22,17 +23,21 @@ import (
 func (h *resourceHandler) servePatch(w http.ResponseWriter, r *http.Request, info requestInfo) {
 	ctx, cancel := requestContext(r)
 	defer cancel()
-	dryRun, err := isDryRun(r)
+	opts, err := parseWriteOptions(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	p, err := newPatcher(r, h.res.GroupVersionKind(), h.objs.newObject)
+	p, err := newPatcher(w, r, h.res.GroupVersionKind(), h.objs.newObject, opts.validation)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	out, err := h.update(ctx, info.namespace, info.name, p.apply, dryRun)
+	if p.typ == types.ApplyYAMLPatchType {
+		h.serveApply(ctx, w, r, info, p, opts)
+		return
+	}
+	out, err := h.update(ctx, info.namespace, info.name, p.apply, opts)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -53,17 +58,22 @@ func (h *resourceHandler) serveSubresource(w http.ResponseWriter, r *http.Reques
 	}
 	ctx, cancel := requestContext(r)
 	defer cancel()
+	opts, err := parseWriteOptions(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	switch info.subresource {
 	case registry.Status:
-		h.serveStatus(ctx, w, r, info)
+		h.serveStatus(ctx, w, r, info, opts)
 	case registry.Scale:
-		h.serveScale(ctx, w, r, info)
+		h.serveScale(ctx, w, r, info, opts)
 	case registry.Binding:
-		h.serveBinding(ctx, w, r, info)
+		h.serveBinding(ctx, w, r, info, opts)
 	case registry.Eviction:
-		h.serveEviction(ctx, w, r, info)
+		h.serveEviction(ctx, w, r, info, opts)
 	case registry.Finalize:
-		h.serveFinalize(ctx, w, r, info)
+		h.serveFinalize(ctx, w, r, info, opts)
 	default:
 		writeError(w, apierrors.NewServiceUnavailable(fmt.Sprintf(
 			"%s/%s is served by the node agent, which this server does not run", h.res.Resource, info.subresource)))
@@ -80,12 +90,7 @@ func contains(list []string, s string) bool {
 }
 
 // serveStatus serves the status subresource: writes keep only the status.
-func (h *resourceHandler) serveStatus(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) {
-	dryRun, err := isDryRun(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
+func (h *resourceHandler) serveStatus(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo, opts writeOptions) {
 	var desired func(cur runtime.Object) (runtime.Object, error)
 	switch info.verb {
 	case "get":
@@ -97,7 +102,7 @@ func (h *resourceHandler) serveStatus(ctx context.Context, w http.ResponseWriter
 		writeObject(w, r, http.StatusOK, obj)
 		return
 	case "update":
-		obj, err := decodeBody(r, h.res.GroupVersionKind(), h.objs.newObject())
+		obj, err := decodeBody(w, r, h.res.GroupVersionKind(), h.objs.newObject(), opts.validation)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -108,14 +113,18 @@ func (h *resourceHandler) serveStatus(ctx context.Context, w http.ResponseWriter
 		}
 		desired = func(runtime.Object) (runtime.Object, error) { return obj.DeepCopyObject(), nil }
 	case "patch":
-		p, err := newPatcher(r, h.res.GroupVersionKind(), h.objs.newObject)
+		p, err := newPatcher(w, r, h.res.GroupVersionKind(), h.objs.newObject, opts.validation)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
+		if p.typ == types.ApplyYAMLPatchType {
+			writeError(w, errApplyUnsupported(h.res.Resource+"/"+info.subresource))
+			return
+		}
 		desired = p.apply
 	}
-	out, err := h.writeUpdate(ctx, info.namespace, info.name, dryRun, func(cur runtime.Object) (runtime.Object, error) {
+	out, err := h.writeUpdate(ctx, info.namespace, info.name, opts.dryRun, func(cur runtime.Object) (runtime.Object, error) {
 		obj, err := desired(cur)
 		if err != nil {
 			return nil, err
@@ -133,7 +142,10 @@ func (h *resourceHandler) serveStatus(ctx context.Context, w http.ResponseWriter
 		if ss, ok := h.res.Strategy.(registry.StatusStrategy); ok {
 			kind = ss.ValidateStatusUpdate
 		}
-		return next, h.validateUpdate(ctx, next, cur, kind)
+		if err := h.validateUpdate(ctx, next, cur, kind); err != nil {
+			return nil, err
+		}
+		return h.trackManagedFields(cur, next, opts, registry.Status)
 	})
 	if err != nil {
 		writeError(w, err)
@@ -181,12 +193,7 @@ func toScale(obj runtime.Object) (*autoscalingv1.Scale, error) {
 	return s, nil
 }
 
-func (h *resourceHandler) serveScale(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) {
-	dryRun, err := isDryRun(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
+func (h *resourceHandler) serveScale(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo, opts writeOptions) {
 	scaleGVK := autoscalingv1.SchemeGroupVersion.WithKind("Scale")
 	var desired func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error)
 	switch info.verb {
@@ -202,16 +209,20 @@ func (h *resourceHandler) serveScale(ctx context.Context, w http.ResponseWriter,
 		writeError(w, err)
 		return
 	case "update":
-		in, err := decodeBody(r, scaleGVK, &autoscalingv1.Scale{})
+		in, err := decodeBody(w, r, scaleGVK, &autoscalingv1.Scale{}, opts.validation)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
 		desired = func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return in.(*autoscalingv1.Scale), nil }
 	case "patch":
-		p, err := newPatcher(r, scaleGVK, func() runtime.Object { return &autoscalingv1.Scale{} })
+		p, err := newPatcher(w, r, scaleGVK, func() runtime.Object { return &autoscalingv1.Scale{} }, opts.validation)
 		if err != nil {
 			writeError(w, err)
+			return
+		}
+		if p.typ == types.ApplyYAMLPatchType {
+			writeError(w, errApplyUnsupported(h.res.Resource+"/"+info.subresource))
 			return
 		}
 		desired = func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
@@ -222,7 +233,7 @@ func (h *resourceHandler) serveScale(ctx context.Context, w http.ResponseWriter,
 			return out.(*autoscalingv1.Scale), nil
 		}
 	}
-	out, err := h.writeUpdate(ctx, info.namespace, info.name, dryRun, func(cur runtime.Object) (runtime.Object, error) {
+	out, err := h.writeUpdate(ctx, info.namespace, info.name, opts.dryRun, func(cur runtime.Object) (runtime.Object, error) {
 		curScale, err := toScale(cur)
 		if err != nil {
 			return nil, err
@@ -244,7 +255,10 @@ func (h *resourceHandler) serveScale(ctx context.Context, w http.ResponseWriter,
 		if h.trackGeneration && specChanged(next, cur) {
 			nacc.SetGeneration(nacc.GetGeneration() + 1)
 		}
-		return next, h.validateUpdate(ctx, next, cur, h.res.Strategy.ValidateUpdate)
+		if err := h.validateUpdate(ctx, next, cur, h.res.Strategy.ValidateUpdate); err != nil {
+			return nil, err
+		}
+		return h.trackManagedFields(cur, next, opts, "")
 	})
 	if err != nil {
 		writeError(w, err)
@@ -259,8 +273,8 @@ func (h *resourceHandler) serveScale(ctx context.Context, w http.ResponseWriter,
 }
 
 // serveBinding assigns a pod to a node (POST pods/{name}/binding).
-func (h *resourceHandler) serveBinding(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) {
-	in, err := decodeBody(r, corev1.SchemeGroupVersion.WithKind("Binding"), &corev1.Binding{})
+func (h *resourceHandler) serveBinding(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo, opts writeOptions) {
+	in, err := decodeBody(w, r, corev1.SchemeGroupVersion.WithKind("Binding"), &corev1.Binding{}, opts.validation)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -276,7 +290,7 @@ func (h *resourceHandler) serveBinding(ctx context.Context, w http.ResponseWrite
 			field.ErrorList{field.NotSupported(field.NewPath("target", "kind"), b.Target.Kind, []string{"Node", "<empty>"})}))
 		return
 	}
-	_, err = h.writeUpdate(ctx, info.namespace, info.name, false, func(cur runtime.Object) (runtime.Object, error) {
+	_, err = h.writeUpdate(ctx, info.namespace, info.name, opts.dryRun, func(cur runtime.Object) (runtime.Object, error) {
 		pod := cur.DeepCopyObject().(*corev1.Pod)
 		if b.UID != "" && b.UID != pod.UID {
 			return nil, apierrors.NewConflict(h.gr(), info.name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", b.UID, pod.UID))
@@ -295,7 +309,7 @@ func (h *resourceHandler) serveBinding(ctx context.Context, w http.ResponseWrite
 			pod.Annotations[k] = v
 		}
 		setPodCondition(pod, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now()})
-		return pod, nil
+		return h.trackManagedFields(cur, pod, opts, "")
 	})
 	if err != nil {
 		writeError(w, err)
@@ -318,8 +332,8 @@ func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {
 }
 
 // serveEviction deletes a pod unless a PodDisruptionBudget forbids it.
-func (h *resourceHandler) serveEviction(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) {
-	in, err := decodeBody(r, policyv1.SchemeGroupVersion.WithKind("Eviction"), &policyv1.Eviction{})
+func (h *resourceHandler) serveEviction(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo, opts writeOptions) {
+	in, err := decodeBody(w, r, policyv1.SchemeGroupVersion.WithKind("Eviction"), &policyv1.Eviction{}, opts.validation)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -342,11 +356,14 @@ func (h *resourceHandler) serveEviction(ctx context.Context, w http.ResponseWrit
 			return
 		}
 	}
-	opts := ev.DeleteOptions
-	if opts == nil {
-		opts = &metav1.DeleteOptions{}
+	delOpts := ev.DeleteOptions
+	if delOpts == nil {
+		delOpts = &metav1.DeleteOptions{}
 	}
-	if _, _, err := h.delete(ctx, info.namespace, info.name, opts); err != nil {
+	if opts.dryRun {
+		delOpts.DryRun = []string{metav1.DryRunAll}
+	}
+	if _, _, err := h.delete(ctx, info.namespace, info.name, delOpts); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -354,14 +371,14 @@ func (h *resourceHandler) serveEviction(ctx context.Context, w http.ResponseWrit
 }
 
 // serveFinalize updates a namespace's spec.finalizers (PUT namespaces/x/finalize).
-func (h *resourceHandler) serveFinalize(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) {
-	in, err := decodeBody(r, corev1.SchemeGroupVersion.WithKind("Namespace"), &corev1.Namespace{})
+func (h *resourceHandler) serveFinalize(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo, opts writeOptions) {
+	in, err := decodeBody(w, r, corev1.SchemeGroupVersion.WithKind("Namespace"), &corev1.Namespace{}, opts.validation)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	want := in.(*corev1.Namespace)
-	out, err := h.writeUpdate(ctx, "", info.name, false, func(cur runtime.Object) (runtime.Object, error) {
+	out, err := h.writeUpdate(ctx, "", info.name, opts.dryRun, func(cur runtime.Object) (runtime.Object, error) {
 		ns := cur.DeepCopyObject().(*corev1.Namespace)
 		ns.Spec.Finalizers = want.Spec.Finalizers
 		ns.ResourceVersion = want.ResourceVersion

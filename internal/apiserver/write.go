@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,8 +31,10 @@ func readBody(r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
-// decodeBody decodes the request body as an object of kind gvk.
-func decodeBody(r *http.Request, gvk schema.GroupVersionKind, into runtime.Object) (runtime.Object, error) {
+// decodeBody decodes the request body as an object of kind gvk, checking
+// for unknown and duplicate fields as fieldValidation asks (Strict: a 400,
+// Warn: Warning headers, Ignore: nothing).
+func decodeBody(w http.ResponseWriter, r *http.Request, gvk schema.GroupVersionKind, into runtime.Object, validation string) (runtime.Object, error) {
 	info, err := negotiateInput(r)
 	if err != nil {
 		return nil, err
@@ -43,9 +46,13 @@ func decodeBody(r *http.Request, gvk schema.GroupVersionKind, into runtime.Objec
 	if len(body) == 0 {
 		return nil, apierrors.NewBadRequest("the request body is empty")
 	}
-	obj, got, err := info.Serializer.Decode(body, &gvk, into)
-	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+	decoder := info.Serializer
+	if strict, ok := strictSerializerFor(info.MediaType); ok && validation != "Ignore" {
+		decoder = strict
+	}
+	obj, got, err := decoder.Decode(body, &gvk, into)
+	if err = fieldValidationError(w, gvk, err, validation); err != nil {
+		return nil, err
 	}
 	if got != nil && (got.Group != gvk.Group || got.Version != gvk.Version) {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf(
@@ -56,6 +63,31 @@ func decodeBody(r *http.Request, gvk schema.GroupVersionKind, into runtime.Objec
 			"the kind in the data (%s) does not match the expected kind (%s)", got.Kind, gvk.Kind))
 	}
 	return obj, nil
+}
+
+// fieldValidationError turns a strict decoding error into a 400 (Strict)
+// or Warning headers (Warn); other decoding errors are 400s.
+func fieldValidationError(w http.ResponseWriter, gvk schema.GroupVersionKind, err error, validation string) error {
+	if err == nil {
+		return nil
+	}
+	strict, ok := runtime.AsStrictDecodingError(err)
+	if !ok {
+		return apierrors.NewBadRequest(err.Error())
+	}
+	if validation == "Strict" {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+	}
+	for _, e := range strict.Errors() {
+		addWarning(w, e.Error())
+	}
+	return nil
+}
+
+// addWarning adds an RFC 7234 Warning header, which kubectl prints as
+// "Warning: ...".
+func addWarning(w http.ResponseWriter, text string) {
+	w.Header().Add("Warning", "299 - "+strconv.Quote(text))
 }
 
 // writeObject encodes obj in the negotiated format with the given status.

@@ -1,0 +1,161 @@
+package apiserver
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"unicode"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/applyconfigurations"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/havre/havre/internal/registry"
+)
+
+// The type converter knows the structure of every built-in type, for
+// server-side apply and managedFields. Building it parses client-go's
+// embedded schema (~0.3 s of CPU), so it starts in the background when the
+// package is first used and writes wait for it.
+var typeConverter struct {
+	once  sync.Once
+	ready chan struct{}
+	tc    managedfields.TypeConverter
+}
+
+func startTypeConverter() {
+	typeConverter.once.Do(func() {
+		typeConverter.ready = make(chan struct{})
+		go func() {
+			typeConverter.tc = applyconfigurations.NewTypeConverter(apiScheme)
+			close(typeConverter.ready)
+		}()
+	})
+}
+
+func getTypeConverter() managedfields.TypeConverter {
+	startTypeConverter()
+	<-typeConverter.ready
+	return typeConverter.tc
+}
+
+// strategyDefaulter lets the field manager default objects as the
+// resource's strategy does.
+type strategyDefaulter struct{ s registry.Strategy }
+
+func (d strategyDefaulter) Default(obj runtime.Object) { d.s.Default(obj) }
+
+// fieldManagers are a resource's managers of managedFields: one for the main
+// resource (which resets status) and one for /status (which resets spec).
+type fieldManagers struct {
+	once         sync.Once
+	main, status *managedfields.FieldManager
+	err          error
+}
+
+func (h *resourceHandler) fieldManager(subresource string) (*managedfields.FieldManager, error) {
+	h.managers.once.Do(func() {
+		tc := getTypeConverter()
+		gvk := h.res.GroupVersionKind()
+		apiVersion := fieldpath.APIVersion(gvk.GroupVersion().String())
+		build := func(sub string, reset ...string) *managedfields.FieldManager {
+			resetFields := map[fieldpath.APIVersion]fieldpath.Filter{}
+			if len(reset) > 0 {
+				set := fieldpath.NewSet()
+				for _, f := range reset {
+					set.Insert(fieldpath.MakePathOrDie(f))
+				}
+				resetFields[apiVersion] = fieldpath.NewExcludeSetFilter(set)
+			}
+			fm, err := managedfields.NewDefaultFieldManager(tc, apiScheme, strategyDefaulter{h.res.Strategy}, apiScheme,
+				gvk, gvk.GroupVersion(), sub, resetFields)
+			if err != nil && h.managers.err == nil {
+				h.managers.err = fmt.Errorf("field manager for %s: %w", gvk, err)
+			}
+			return fm
+		}
+		if h.res.HasSubresource(registry.Status) {
+			h.managers.main = build("", "status")
+			h.managers.status = build(registry.Status, "spec")
+		} else {
+			h.managers.main = build("")
+		}
+	})
+	if h.managers.err != nil {
+		return nil, h.managers.err
+	}
+	if subresource == registry.Status && h.managers.status != nil {
+		return h.managers.status, nil
+	}
+	return h.managers.main, nil
+}
+
+// trackManagedFields records the write of manager in obj's managedFields.
+func (h *resourceHandler) trackManagedFields(live, obj runtime.Object, opts writeOptions, subresource string) (runtime.Object, error) {
+	if opts.applied || opts.manager == "" {
+		return obj, nil
+	}
+	fm, err := h.fieldManager(subresource)
+	if err != nil {
+		return nil, err
+	}
+	return fm.UpdateNoErrors(live, obj, opts.manager), nil
+}
+
+// writeOptions are the query options every write takes.
+type writeOptions struct {
+	dryRun bool
+	// manager is the field manager the write is recorded under.
+	manager string
+	// applied: managedFields were already computed (server-side apply).
+	applied bool
+	// validation is Strict, Warn or Ignore.
+	validation string
+	// force: server-side apply takes fields from their other managers.
+	force bool
+}
+
+const maxFieldManagerLength = 128
+
+// parseWriteOptions reads dryRun, fieldManager, fieldValidation and force.
+func parseWriteOptions(r *http.Request) (writeOptions, error) {
+	var o writeOptions
+	var err error
+	if o.dryRun, err = isDryRun(r); err != nil {
+		return o, err
+	}
+	q := r.URL.Query()
+	o.manager = q.Get("fieldManager")
+	if len(o.manager) > maxFieldManagerLength || strings.IndexFunc(o.manager, func(c rune) bool { return !unicode.IsPrint(c) }) >= 0 {
+		return o, apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "PatchOptions"}, "", field.ErrorList{
+			field.Invalid(field.NewPath("fieldManager"), o.manager, "must be at most 128 printable characters")})
+	}
+	if o.manager == "" {
+		// As kube-apiserver: the user agent's program name.
+		o.manager, _, _ = strings.Cut(r.UserAgent(), "/")
+		if len(o.manager) > maxFieldManagerLength {
+			o.manager = o.manager[:maxFieldManagerLength]
+		}
+	}
+	switch v := q.Get("fieldValidation"); v {
+	case "":
+		o.validation = "Warn"
+	case "Strict", "Warn", "Ignore":
+		o.validation = v
+	default:
+		return o, apierrors.NewBadRequest(fmt.Sprintf("fieldValidation must be one of Ignore, Warn, Strict; got %q", v))
+	}
+	switch v := q.Get("force"); v {
+	case "", "false":
+	case "true":
+		o.force = true
+	default:
+		return o, apierrors.NewBadRequest(fmt.Sprintf("invalid force value %q", v))
+	}
+	return o, nil
+}
