@@ -53,6 +53,9 @@ type outputFormat struct {
 	table bool
 	// includeObject, for tables: None, Metadata (default) or Object.
 	includeObject metav1.IncludeObjectPolicy
+	// metadata is set when the client asked for PartialObjectMetadata
+	// (the metadata-only view controllers' informers use).
+	metadata bool
 }
 
 func serializerFor(mediaType string) (runtime.SerializerInfo, bool) {
@@ -86,15 +89,18 @@ func negotiateOutput(r *http.Request) (outputFormat, error) {
 			continue
 		}
 		if as := params["as"]; as != "" {
-			// Only Tables of meta.k8s.io v1/v1beta1 are offered as
-			// transformations; anything else is skipped.
-			if as != "Table" || params["g"] != "meta.k8s.io" || (params["v"] != "v1" && params["v"] != "v1beta1") {
+			// Tables (JSON) and PartialObjectMetadata(List) of meta.k8s.io
+			// v1 are offered as transformations; anything else is skipped.
+			if params["g"] != "meta.k8s.io" || (params["v"] != "v1" && params["v"] != "v1beta1") {
 				continue
 			}
-			if mt != mediaJSON {
-				continue
+			switch {
+			case as == "Table" && mt == mediaJSON:
+				return outputFormat{info: info, table: true, includeObject: metav1.IncludeMetadata}, nil
+			case (as == "PartialObjectMetadata" || as == "PartialObjectMetadataList") && params["v"] == "v1":
+				return outputFormat{info: info, metadata: true}, nil
 			}
-			return outputFormat{info: info, table: true, includeObject: metav1.IncludeMetadata}, nil
+			continue
 		}
 		return outputFormat{info: info}, nil
 	}

@@ -35,12 +35,16 @@ type watchStream struct {
 
 // encode serialises one event object in the stream's media type.
 func (s *watchStream) encode(typ watch.EventType, obj runtime.Object) ([]byte, error) {
-	if s.out.table && typ != watch.Bookmark && typ != watch.Error {
+	switch {
+	case typ == watch.Error:
+	case s.out.table && typ != watch.Bookmark:
 		t, err := toTable(obj.DeepCopyObject(), s.topts)
 		if err != nil {
 			return nil, err
 		}
 		obj = t
+	case s.out.metadata:
+		obj = partialMetadata(obj)
 	}
 	gv, err := groupVersionOf(obj)
 	if err != nil {
@@ -63,7 +67,11 @@ func (s *watchStream) sendVersion(typ watch.EventType, v *cachedVersion) error {
 	if s.out.table {
 		return s.send(typ, v.obj)
 	}
-	raw, err := v.encoded(s.out.info.MediaType, func(obj runtime.Object) ([]byte, error) { return s.encode(typ, obj) })
+	key := s.out.info.MediaType
+	if s.out.metadata {
+		key += ";as=PartialObjectMetadata"
+	}
+	raw, err := v.encoded(key, func(obj runtime.Object) ([]byte, error) { return s.encode(typ, obj) })
 	if err != nil {
 		return err
 	}

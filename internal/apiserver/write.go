@@ -97,10 +97,16 @@ func writeObject(w http.ResponseWriter, r *http.Request, code int, obj runtime.O
 		writeError(w, err)
 		return
 	}
-	if out.table {
-		if t, err := toTable(obj, tableOptions(r, out)); err == nil {
-			obj = t
-		} else {
+	switch {
+	case out.table:
+		t, err := toTable(obj, tableOptions(r, out))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		obj = t
+	case out.metadata:
+		if obj, err = toPartialMetadata(obj); err != nil {
 			writeError(w, err)
 			return
 		}
