@@ -15,17 +15,21 @@ func TestNegotiateOutput(t *testing.T) {
 		wantMedia string
 		wantTable bool
 		wantCode  int32
+		wantMeta  bool
 	}{
-		{"", mediaJSON, false, 0},
-		{"*/*", mediaJSON, false, 0},
-		{"application/json", mediaJSON, false, 0},
-		{"application/yaml", mediaYAML, false, 0},
-		{"application/vnd.kubernetes.protobuf, application/json", mediaProtobuf, false, 0},
-		{"application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json", mediaJSON, true, 0},
-		// Transformations other than Table, and Tables in YAML, fall through.
-		{"application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/yaml", mediaYAML, false, 0},
-		{"application/yaml;as=Table;v=v1;g=meta.k8s.io,application/json", mediaJSON, false, 0},
-		{"text/html", "", false, http.StatusNotAcceptable},
+		{"", mediaJSON, false, 0, false},
+		{"*/*", mediaJSON, false, 0, false},
+		{"application/json", mediaJSON, false, 0, false},
+		{"application/yaml", mediaYAML, false, 0, false},
+		{"application/vnd.kubernetes.protobuf, application/json", mediaProtobuf, false, 0, false},
+		{"application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json", mediaJSON, true, 0, false},
+		{"application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json", mediaProtobuf, false, 0, true},
+		{"application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io", mediaJSON, false, 0, true},
+		// Other transformations, v1beta1 metadata and Tables in YAML fall through.
+		{"application/json;as=APIGroupDiscoveryList;v=v2;g=apidiscovery.k8s.io,application/yaml", mediaYAML, false, 0, false},
+		{"application/json;as=PartialObjectMetadataList;v=v1beta1;g=meta.k8s.io,application/yaml", mediaYAML, false, 0, false},
+		{"application/yaml;as=Table;v=v1;g=meta.k8s.io,application/json", mediaJSON, false, 0, false},
+		{"text/html", "", false, http.StatusNotAcceptable, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.accept, func(t *testing.T) {
@@ -43,8 +47,8 @@ func TestNegotiateOutput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if out.info.MediaType != tt.wantMedia || out.table != tt.wantTable {
-				t.Errorf("got %s table=%v, want %s table=%v", out.info.MediaType, out.table, tt.wantMedia, tt.wantTable)
+			if out.info.MediaType != tt.wantMedia || out.table != tt.wantTable || out.metadata != tt.wantMeta {
+				t.Errorf("got %s table=%v metadata=%v, want %s table=%v metadata=%v", out.info.MediaType, out.table, out.metadata, tt.wantMedia, tt.wantTable, tt.wantMeta)
 			}
 		})
 	}

@@ -2,12 +2,14 @@ package apiserver
 
 import (
 	"net/http"
-	"time"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/havre/havre/internal/printers"
 )
 
 type tableOptionsT struct {
@@ -23,16 +25,14 @@ func tableOptions(r *http.Request, out outputFormat) tableOptionsT {
 	return o
 }
 
-var defaultColumns = []metav1.TableColumnDefinition{
-	{Name: "Name", Type: "string", Format: "name", Description: metav1.ObjectMeta{}.SwaggerDoc()["name"]},
-	{Name: "Age", Type: "string", Description: metav1.ObjectMeta{}.SwaggerDoc()["creationTimestamp"]},
-}
-
-// toTable renders an object or list as a meta.k8s.io Table.
+// toTable renders an object or list as a meta.k8s.io Table, with the
+// columns kube-apiserver prints for the kind (see internal/printers).
 func toTable(obj runtime.Object, opts tableOptionsT) (*metav1.Table, error) {
-	t := &metav1.Table{ColumnDefinitions: defaultColumns}
+	isList := meta.IsListType(obj)
+	printer, _ := printers.For(itemKind(obj, isList))
+	t := &metav1.Table{ColumnDefinitions: printer.Columns()}
 	var items []runtime.Object
-	if meta.IsListType(obj) {
+	if isList {
 		var err error
 		if items, err = meta.ExtractList(obj); err != nil {
 			return nil, err
@@ -49,11 +49,10 @@ func toTable(obj runtime.Object, opts tableOptionsT) (*metav1.Table, error) {
 	}
 	t.Rows = make([]metav1.TableRow, 0, len(items))
 	for _, item := range items {
-		acc, err := meta.Accessor(item)
+		row, err := printer.Row(item)
 		if err != nil {
 			return nil, err
 		}
-		row := metav1.TableRow{Cells: []interface{}{acc.GetName(), age(acc.GetCreationTimestamp())}}
 		switch opts.includeObject {
 		case metav1.IncludeObject:
 			if gvk, err := kindOf(item); err == nil {
@@ -73,9 +72,17 @@ func toTable(obj runtime.Object, opts tableOptionsT) (*metav1.Table, error) {
 	return t, nil
 }
 
-func age(ts metav1.Time) string {
-	if ts.IsZero() {
-		return "<unknown>"
+// itemKind returns the kind of obj or, for a list, of its items, which is
+// known even when the list is empty: the kind of a list is its items' kind
+// with a "List" suffix. The zero kind is returned for unserved types, which
+// the printers' fallback prints.
+func itemKind(obj runtime.Object, isList bool) schema.GroupVersionKind {
+	gvk, err := kindOf(obj)
+	if err != nil {
+		return schema.GroupVersionKind{}
 	}
-	return duration.HumanDuration(time.Since(ts.Time))
+	if isList {
+		gvk.Kind = strings.TrimSuffix(gvk.Kind, "List")
+	}
+	return gvk
 }
