@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"sort"
@@ -17,6 +18,7 @@ type discovery struct {
 	groups    []metav1.APIGroup
 	resources map[schema.GroupVersion]*metav1.APIResourceList
 	versions  version.Info
+	aggregate *aggregated
 }
 
 func newDiscovery(resources []*registry.Resource, v version.Info) *discovery {
@@ -50,6 +52,10 @@ func newDiscovery(resources []*registry.Resource, v version.Info) *discovery {
 			})
 		}
 	}
+	var err error
+	if d.aggregate, err = newAggregated(resources); err != nil {
+		panic(fmt.Sprintf("encoding aggregated discovery: %v", err)) // static data: a bug
+	}
 	for _, list := range d.resources {
 		sort.SliceStable(list.APIResources, func(i, j int) bool { return list.APIResources[i].Name < list.APIResources[j].Name })
 	}
@@ -71,6 +77,8 @@ func (d *discovery) serve(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case r.URL.Path == "/version" || r.URL.Path == "/version/":
 		writeJSON(w, d.versions)
+	case len(parts) == 1 && (parts[0] == "api" || parts[0] == "apis") && wantsAggregated(r):
+		d.aggregate.serve(w, parts[0] == "api")
 	case len(parts) == 1 && parts[0] == "api":
 		writeObject(w, r, http.StatusOK, &metav1.APIVersions{Versions: []string{"v1"}, ServerAddressByClientCIDRs: serverAddresses(r)})
 	case len(parts) == 1 && parts[0] == "apis":
