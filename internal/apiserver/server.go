@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/havre/havre/internal/auth"
+	"github.com/havre/havre/internal/openapi"
 	"github.com/havre/havre/internal/registry"
 	"github.com/havre/havre/internal/registry/core"
 	"github.com/havre/havre/internal/storage"
@@ -67,6 +68,7 @@ type Server struct {
 	cfg       Config
 	handlers  map[schema.GroupVersionResource]*resourceHandler
 	discovery *discovery
+	openapi   *openapi.Service
 	loopback  *rest.Config
 	listener  net.Listener
 	services  *serviceAllocator
@@ -107,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 		ev.objs.storeAs(core.objs, eventToCore, eventFromCore)
 	}
 	s.discovery = newDiscovery(cfg.Resources, cfg.Version)
+	s.openapi = openapi.New(cfg.Resources, cfg.Version.GitVersion)
 
 	token := make([]byte, 32)
 	if _, err := rand.Read(token); err != nil {
@@ -259,7 +262,7 @@ func (s *Server) serveAuthorized(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !info.resourceRequest {
-		if s.discovery.serve(w, r) {
+		if s.discovery.serve(w, r) || s.openapi.Serve(w, r) {
 			return
 		}
 		if s.cfg.Profiling && strings.HasPrefix(r.URL.Path, "/debug/pprof") {

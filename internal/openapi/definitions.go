@@ -1,0 +1,66 @@
+package openapi
+
+import (
+	"reflect"
+	"sort"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/kube-openapi/pkg/util"
+	"k8s.io/kube-openapi/pkg/validation/spec"
+
+	"github.com/havre/havre/internal/registry"
+)
+
+// definitionNamer names definitions and marks the top-level types with
+// x-kubernetes-group-version-kind, as kube-apiserver's DefinitionNamer does:
+// every kind a Go type is registered as, restricted to the served group
+// versions and subresource kinds. kubectl finds a kind's schema by it.
+type definitionNamer struct {
+	extensions map[string]spec.Extensions
+}
+
+func newDefinitionNamer(resources []*registry.Resource) *definitionNamer {
+	servedGVs := map[schema.GroupVersion]bool{}
+	subKinds := map[schema.GroupVersionKind]bool{}
+	for _, res := range resources {
+		servedGVs[res.GroupVersion()] = true
+		for _, sub := range res.Subresources {
+			subKinds[sub.Kind] = true
+		}
+	}
+	byName := map[string][]schema.GroupVersionKind{}
+	for gvk, t := range scheme.Scheme.AllKnownTypes() {
+		if gvk.Version == runtime.APIVersionInternal || (!servedGVs[gvk.GroupVersion()] && !subKinds[gvk]) {
+			continue
+		}
+		name := util.GetCanonicalTypeName(reflect.New(t).Interface())
+		byName[name] = append(byName[name], gvk)
+	}
+	n := &definitionNamer{extensions: make(map[string]spec.Extensions, len(byName))}
+	for name, list := range byName {
+		sort.Slice(list, func(i, j int) bool {
+			a, b := list[i], list[j]
+			if a.Group != b.Group {
+				return a.Group < b.Group
+			}
+			if a.Version != b.Version {
+				return a.Version < b.Version
+			}
+			return a.Kind < b.Kind
+		})
+		value := make([]any, len(list))
+		for i, gvk := range list {
+			value[i] = gvkExtension(gvk)
+		}
+		n.extensions[name] = spec.Extensions{extensionGVK: value}
+	}
+	return n
+}
+
+// name is the builders' GetDefinitionName. The generated definitions are
+// keyed by their OpenAPI model names already (io.k8s.api.core.v1.Pod).
+func (n *definitionNamer) name(name string) (string, spec.Extensions) {
+	return name, n.extensions[name]
+}
