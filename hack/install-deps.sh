@@ -13,6 +13,20 @@ if ! command -v go >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq golang-go >/dev/null
 fi
+# Debian's kubectl 1.20 (package kubernetes-client), the old client the e2e
+# suite also drives. It is unpacked rather than installed: its /usr/bin/kubectl
+# clashes with other kubectl packages some machines carry.
+old_kubectl=/opt/havre-test/kubectl-1.20/kubectl
+if [ ! -x "$old_kubectl" ]; then
+  echo ">> unpacking Debian's kubernetes-client (kubectl 1.20) into $(dirname "$old_kubectl")"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download kubernetes-client >/dev/null 2>&1 || { apt-get update -qq && apt-get download kubernetes-client >/dev/null; }; } \
+    && dpkg-deb -x kubernetes-client_*.deb x)
+  mkdir -p "$(dirname "$old_kubectl")"
+  install -m 0755 "$tmp/x/usr/bin/kubectl" "$old_kubectl"
+  rm -rf "$tmp"
+fi
+
 # GOTOOLCHAIN=auto makes an older go download go$want through the module proxy.
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 echo ">> $(go version) (go.mod wants go$want)"

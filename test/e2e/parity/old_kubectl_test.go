@@ -50,7 +50,9 @@ func TestOldKubectl(t *testing.T) {
 		t.Errorf("jsonpath: %q", got)
 	}
 	res := fields(old("", "api-resources"))
-	if !slices.ContainsFunc(res, func(r []string) bool { return slices.Equal(r, []string{"deployments", "deploy", "apps/v1", "true", "Deployment"}) }) {
+	if !slices.ContainsFunc(res, func(r []string) bool {
+		return slices.Equal(r, []string{"deployments", "deploy", "apps/v1", "true", "Deployment"})
+	}) {
 		t.Errorf("api-resources lacks deployments")
 	}
 	if got := strings.TrimSpace(old("", "-n", "old", "delete", "deploy", "web")); got != `deployment.apps "web" deleted` {
