@@ -12,11 +12,11 @@ import (
 
 func TestWantsAggregated(t *testing.T) {
 	for accept, want := range map[string]bool{
-		"application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json": true,
+		"application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json":                                                                           true,
 		"application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json": true,
-		"application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json": false,
+		"application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json":                                                                      false,
 		"application/json": false,
-		"": false,
+		"":                 false,
 	} {
 		r := httptest.NewRequest("GET", "/apis", nil)
 		r.Header.Set("Accept", accept)
