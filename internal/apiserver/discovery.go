@@ -107,5 +107,6 @@ func (d *discovery) serveResources(w http.ResponseWriter, r *http.Request, gv sc
 		writeError(w, errNotFoundPath())
 		return
 	}
-	writeObject(w, r, http.StatusOK, list)
+	// Encoding sets the list's TypeMeta: each request encodes its own copy.
+	writeObject(w, r, http.StatusOK, list.DeepCopy())
 }

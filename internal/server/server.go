@@ -15,13 +15,16 @@ import (
 	"strconv"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 
 	"github.com/havre/havre/internal/apiserver"
 	"github.com/havre/havre/internal/auth"
+	"github.com/havre/havre/internal/controller/garbagecollector"
 	"github.com/havre/havre/internal/controller/namespace"
 	"github.com/havre/havre/internal/pki"
 	"github.com/havre/havre/internal/registry"
@@ -150,5 +153,29 @@ func startControllers(ctx context.Context, srv *apiserver.Server, resources []*r
 	nsc := namespace.New(client, dyn, factory, namespaced)
 	factory.Start(ctx.Done())
 	go nsc.Run(ctx, 2)
+
+	// The garbage collector watches every resource it can delete and maps
+	// owner references to resources with the catalog.
+	metaClient, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	mapper := meta.NewDefaultRESTMapper(nil)
+	var collectable []schema.GroupVersionResource
+	for _, r := range resources {
+		scope := meta.RESTScopeRoot
+		if r.Namespaced {
+			scope = meta.RESTScopeNamespace
+		}
+		mapper.AddSpecific(r.GroupVersionKind(), r.GroupVersionResource, r.GroupVersion().WithResource(r.Singular), scope)
+		if r.HasVerb("list") && r.HasVerb("watch") && r.HasVerb("delete") {
+			collectable = append(collectable, r.GroupVersionResource)
+		}
+	}
+	gc, err := garbagecollector.New(metaClient, collectable, mapper)
+	if err != nil {
+		return err
+	}
+	go gc.Run(ctx, 4)
 	return nil
 }
