@@ -42,6 +42,7 @@ func NewRootCommand() *cobra.Command {
 		Version:       version.Info().GitVersion,
 	}
 	root.AddCommand(newServerCommand())
+	root.AddCommand(newKubectlCommand())
 	return root
 }
 

@@ -181,12 +181,21 @@ func buildKubectl() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	src, err := os.ReadFile(filepath.Join(root, "test", "tools", "kubectl", "main.go"))
+	// The cache key covers the kubectl main and the package it runs.
+	sources, err := filepath.Glob(filepath.Join(root, "internal", "kubectlcmd", "*.go"))
 	if err != nil {
 		return "", err
 	}
+	parts := [][]byte{gosum, []byte(runtime.Version()), []byte(runtime.GOOS + "/" + runtime.GOARCH)}
+	for _, f := range append([]string{filepath.Join(root, "test", "tools", "kubectl", "main.go")}, sources...) {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, src)
+	}
 	h := sha256.New()
-	for _, part := range [][]byte{gosum, src, []byte(runtime.Version()), []byte(runtime.GOOS + "/" + runtime.GOARCH)} {
+	for _, part := range parts {
 		h.Write(part)
 		h.Write([]byte{0})
 	}
