@@ -8,7 +8,6 @@ port=${2:-6443}
 export PATH="/usr/local/go/bin:$PATH"
 
 mkdir -p "$data_dir"
-go build -trimpath -o bin/kubectl ./test/tools/kubectl
 if [ -f "$data_dir/havre.pid" ] && kill -0 "$(cat "$data_dir/havre.pid")" 2>/dev/null; then
   echo ">> havre server already running (pid $(cat "$data_dir/havre.pid"))"
 else
@@ -23,14 +22,13 @@ for _ in $(seq 1 100); do
   fi
   sleep 0.1
 done
-export KUBECONFIG="$data_dir/admin.kubeconfig"
 echo ">> applying the demo workload (deploy/demo.yaml)"
-bin/kubectl apply --validate=false -f deploy/demo.yaml
-bin/kubectl get all -n demo
+bin/havre kubectl --data-dir "$data_dir" apply -f deploy/demo.yaml
+bin/havre kubectl --data-dir "$data_dir" get all -n demo
 cat <<MSG
 
 Havre is running. Use it with:
-  export KUBECONFIG=$KUBECONFIG
-  $(pwd)/bin/kubectl get namespaces
+  $(pwd)/bin/havre kubectl --data-dir $data_dir get namespaces
+or any kubectl with KUBECONFIG=$data_dir/admin.kubeconfig.
 Stop it with: kill \$(cat $data_dir/havre.pid)
 MSG
