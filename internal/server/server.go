@@ -74,7 +74,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(dbDir, 0o700); err != nil {
 		return err
 	}
-	store, err := bolt.Open(filepath.Join(dbDir, "state.db"), bolt.Options{WatchBuffer: 1024})
+	store, err := bolt.Open(filepath.Join(dbDir, "state.db"), bolt.Options{})
 	if err != nil {
 		return fmt.Errorf("opening the store: %w", err)
 	}
