@@ -12,6 +12,7 @@ deps:
 	bash hack/install-deps.sh
 
 build:
+	go generate ./internal/agent/images/pause
 	go build -trimpath -o bin/havre ./cmd/havre
 # havre-kubectl (what `havre kubectl` runs), stamped with the Kubernetes
 # version of k8s.io/kubectl (v0.X.Y is v1.X.Y) as upstream's builds are.

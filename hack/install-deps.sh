@@ -27,6 +27,16 @@ if [ ! -x "$old_kubectl" ]; then
   rm -rf "$tmp"
 fi
 
+# The node agent runs pods on a containerd of its own (it only needs the
+# binaries; no system containerd service is used), with runc and the CNI
+# plugins (bridge, host-local, portmap, loopback in /usr/lib/cni).
+if ! command -v containerd >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 || [ ! -x /usr/lib/cni/bridge ]; then
+  echo ">> installing containerd, runc and containernetworking-plugins from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends containerd runc containernetworking-plugins iptables >/dev/null
+fi
+
 # GOTOOLCHAIN=auto makes an older go download go$want through the module proxy.
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 echo ">> $(go version) (go.mod wants go$want)"

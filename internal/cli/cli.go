@@ -43,13 +43,14 @@ func NewRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newServerCommand())
 	root.AddCommand(newKubectlCommand())
+	root.AddCommand(newAgentCommand(), newImageCommand())
 	return root
 }
 
 func newServerCommand() *cobra.Command {
 	o := server.Options{}
 	var verbose bool
-	var disableAgent bool
+	var nf agentFlags
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a Havre server: the API server, its store and the controllers",
@@ -57,6 +58,8 @@ func newServerCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			setupLogging(verbose)
 			o.Started = started
+			o.NodeName, o.ContainerRuntimeEndpoint = nf.nodeName, nf.runtimeEndpoint
+			o.NodeIPAM = !o.DisableAgent || cmd.Flags().Changed("cluster-cidr")
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			err := server.Run(ctx, o)
@@ -78,7 +81,9 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&o.ServiceCIDR, "service-cidr", "10.43.0.0/16", "IPv4 range of Service cluster IPs")
 	f.StringVar(&o.NodePortRange, "service-node-port-range", "30000-32767", "range of Service node ports")
 	f.BoolVar(&o.Profiling, "profiling", true, "serve Go profiles at /debug/pprof to authorized users")
-	f.BoolVar(&disableAgent, "disable-agent", false, "do not run a node agent in this process")
+	f.BoolVar(&o.DisableAgent, "disable-agent", false, "do not run a node agent in this process")
+	f.StringVar(&o.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "IPv4 range nodes' pod CIDRs (a /24 each) are taken from (with --disable-agent, pod CIDRs are assigned only when this is given)")
+	nf.add(f)
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	return cmd
 }

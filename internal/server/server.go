@@ -22,10 +22,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 
+	"github.com/havre/havre/internal/agent"
 	"github.com/havre/havre/internal/apiserver"
 	"github.com/havre/havre/internal/auth"
 	"github.com/havre/havre/internal/controller/garbagecollector"
 	"github.com/havre/havre/internal/controller/namespace"
+	"github.com/havre/havre/internal/controller/nodeipam"
 	"github.com/havre/havre/internal/pki"
 	"github.com/havre/havre/internal/registry"
 	"github.com/havre/havre/internal/registry/catalog"
@@ -43,6 +45,15 @@ type Options struct {
 	ServiceCIDR        string
 	NodePortRange      string
 	Profiling          bool
+	// DisableAgent: no node agent runs in this process.
+	DisableAgent bool
+	// NodeIPAM runs the controller giving nodes their pod CIDRs.
+	NodeIPAM bool
+	// NodeName and ContainerRuntimeEndpoint configure the in-process agent.
+	NodeName                 string
+	ContainerRuntimeEndpoint string
+	// ClusterCIDR is where nodes' pod CIDRs come from.
+	ClusterCIDR string
 	// Started is when the process started, for the readiness log line.
 	Started time.Time
 }
@@ -130,7 +141,64 @@ func Run(ctx context.Context, o Options) error {
 	if err := startControllers(ctx, srv, resources); err != nil {
 		return err
 	}
-	return <-errc
+	if o.NodeIPAM {
+		if err := startNodeIPAM(ctx, srv, o.ClusterCIDR); err != nil {
+			return err
+		}
+	}
+	if o.DisableAgent {
+		return <-errc
+	}
+	return runAgent(ctx, cancel, o, srv, errc)
+}
+
+// startNodeIPAM starts the controller giving nodes their pod CIDRs.
+func startNodeIPAM(ctx context.Context, srv *apiserver.Server, clusterCIDR string) error {
+	client, err := kubernetes.NewForConfig(srv.LoopbackConfig())
+	if err != nil {
+		return err
+	}
+	factory := informers.NewSharedInformerFactory(client, 0)
+	if clusterCIDR == "" {
+		clusterCIDR = nodeipam.DefaultClusterCIDR
+	}
+	ipam, err := nodeipam.New(client, factory, clusterCIDR, nodeipam.DefaultNodeMaskV4)
+	if err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	go ipam.Run(ctx, 1)
+	return nil
+}
+
+// runAgent runs the node agent of the server's own node beside the API
+// server. A failure to start the agent stops the server; on shutdown it
+// waits for both.
+func runAgent(ctx context.Context, cancel context.CancelFunc, o Options, srv *apiserver.Server, errc <-chan error) error {
+	cfg := srv.LoopbackConfig()
+	agentc := make(chan error, 1)
+	go func() {
+		agentc <- agent.Run(ctx, agent.Options{
+			DataDir:         o.DataDir,
+			NodeName:        o.NodeName,
+			RuntimeEndpoint: o.ContainerRuntimeEndpoint,
+			RESTConfig:      cfg,
+			NodeLabels:      map[string]string{"node-role.kubernetes.io/control-plane": "true"},
+		})
+	}()
+	select {
+	case err := <-errc:
+		cancel()
+		<-agentc
+		return err
+	case err := <-agentc:
+		if err != nil && ctx.Err() == nil {
+			cancel()
+			<-errc
+			return fmt.Errorf("node agent: %w (run with --disable-agent for an API server alone)", err)
+		}
+		return <-errc
+	}
 }
 
 func startControllers(ctx context.Context, srv *apiserver.Server, resources []*registry.Resource) error {

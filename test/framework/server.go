@@ -51,11 +51,19 @@ type serverOptions struct {
 	env          []string
 	readyTimeout time.Duration
 	binary       string
+	agent        bool
 }
 
 // WithArgs appends arguments to `havre server`.
 func WithArgs(args ...string) Option {
 	return func(o *serverOptions) { o.args = append(o.args, args...) }
+}
+
+// WithAgent runs the server with its node agent (without --disable-agent):
+// it needs root, containerd, runc and the CNI plugins. When the test ends,
+// after the server stopped, `havre agent reset` removes the node's pods.
+func WithAgent() Option {
+	return func(o *serverOptions) { o.agent = true }
 }
 
 // WithEnv adds KEY=VALUE pairs to the server's environment.
@@ -193,7 +201,9 @@ func (s *Server) Args() []string {
 		"--data-dir", s.dataDir,
 		"--https-port", strconv.Itoa(s.port),
 		"--bind-address", "127.0.0.1",
-		"--disable-agent",
+	}
+	if !s.opts.agent {
+		args = append(args, "--disable-agent")
 	}
 	return append(args, s.opts.args...)
 }
@@ -331,10 +341,38 @@ func (s *Server) cleanup() {
 	s.mu.Lock()
 	p := s.proc
 	s.mu.Unlock()
-	if p == nil || p.exited() {
-		return
+	if p != nil && !p.exited() {
+		s.Stop()
 	}
-	s.Stop()
+	if s.opts.agent {
+		if out, err := s.Havre("agent", "reset", "--data-dir", s.dataDir); err != nil {
+			s.t.Errorf("havre agent reset: %v\n%s", err, out)
+		}
+	}
+}
+
+// Havre runs the havre binary with args (not as a server) and returns its
+// combined output.
+func (s *Server) Havre(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), kubectlTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.binary, args...)
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("havre %s: %w", strings.Join(args, " "), err)
+	}
+	return string(out), err
+}
+
+// MustHavre is Havre failing t on error.
+func (s *Server) MustHavre(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := s.Havre(args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return out
 }
 
 func (s *Server) dumpLogOnFailure() {

@@ -1,0 +1,152 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/havre/havre/internal/agent/runtime"
+)
+
+// Reset tears a node down: it starts the agent's containerd (from the
+// configuration the agent wrote) if it is not running, stops and removes
+// every pod sandbox the agent created, stops that containerd and unmounts
+// whatever is still mounted under <dataDir>/agent. The agent must not be
+// running. Images and files stay; removing the directory is the caller's
+// choice.
+func Reset(ctx context.Context, dataDir, containerdBinary string) error {
+	dirs := newLayout(dataDir)
+	l := runtime.Layout{Dir: dirs.containerd}
+	if _, err := os.Stat(l.Config()); errors.Is(err, os.ErrNotExist) {
+		return unmountUnder(dirs.root)
+	}
+	if answers(ctx, l.Socket()) {
+		return fmt.Errorf("the agent's containerd answers on %s: stop the agent (havre server or havre agent) first", l.Socket())
+	}
+	c, _, err := runtime.RestartContainerd(ctx, l, containerdBinary)
+	if err != nil {
+		return fmt.Errorf("starting containerd to remove the pods: %w", err)
+	}
+	removeErr := removeAllSandboxes(ctx, c.Endpoint())
+	c.Stop()
+	return errors.Join(removeErr, unmountUnder(dirs.root))
+}
+
+// answers reports whether a CRI runtime answers on socket.
+func answers(ctx context.Context, socket string) bool {
+	if _, err := os.Stat(socket); err != nil {
+		return false
+	}
+	cri, err := runtime.Dial(socket)
+	if err != nil {
+		return false
+	}
+	defer cri.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err = cri.Version(ctx)
+	return err == nil
+}
+
+func removeAllSandboxes(ctx context.Context, endpoint string) error {
+	cri, err := runtime.Dial(endpoint)
+	if err != nil {
+		return err
+	}
+	defer cri.Close()
+	if _, err := cri.WaitReady(ctx, 30*time.Second); err != nil {
+		return err
+	}
+	sandboxes, err := cri.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{labelManagedBy: managedBy}})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range sandboxes {
+		if err := cri.StopPodSandbox(ctx, s.Id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := cri.RemovePodSandbox(ctx, s.Id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removePodCgroups(types.UID(s.Labels[labelPodUID]))
+	}
+	for _, dir := range ownCgroupDirs() {
+		for _, d := range []string{"burstable", "besteffort", ""} {
+			_ = os.Remove(filepath.Join(dir, cgroupRoot, d))
+		}
+	}
+	slog.Info("removed the node's pods", "sandboxes", len(sandboxes))
+	return errors.Join(errs...)
+}
+
+// unmountUnder lazily unmounts every mount point below dir, deepest first.
+func unmountUnder(dir string) error {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	prefix := filepath.Clean(dir) + "/"
+	var points []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		p := unescapeMountPath(fields[4])
+		if strings.HasPrefix(p, prefix) {
+			points = append(points, p)
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	var errs []error
+	for _, p := range points {
+		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmounting %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			ok := true
+			for _, c := range s[i+1 : i+4] {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + byte(c-'0')
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

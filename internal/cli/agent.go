@@ -1,0 +1,221 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+
+	"github.com/havre/havre/internal/agent"
+	"github.com/havre/havre/internal/agent/images"
+	"github.com/havre/havre/internal/agent/runtime"
+	"github.com/havre/havre/internal/auth"
+	"github.com/havre/havre/internal/pki"
+)
+
+// agentFlags are the node flags `havre server` and `havre agent` share.
+type agentFlags struct {
+	nodeName        string
+	runtimeEndpoint string
+}
+
+func (f *agentFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&f.nodeName, "node-name", "", "name of this node (default: the host name)")
+	fs.StringVar(&f.runtimeEndpoint, "container-runtime-endpoint", "", "CRI endpoint of an existing runtime (default: run a containerd of the agent's own under <data-dir>/agent/containerd)")
+}
+
+func newAgentCommand() *cobra.Command {
+	var (
+		dataDir, serverURL, token, tokenFile, caFile string
+		nf                                           agentFlags
+		verbose                                      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a node agent that joins a Havre server and runs the pods bound to this node",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			setupLogging(verbose)
+			if serverURL == "" {
+				return errors.New("--server is required (https://HOST:6443)")
+			}
+			if token == "" && tokenFile != "" {
+				data, err := os.ReadFile(tokenFile)
+				if err != nil {
+					return err
+				}
+				token = strings.TrimSpace(string(data))
+			}
+			if token == "" {
+				return fmt.Errorf("--token or --token-file is required (the server's join token is in <server-data-dir>/%s/%s)", auth.ServerDirName, auth.JoinTokenFile)
+			}
+			if caFile == "" {
+				caFile = filepath.Join(dataDir, pki.DirName, pki.CACertFile)
+				if _, err := os.Stat(caFile); err != nil {
+					return fmt.Errorf("--ca-file is required: the cluster CA certificate (<server-data-dir>/%s/%s)", pki.DirName, pki.CACertFile)
+				}
+			}
+			cfg := &rest.Config{Host: serverURL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAFile: caFile}}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			err := agent.Run(ctx, agent.Options{DataDir: dataDir, NodeName: nf.nodeName, RuntimeEndpoint: nf.runtimeEndpoint, RESTConfig: cfg})
+			if errors.Is(err, context.Canceled) {
+				err = nil
+			}
+			if err == nil {
+				slog.Info("havre agent stopped")
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data-dir", "/var/lib/havre", "directory for the agent's containerd, pod files and logs (under agent/)")
+	f.StringVar(&serverURL, "server", "", "URL of the Havre server (https://HOST:6443)")
+	f.StringVar(&token, "token", "", "the cluster join token")
+	f.StringVar(&tokenFile, "token-file", "", "file holding the cluster join token")
+	f.StringVar(&caFile, "ca-file", "", "the cluster CA certificate (default: <data-dir>/tls/ca.crt if present)")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
+	nf.add(f)
+
+	reset := &cobra.Command{
+		Use:   "reset",
+		Short: "Stop and remove every pod of this node and the agent's containerd (the agent must be stopped)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			setupLogging(verbose)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			return agent.Reset(ctx, dataDir, "")
+		},
+	}
+	reset.Flags().StringVar(&dataDir, "data-dir", "/var/lib/havre", "the agent's data directory")
+	cmd.AddCommand(reset)
+	return cmd
+}
+
+// imageRuntime is what `havre image` talks to.
+type imageRuntime struct {
+	dataDir, endpoint string
+}
+
+func (r imageRuntime) layout() runtime.Layout {
+	return runtime.Layout{Dir: filepath.Join(r.dataDir, "agent", "containerd")}
+}
+
+// check fails when the agent's containerd is not running.
+func (r imageRuntime) check() error {
+	if r.endpoint != "" {
+		return nil
+	}
+	if _, err := os.Stat(r.layout().Socket()); err != nil {
+		return fmt.Errorf("the node's containerd is not running (no %s): start `havre server` or `havre agent` with --data-dir %s", r.layout().Socket(), r.dataDir)
+	}
+	return nil
+}
+
+func (r imageRuntime) dial() (*runtime.CRI, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	ep := r.endpoint
+	if ep == "" {
+		ep = r.layout().Socket()
+	}
+	return runtime.Dial(ep)
+}
+
+func newImageCommand() *cobra.Command {
+	var r imageRuntime
+	cmd := &cobra.Command{
+		Use:   "image",
+		Short: "Manage the images of this node's container runtime",
+	}
+	cmd.PersistentFlags().StringVar(&r.dataDir, "data-dir", "/var/lib/havre", "the agent's data directory")
+	cmd.PersistentFlags().StringVar(&r.endpoint, "container-runtime-endpoint", "", "CRI endpoint (default: the agent's containerd)")
+
+	importCmd := &cobra.Command{
+		Use:   "import FILE.tar...",
+		Short: "Import images from OCI or docker archives (`docker save` output)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := r.check(); err != nil {
+				return err
+			}
+			l := r.layout()
+			im := images.Importer{Address: l.Socket(), Snapshotter: runtime.ConfiguredSnapshotter(l.Config())}
+			if r.endpoint != "" {
+				path, _ := strings.CutPrefix(r.endpoint, "unix://")
+				im.Address = path
+			}
+			for _, file := range args {
+				if _, err := im.ImportFile(cmd.Context(), file, cmd.ErrOrStderr()); err != nil {
+					return fmt.Errorf("%s: %w", file, err)
+				}
+			}
+			return nil
+		},
+	}
+	ls := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List images",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cri, err := r.dial()
+			if err != nil {
+				return err
+			}
+			defer cri.Close()
+			list, err := images.List(cmd.Context(), cri.Images)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 3, ' ', 0)
+			fmt.Fprintln(tw, "IMAGE\tID\tSIZE")
+			for _, img := range list {
+				id := strings.TrimPrefix(img.ID, "sha256:")
+				if len(id) > 13 {
+					id = id[:13]
+				}
+				for _, tag := range img.Tags {
+					fmt.Fprintf(tw, "%s\t%s\t%.1fMB\n", tag, id, float64(img.Size)/1e6)
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	rm := &cobra.Command{
+		Use:   "rm NAME...",
+		Short: "Remove images",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cri, err := r.dial()
+			if err != nil {
+				return err
+			}
+			defer cri.Close()
+			var errs []error
+			for _, name := range args {
+				if err := images.Remove(cmd.Context(), cri.Images, name); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", name)
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.AddCommand(importCmd, ls, rm)
+	return cmd
+}
