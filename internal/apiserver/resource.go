@@ -111,20 +111,25 @@ func (h *resourceHandler) serve(w http.ResponseWriter, r *http.Request, info req
 	}
 }
 
-func (h *resourceHandler) serveCreate(w http.ResponseWriter, r *http.Request, info requestInfo) {
-	ctx, cancel := requestContext(r)
-	defer cancel()
+// readObject reads a create or update request: its options and its body,
+// as an object of the resource's kind in the request's namespace.
+func (h *resourceHandler) readObject(w http.ResponseWriter, r *http.Request, info requestInfo) (runtime.Object, writeOptions, error) {
 	opts, err := parseWriteOptions(r)
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, opts, err
 	}
 	obj, err := decodeBody(w, r, h.res.GroupVersionKind(), h.objs.newObject(), opts.validation)
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, opts, err
 	}
-	if err := h.checkNamespace(obj, info.namespace); err != nil {
+	return obj, opts, h.checkNamespace(obj, info.namespace)
+}
+
+func (h *resourceHandler) serveCreate(w http.ResponseWriter, r *http.Request, info requestInfo) {
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	obj, opts, err := h.readObject(w, r, info)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -224,17 +229,8 @@ func (h *resourceHandler) create(ctx context.Context, obj runtime.Object, opts w
 func (h *resourceHandler) serveUpdate(w http.ResponseWriter, r *http.Request, info requestInfo) {
 	ctx, cancel := requestContext(r)
 	defer cancel()
-	opts, err := parseWriteOptions(r)
+	obj, opts, err := h.readObject(w, r, info)
 	if err != nil {
-		writeError(w, err)
-		return
-	}
-	obj, err := decodeBody(w, r, h.res.GroupVersionKind(), h.objs.newObject(), opts.validation)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if err := h.checkNamespace(obj, info.namespace); err != nil {
 		writeError(w, err)
 		return
 	}
