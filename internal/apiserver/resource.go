@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -516,7 +517,7 @@ func (h *resourceHandler) delete(ctx context.Context, namespace, name string, op
 		if old := acc.GetDeletionTimestamp(); old == nil || (old.After(deadline.Time) && grace >= 0) {
 			nacc.SetDeletionTimestamp(&deadline)
 			nacc.SetDeletionGracePeriodSeconds(&grace)
-		} else if !finalizersChanged(acc.GetFinalizers(), finalizers) {
+		} else if slices.Equal(acc.GetFinalizers(), finalizers) {
 			return cur, false, nil // already being deleted, nothing new
 		}
 		if h.hooks.pendingDelete != nil {
@@ -554,24 +555,10 @@ func withPropagationFinalizer(finalizers []string, opts *metav1.DeleteOptions) [
 	default:
 		return finalizers
 	}
-	for _, f := range finalizers {
-		if f == want {
-			return finalizers
-		}
+	if slices.Contains(finalizers, want) {
+		return finalizers
 	}
-	return append(append([]string(nil), finalizers...), want)
-}
-
-func finalizersChanged(a, b []string) bool {
-	if len(a) != len(b) {
-		return true
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return true
-		}
-	}
-	return false
+	return append(slices.Clone(finalizers), want)
 }
 
 func (h *resourceHandler) serveDeleteCollection(w http.ResponseWriter, r *http.Request, info requestInfo) {

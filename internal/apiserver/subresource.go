@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -52,7 +53,7 @@ func (h *resourceHandler) serveSubresource(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	verb := info.verb
-	if !contains(sub.Verbs, verb) {
+	if !slices.Contains(sub.Verbs, verb) {
 		writeError(w, apierrors.NewMethodNotSupported(h.gr(), verb))
 		return
 	}
@@ -78,15 +79,6 @@ func (h *resourceHandler) serveSubresource(w http.ResponseWriter, r *http.Reques
 		writeError(w, apierrors.NewServiceUnavailable(fmt.Sprintf(
 			"%s/%s is served by the node agent, which this server does not run", h.res.Resource, info.subresource)))
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // serveStatus serves the status subresource: writes keep only the status.

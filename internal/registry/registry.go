@@ -8,6 +8,7 @@ package registry
 
 import (
 	"context"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -107,12 +108,7 @@ func (r *Resource) Subresource(name string) *Subresource {
 
 // HasVerb reports whether the resource supports verb.
 func (r *Resource) HasVerb(verb string) bool {
-	for _, v := range r.Verbs {
-		if v == verb {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(r.Verbs, verb)
 }
 
 // Verb sets used in the catalog.

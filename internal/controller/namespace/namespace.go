@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -141,10 +142,5 @@ func (c *Controller) sync(ctx context.Context, name string) (remaining bool, err
 }
 
 func hasFinalizer(ns *corev1.Namespace) bool {
-	for _, f := range ns.Spec.Finalizers {
-		if f == corev1.FinalizerKubernetes {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(ns.Spec.Finalizers, corev1.FinalizerKubernetes)
 }
