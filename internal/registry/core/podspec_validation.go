@@ -536,17 +536,25 @@ func validateHandler(exec *corev1.ExecAction, httpGet *corev1.HTTPGetAction, tcp
 	return errs
 }
 
+// validateRunAsIDs checks runAsUser and runAsGroup, which pod and container
+// security contexts share.
+func validateRunAsIDs(user, group *int64, fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if user != nil {
+		errs = append(errs, invalidEach(*user, validation.IsValidUserID(*user), fldPath.Child("runAsUser"))...)
+	}
+	if group != nil {
+		errs = append(errs, invalidEach(*group, validation.IsValidGroupID(*group), fldPath.Child("runAsGroup"))...)
+	}
+	return errs
+}
+
 func validateSecurityContext(sc *corev1.SecurityContext, fldPath *field.Path) field.ErrorList {
 	if sc == nil {
 		return nil
 	}
 	var errs field.ErrorList
-	if sc.RunAsUser != nil {
-		errs = append(errs, invalidEach(*sc.RunAsUser, validation.IsValidUserID(*sc.RunAsUser), fldPath.Child("runAsUser"))...)
-	}
-	if sc.RunAsGroup != nil {
-		errs = append(errs, invalidEach(*sc.RunAsGroup, validation.IsValidGroupID(*sc.RunAsGroup), fldPath.Child("runAsGroup"))...)
-	}
+	errs = append(errs, validateRunAsIDs(sc.RunAsUser, sc.RunAsGroup, fldPath)...)
 	if sc.ProcMount != nil && *sc.ProcMount != corev1.DefaultProcMount && *sc.ProcMount != corev1.UnmaskedProcMount {
 		errs = append(errs, field.NotSupported(fldPath.Child("procMount"), *sc.ProcMount, []corev1.ProcMountType{corev1.DefaultProcMount, corev1.UnmaskedProcMount}))
 	}
@@ -571,12 +579,7 @@ func validatePodSecurityContext(sc *corev1.PodSecurityContext, fldPath *field.Pa
 		return nil
 	}
 	var errs field.ErrorList
-	if sc.RunAsUser != nil {
-		errs = append(errs, invalidEach(*sc.RunAsUser, validation.IsValidUserID(*sc.RunAsUser), fldPath.Child("runAsUser"))...)
-	}
-	if sc.RunAsGroup != nil {
-		errs = append(errs, invalidEach(*sc.RunAsGroup, validation.IsValidGroupID(*sc.RunAsGroup), fldPath.Child("runAsGroup"))...)
-	}
+	errs = append(errs, validateRunAsIDs(sc.RunAsUser, sc.RunAsGroup, fldPath)...)
 	if sc.FSGroup != nil {
 		errs = append(errs, invalidEach(*sc.FSGroup, validation.IsValidGroupID(*sc.FSGroup), fldPath.Child("fsGroup"))...)
 	}
