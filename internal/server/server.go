@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -25,8 +24,7 @@ import (
 	"github.com/havre/havre/internal/agent"
 	"github.com/havre/havre/internal/apiserver"
 	"github.com/havre/havre/internal/auth"
-	"github.com/havre/havre/internal/controller/garbagecollector"
-	"github.com/havre/havre/internal/controller/namespace"
+	"github.com/havre/havre/internal/controller"
 	"github.com/havre/havre/internal/controller/nodeipam"
 	"github.com/havre/havre/internal/pki"
 	"github.com/havre/havre/internal/registry"
@@ -52,8 +50,9 @@ type Options struct {
 	// NodeName and ContainerRuntimeEndpoint configure the in-process agent.
 	NodeName                 string
 	ContainerRuntimeEndpoint string
-	// ClusterCIDR is where nodes' pod CIDRs come from.
-	ClusterCIDR string
+	// Controllers configure the in-process controllers (ClusterCIDR is
+	// where nodes' pod CIDRs come from).
+	Controllers controller.Options
 	// Started is when the process started, for the readiness log line.
 	Started time.Time
 }
@@ -138,37 +137,20 @@ func Run(ctx context.Context, o Options) error {
 		"startup", time.Since(o.Started).Round(time.Millisecond).String())
 	fmt.Fprintf(os.Stderr, "\nKubeconfig written to %s\nTry: KUBECONFIG=%s kubectl get namespaces\n\n", kubeconfig, kubeconfig)
 
-	if err := startControllers(ctx, srv, resources); err != nil {
-		return err
+	copts := o.Controllers
+	if o.NodeIPAM && copts.ClusterCIDR == "" {
+		copts.ClusterCIDR = nodeipam.DefaultClusterCIDR
 	}
-	if o.NodeIPAM {
-		if err := startNodeIPAM(ctx, srv, o.ClusterCIDR); err != nil {
-			return err
-		}
+	if !o.NodeIPAM {
+		copts.ClusterCIDR = ""
+	}
+	if err := startControllers(ctx, srv, resources, copts); err != nil {
+		return err
 	}
 	if o.DisableAgent {
 		return <-errc
 	}
 	return runAgent(ctx, cancel, o, srv, errc)
-}
-
-// startNodeIPAM starts the controller giving nodes their pod CIDRs.
-func startNodeIPAM(ctx context.Context, srv *apiserver.Server, clusterCIDR string) error {
-	client, err := kubernetes.NewForConfig(srv.LoopbackConfig())
-	if err != nil {
-		return err
-	}
-	factory := informers.NewSharedInformerFactory(client, 0)
-	if clusterCIDR == "" {
-		clusterCIDR = nodeipam.DefaultClusterCIDR
-	}
-	ipam, err := nodeipam.New(client, factory, clusterCIDR, nodeipam.DefaultNodeMaskV4)
-	if err != nil {
-		return err
-	}
-	factory.Start(ctx.Done())
-	go ipam.Run(ctx, 1)
-	return nil
 }
 
 // runAgent runs the node agent of the server's own node beside the API
@@ -201,7 +183,9 @@ func runAgent(ctx context.Context, cancel context.CancelFunc, o Options, srv *ap
 	}
 }
 
-func startControllers(ctx context.Context, srv *apiserver.Server, resources []*registry.Resource) error {
+// startControllers builds every registered controller on one shared
+// informer factory, then starts the factory.
+func startControllers(ctx context.Context, srv *apiserver.Server, resources []*registry.Resource, opts controller.Options) error {
 	cfg := srv.LoopbackConfig()
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -211,39 +195,32 @@ func startControllers(ctx context.Context, srv *apiserver.Server, resources []*r
 	if err != nil {
 		return err
 	}
-	factory := informers.NewSharedInformerFactory(client, 0)
-	var namespaced []schema.GroupVersionResource
-	for _, r := range resources {
-		if r.Namespaced {
-			namespaced = append(namespaced, r.GroupVersionResource)
-		}
-	}
-	nsc := namespace.New(client, dyn, factory, namespaced)
-	factory.Start(ctx.Done())
-	go nsc.Run(ctx, 2)
-
-	// The garbage collector watches every resource it can delete and maps
-	// owner references to resources with the catalog.
 	metaClient, err := metadata.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
 	mapper := meta.NewDefaultRESTMapper(nil)
-	var collectable []schema.GroupVersionResource
+	cc := &controller.Context{
+		Config: cfg, Client: client, Dynamic: dyn, Metadata: metaClient,
+		Informers: informers.NewSharedInformerFactory(client, 0),
+		Mapper:    mapper, Options: opts,
+	}
 	for _, r := range resources {
 		scope := meta.RESTScopeRoot
 		if r.Namespaced {
 			scope = meta.RESTScopeNamespace
+			cc.Namespaced = append(cc.Namespaced, r.GroupVersionResource)
 		}
 		mapper.AddSpecific(r.GroupVersionKind(), r.GroupVersionResource, r.GroupVersion().WithResource(r.Singular), scope)
 		if r.HasVerb("list") && r.HasVerb("watch") && r.HasVerb("delete") {
-			collectable = append(collectable, r.GroupVersionResource)
+			cc.Collectable = append(cc.Collectable, r.GroupVersionResource)
 		}
 	}
-	gc, err := garbagecollector.New(metaClient, collectable, mapper)
-	if err != nil {
-		return err
+	for _, c := range controllers {
+		if err := c.start(ctx, cc); err != nil {
+			return fmt.Errorf("starting the %s controller: %w", c.name, err)
+		}
 	}
-	go gc.Run(ctx, 4)
+	cc.Informers.Start(ctx.Done())
 	return nil
 }

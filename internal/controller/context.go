@@ -1,0 +1,54 @@
+// Package controller holds what the in-process controllers of `havre
+// server` share: the Context they are built from. Each controller lives in
+// its own package below this one and is registered in internal/server.
+package controller
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+)
+
+// Context is what a controller is built from. Controllers share one
+// informer factory; it is started after every controller has asked for its
+// informers.
+type Context struct {
+	// Config reaches the API server over loopback as the server itself.
+	Config    *rest.Config
+	Client    kubernetes.Interface
+	Dynamic   dynamic.Interface
+	Metadata  metadata.Interface
+	Informers informers.SharedInformerFactory
+	// Mapper maps every served kind to its resource.
+	Mapper meta.RESTMapper
+	// Namespaced lists the served namespaced resources; Collectable the
+	// resources that can be listed, watched and deleted.
+	Namespaced, Collectable []schema.GroupVersionResource
+	// Options are the server's controller options.
+	Options Options
+}
+
+// Options are the controller settings `havre server` takes as flags.
+type Options struct {
+	// ClusterCIDR is where node pod CIDRs come from; empty disables node IPAM.
+	ClusterCIDR string
+	// SchedulerConfig is the path of a scheduler configuration file; empty
+	// means the defaults.
+	SchedulerConfig string
+	// NodeMonitorGracePeriod is how long a node may miss heartbeats before
+	// it is marked NotReady/Unknown (0: 40s as upstream).
+	NodeMonitorGracePeriodSeconds int64
+	// DefaultNotReadyTolerationSeconds and DefaultUnreachableTolerationSeconds
+	// are the tolerations added to pods that have none (0: 300 as upstream).
+	DefaultNotReadyTolerationSeconds, DefaultUnreachableTolerationSeconds int64
+}
+
+// Starter starts one controller: it registers its informers on
+// ctx.Informers and returns; its loops run until runCtx is done.
+type Starter func(runCtx context.Context, c *Context) error

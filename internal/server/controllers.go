@@ -1,0 +1,61 @@
+package server
+
+import (
+	"context"
+
+	"github.com/havre/havre/internal/controller"
+	"github.com/havre/havre/internal/controller/garbagecollector"
+	"github.com/havre/havre/internal/controller/namespace"
+	"github.com/havre/havre/internal/controller/nodeipam"
+)
+
+// registered is one in-process controller of `havre server`.
+type registered struct {
+	name  string
+	start controller.Starter
+}
+
+// controllers are started in this order, on one shared informer factory.
+// Controllers of later work register themselves in files of their own
+// (controller_<name>.go) with register.
+var controllers = []registered{
+	{"namespace", startNamespace},
+	{"garbagecollector", startGarbageCollector},
+	{"nodeipam", startNodeIPAM},
+}
+
+// register adds a controller; files of this package call it from init.
+func register(name string, start controller.Starter) {
+	controllers = append(controllers, registered{name, start})
+}
+
+func startNamespace(ctx context.Context, c *controller.Context) error {
+	nsc := namespace.New(c.Client, c.Dynamic, c.Informers, c.Namespaced)
+	go nsc.Run(ctx, 2)
+	return nil
+}
+
+// startGarbageCollector starts the collector on metadata informers of its
+// own for every resource it can delete.
+func startGarbageCollector(ctx context.Context, c *controller.Context) error {
+	gc, err := garbagecollector.New(c.Metadata, c.Collectable, c.Mapper)
+	if err != nil {
+		return err
+	}
+	go gc.Run(ctx, 4)
+	return nil
+}
+
+// startNodeIPAM starts the controller giving nodes their pod CIDRs, when
+// the server assigns them.
+func startNodeIPAM(ctx context.Context, c *controller.Context) error {
+	if c.Options.ClusterCIDR == "" {
+		return nil
+	}
+	ipam, err := nodeipam.New(c.Client, c.Informers, c.Options.ClusterCIDR, nodeipam.DefaultNodeMaskV4)
+	if err != nil {
+		return err
+	}
+	go ipam.Run(ctx, 1)
+	return nil
+}
