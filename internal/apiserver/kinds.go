@@ -73,6 +73,7 @@ func (s *Server) customise(h *resourceHandler) {
 	case schema.GroupResource{Resource: "pods"}:
 		h.hooks.returnDeleted = true
 		h.hooks.gracePeriod = podGracePeriod
+		h.hooks.beforeCreate = s.admitPod
 	}
 }
 
