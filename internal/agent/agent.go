@@ -46,6 +46,11 @@ type Options struct {
 	// CNIBinDirs are searched for the CNI plugins (default /usr/lib/cni,
 	// /opt/cni/bin).
 	CNIBinDirs []string
+	// CNIBridge names the pods' bridge (default havre0).
+	CNIBridge string
+	// StreamingPort is the port of the streaming API the API server proxies
+	// logs, exec, attach and port-forward to (0: 10250; -1: none).
+	StreamingPort int
 	// Ready, when set, is closed once the node is registered and the agent
 	// runs pods.
 	Ready chan<- struct{}
@@ -85,9 +90,14 @@ type Agent struct {
 	hostDNS     *runtimeapi.DNSConfig
 
 	statusKick chan struct{}
-	cniCIDR    atomic.Value // string: the pod CIDR the CNI configuration was written for
-	recorder   record.EventRecorder
-	objects    objectSource
+
+	// streamingPort is where the streaming API listens (node
+	// daemonEndpoints.kubeletEndpoint).
+	streamingPort int32
+
+	cniCIDR  atomic.Value // string: the pod CIDR the CNI configuration was written for
+	recorder record.EventRecorder
+	objects  objectSource
 
 	podIndexer cache.Indexer
 	services   func(namespace string) []*corev1.Service
@@ -179,6 +189,15 @@ func Run(ctx context.Context, o Options) error {
 	defer broadcaster.Shutdown()
 	a.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: name})
 
+	// The streaming API listens before the node registers, so that the
+	// node's daemon endpoint is known.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := a.startStreaming(ctx, &wg); err != nil {
+		return err
+	}
 	if err := a.registerNode(ctx); err != nil {
 		return err
 	}
@@ -186,10 +205,7 @@ func Run(ctx context.Context, o Options) error {
 
 	// On return: cancel, then wait for the pod workers, then for the
 	// loops (deferred calls run last first).
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	defer a.stopWorkers()
-	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := a.startNodeLoops(ctx, &wg); err != nil {
 		return err

@@ -15,12 +15,13 @@ import (
 // host ports through portmap. containerd adds the loopback interface.
 const (
 	cniNetworkName = "havre"
-	cniBridge      = "havre0"
-	cniConfName    = "10-havre.conflist"
+	// defaultCNIBridge is the pod bridge unless Options.CNIBridge names one.
+	defaultCNIBridge = "havre0"
+	cniConfName      = "10-havre.conflist"
 )
 
 // cniConfList renders the network configuration for a pod CIDR.
-func cniConfList(podCIDR, ipamDir string) ([]byte, error) {
+func cniConfList(podCIDR, ipamDir, bridge string) ([]byte, error) {
 	_, n, err := net.ParseCIDR(podCIDR)
 	if err != nil {
 		return nil, fmt.Errorf("pod CIDR %q: %w", podCIDR, err)
@@ -35,7 +36,7 @@ func cniConfList(podCIDR, ipamDir string) ([]byte, error) {
 		"plugins": []any{
 			map[string]any{
 				"type":        "bridge",
-				"bridge":      cniBridge,
+				"bridge":      bridge,
 				"isGateway":   true,
 				"ipMasq":      true,
 				"hairpinMode": true,
@@ -55,8 +56,8 @@ func cniConfList(podCIDR, ipamDir string) ([]byte, error) {
 // writeCNIConfig writes the network configuration into confDir unless it
 // is already there unchanged (or force is set). It reports whether it
 // wrote.
-func writeCNIConfig(confDir, ipamDir, podCIDR string, force bool) (bool, error) {
-	data, err := cniConfList(podCIDR, ipamDir)
+func writeCNIConfig(confDir, ipamDir, podCIDR, bridge string, force bool) (bool, error) {
+	data, err := cniConfList(podCIDR, ipamDir, bridge)
 	if err != nil {
 		return false, err
 	}
@@ -75,4 +76,12 @@ func writeCNIConfig(confDir, ipamDir, podCIDR string, force bool) (bool, error) 
 	// directory, and its reload on the temporary file's writes fails
 	// harmlessly).
 	return true, pki.WriteFileAtomic(path, data, 0o600)
+}
+
+// bridge is the name of the pods' bridge.
+func (a *Agent) bridge() string {
+	if a.opts.CNIBridge != "" {
+		return a.opts.CNIBridge
+	}
+	return defaultCNIBridge
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func TestCNIConfList(t *testing.T) {
-	data, err := cniConfList("10.42.3.0/24", "/d/ipam")
+	data, err := cniConfList("10.42.3.0/24", "/d/ipam", defaultCNIBridge)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,19 +41,19 @@ func TestCNIConfList(t *testing.T) {
 	if p := conf.Plugins[1]; p.Type != "portmap" || !p.Capabilities["portMappings"] {
 		t.Errorf("portmap plugin %+v", p)
 	}
-	if _, err := cniConfList("nope", "/d"); err == nil {
+	if _, err := cniConfList("nope", "/d", defaultCNIBridge); err == nil {
 		t.Error("a bad CIDR was accepted")
 	}
 
 	dir := t.TempDir()
-	wrote, err := writeCNIConfig(filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam"), "10.42.3.0/24", false)
+	wrote, err := writeCNIConfig(filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam"), "10.42.3.0/24", defaultCNIBridge, false)
 	if err != nil || !wrote {
 		t.Fatalf("first write: %v, %v", wrote, err)
 	}
-	if wrote, err := writeCNIConfig(filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam"), "10.42.3.0/24", false); err != nil || wrote {
+	if wrote, err := writeCNIConfig(filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam"), "10.42.3.0/24", defaultCNIBridge, false); err != nil || wrote {
 		t.Fatalf("unchanged write: %v, %v", wrote, err)
 	}
-	if wrote, err := writeCNIConfig(filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam"), "10.42.3.0/24", true); err != nil || !wrote {
+	if wrote, err := writeCNIConfig(filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam"), "10.42.3.0/24", defaultCNIBridge, true); err != nil || !wrote {
 		t.Fatalf("forced write: %v, %v", wrote, err)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "net.d", cniConfName)); err != nil || fi.Mode().Perm() != 0o600 {

@@ -191,6 +191,7 @@ func (a *Agent) nodeStatus(ctx context.Context, node *corev1.Node) corev1.NodeSt
 		s.Addresses = append(s.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip})
 	}
 	s.Addresses = append(s.Addresses, corev1.NodeAddress{Type: corev1.NodeHostName, Address: a.nodeName})
+	s.DaemonEndpoints.KubeletEndpoint.Port = a.streamingPort
 
 	runtimeReady, networkReady, why := a.runtimeConditions(ctx)
 	_, memAvail, _ := readMeminfo()
@@ -279,7 +280,6 @@ func nodeStatusChanged(old, s corev1.NodeStatus) bool {
 		for i := range st.Conditions {
 			st.Conditions[i].LastHeartbeatTime = metav1.Time{}
 		}
-		st.DaemonEndpoints = corev1.NodeDaemonEndpoints{}
 		st.Config = nil
 		st.VolumesInUse, st.VolumesAttached = nil, nil
 		st.RuntimeHandlers, st.Features = nil, nil
@@ -347,7 +347,7 @@ func (a *Agent) startNodeLoops(ctx context.Context, wg *sync.WaitGroup) error {
 				continue
 			}
 			cidr := node.Spec.PodCIDRs[0]
-			wrote, err := writeCNIConfig(a.dirs.cniConf, a.dirs.cniIPAM, cidr, false)
+			wrote, err := writeCNIConfig(a.dirs.cniConf, a.dirs.cniIPAM, cidr, a.bridge(), false)
 			if err != nil {
 				slog.Error("writing the CNI configuration", "err", err)
 				continue
@@ -355,7 +355,7 @@ func (a *Agent) startNodeLoops(ctx context.Context, wg *sync.WaitGroup) error {
 			written = cidr
 			a.cniCIDR.Store(cidr)
 			if wrote {
-				slog.Info("pod network configured", "podCIDR", cidr, "bridge", cniBridge)
+				slog.Info("pod network configured", "podCIDR", cidr, "bridge", a.bridge())
 			}
 			a.kickStatus()
 		}
@@ -449,7 +449,7 @@ func (a *Agent) nudgeNetwork(since *time.Time) {
 		return
 	}
 	*since = time.Now()
-	if _, err := writeCNIConfig(a.dirs.cniConf, a.dirs.cniIPAM, cidr, true); err != nil {
+	if _, err := writeCNIConfig(a.dirs.cniConf, a.dirs.cniIPAM, cidr, a.bridge(), true); err != nil {
 		slog.Warn("rewriting the CNI configuration", "err", err)
 		return
 	}

@@ -28,10 +28,15 @@ import (
 type agentFlags struct {
 	nodeName        string
 	runtimeEndpoint string
+	streamingPort   int
+	cniBridge       string
 }
 
 func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.nodeName, "node-name", "", "name of this node (default: the host name)")
+	fs.StringVar(&f.cniBridge, "cni-bridge", "havre0", "name of the bridge pods are attached to")
+	_ = fs.MarkHidden("cni-bridge")
+	fs.IntVar(&f.streamingPort, "streaming-port", agent.DefaultStreamingPort, "port of the node's streaming API (logs, exec, attach, port-forward), which the API server proxies to")
 	fs.StringVar(&f.runtimeEndpoint, "container-runtime-endpoint", "", "CRI endpoint of an existing runtime (default: run a containerd of the agent's own under <data-dir>/agent/containerd)")
 }
 
@@ -69,7 +74,7 @@ func newAgentCommand() *cobra.Command {
 			cfg := &rest.Config{Host: serverURL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAFile: caFile}}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			err := agent.Run(ctx, agent.Options{DataDir: dataDir, NodeName: nf.nodeName, RuntimeEndpoint: nf.runtimeEndpoint, RESTConfig: cfg})
+			err := agent.Run(ctx, agent.Options{DataDir: dataDir, NodeName: nf.nodeName, RuntimeEndpoint: nf.runtimeEndpoint, StreamingPort: nf.streamingPort, CNIBridge: nf.cniBridge, RESTConfig: cfg})
 			if errors.Is(err, context.Canceled) {
 				err = nil
 			}

@@ -58,7 +58,7 @@ func newServerCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			setupLogging(verbose)
 			o.Started = started
-			o.NodeName, o.ContainerRuntimeEndpoint = nf.nodeName, nf.runtimeEndpoint
+			o.NodeName, o.ContainerRuntimeEndpoint, o.StreamingPort, o.CNIBridge = nf.nodeName, nf.runtimeEndpoint, nf.streamingPort, nf.cniBridge
 			o.NodeIPAM = !o.DisableAgent || cmd.Flags().Changed("cluster-cidr")
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()

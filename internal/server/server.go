@@ -7,6 +7,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/metadata"
 
 	"github.com/havre/havre/internal/agent"
+	"github.com/havre/havre/internal/agent/streaming"
 	"github.com/havre/havre/internal/apiserver"
 	"github.com/havre/havre/internal/auth"
 	"github.com/havre/havre/internal/controller"
@@ -50,6 +52,8 @@ type Options struct {
 	// NodeName and ContainerRuntimeEndpoint configure the in-process agent.
 	NodeName                 string
 	ContainerRuntimeEndpoint string
+	StreamingPort            int
+	CNIBridge                string
 	// Controllers configure the in-process controllers (ClusterCIDR is
 	// where nodes' pod CIDRs come from).
 	Controllers controller.Options
@@ -90,6 +94,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer store.Close()
 
+	nodeCert, err := nodeClientCert(bundle)
+	if err != nil {
+		return err
+	}
 	resources := catalog.Resources()
 	addr := net.JoinHostPort(o.BindAddress, strconv.Itoa(o.HTTPSPort))
 	ln, err := net.Listen("tcp", addr)
@@ -109,6 +117,7 @@ func Run(ctx context.Context, o Options) error {
 		ServiceCIDR:        o.ServiceCIDR,
 		NodePortRange:      o.NodePortRange,
 		Profiling:          o.Profiling,
+		NodeClientCert:     nodeCert,
 	})
 	if err != nil {
 		return err
@@ -164,6 +173,8 @@ func runAgent(ctx context.Context, cancel context.CancelFunc, o Options, srv *ap
 			DataDir:         o.DataDir,
 			NodeName:        o.NodeName,
 			RuntimeEndpoint: o.ContainerRuntimeEndpoint,
+			StreamingPort:   o.StreamingPort,
+			CNIBridge:       o.CNIBridge,
 			RESTConfig:      cfg,
 			NodeLabels:      map[string]string{"node-role.kubernetes.io/control-plane": "true"},
 		})
@@ -223,4 +234,18 @@ func startControllers(ctx context.Context, srv *apiserver.Server, resources []*r
 	}
 	cc.Informers.Start(ctx.Done())
 	return nil
+}
+
+// nodeClientCert is the certificate the API server presents to node agents
+// (issued at every start, valid for a year).
+func nodeClientCert(bundle *pki.Bundle) (*tls.Certificate, error) {
+	certPEM, keyPEM, err := bundle.IssueClientCert(streaming.APIServerUser, nil, 365*24*time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("the API server's node client certificate: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &cert, nil
 }
