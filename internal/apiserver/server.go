@@ -61,6 +61,9 @@ type Config struct {
 	// Profiling serves Go's profiles at /debug/pprof to authorized users,
 	// as kube-apiserver's --profiling does.
 	Profiling bool
+	// NodeClientCert is presented to node agents when pod logs, exec,
+	// attach and port-forward are proxied to them.
+	NodeClientCert *tls.Certificate
 }
 
 // Server serves the Kubernetes API.
@@ -72,6 +75,8 @@ type Server struct {
 	loopback  *rest.Config
 	listener  net.Listener
 	services  *serviceAllocator
+	// nodeTransport reaches node agents' streaming APIs.
+	nodeTransport http.RoundTripper
 
 	readyOnce sync.Once
 	ready     chan struct{}
@@ -89,7 +94,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.NodePortRange = "30000-32767"
 	}
 	startTypeConverter()
-	s := &Server{cfg: cfg, handlers: map[schema.GroupVersionResource]*resourceHandler{}, ready: make(chan struct{})}
+	s := &Server{cfg: cfg, handlers: map[schema.GroupVersionResource]*resourceHandler{}, ready: make(chan struct{}),
+		nodeTransport: newNodeTransport(cfg.NodeClientCert)}
 	var err error
 	if s.services, err = newServiceAllocator(s, cfg.ServiceCIDR, cfg.NodePortRange); err != nil {
 		return nil, err

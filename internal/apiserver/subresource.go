@@ -57,6 +57,10 @@ func (h *resourceHandler) serveSubresource(w http.ResponseWriter, r *http.Reques
 		writeError(w, apierrors.NewMethodNotSupported(h.gr(), verb))
 		return
 	}
+	if h.res.Resource == "pods" && streamed(info.subresource) {
+		h.serveNodeStream(w, r, info)
+		return
+	}
 	ctx, cancel := requestContext(r)
 	defer cancel()
 	opts, err := parseWriteOptions(r)
