@@ -24,6 +24,31 @@ var (
 	builtImg = map[string]string{} // dir|ref → archive
 )
 
+// writeAppletLinks adds to an image layer /tmp and, for every name listed in
+// the program's APPLETS file (one a line), a link /bin/<name> to the
+// program, which then acts as that command when called by that name.
+func writeAppletLinks(tw *tar.Writer, dir, program string) error {
+	for _, d := range []tar.Header{{Name: "tmp/", Mode: 0o1777}, {Name: "bin/", Mode: 0o755}} {
+		d.Typeflag = tar.TypeDir
+		if err := tw.WriteHeader(&d); err != nil {
+			return err
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "APPLETS"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, name := range strings.Fields(string(data)) {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + name, Linkname: "/" + program, Mode: 0o777}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // BuildImage builds the Go program in dir (relative to the module root, as
 // "test/images/web") into a static binary and packs it as the only file,
 // /<base name of dir>, of a single-layer linux image tagged ref, whose
@@ -68,6 +93,9 @@ func BuildImage(t testing.TB, dir, ref string) string {
 	if _, err := tw.Write(data); err != nil {
 		t.Fatal(err)
 	}
+	if err := writeAppletLinks(tw, filepath.Join(root, dir), base); err != nil {
+		t.Fatal(err)
+	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +114,7 @@ func BuildImage(t testing.TB, dir, ref string) string {
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", runtime.GOARCH
 	cf.Config.Entrypoint = []string{"/" + base}
-	cf.Config.Env = []string{"PATH=/"}
+	cf.Config.Env = []string{"PATH=/bin:/"}
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,6 +96,11 @@ type Server struct {
 	logPath         string
 	kubectlCacheDir string
 	port            int
+	// streamingPort is the node agent's streaming API port (with WithAgent).
+	streamingPort int
+	// podNet is the second octet of the server's cluster CIDR 10.X.0.0/16
+	// (with WithAgent).
+	podNet int
 
 	mu        sync.Mutex
 	proc      *process
@@ -171,6 +178,14 @@ func StartServer(t testing.TB, opts ...Option) *Server {
 			t.Fatal(err)
 		}
 		s.port = port
+		if o.agent && !slices.Contains(o.args, "--streaming-port") {
+			if s.streamingPort, err = FreePort(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if o.agent && s.podNet == 0 && !slices.Contains(o.args, "--cluster-cidr") {
+			s.podNet = podNetwork()
+		}
 		err = s.start()
 		if err == nil {
 			break
@@ -204,6 +219,14 @@ func (s *Server) Args() []string {
 	}
 	if !s.opts.agent {
 		args = append(args, "--disable-agent")
+	}
+	if s.streamingPort != 0 {
+		args = append(args, "--streaming-port", strconv.Itoa(s.streamingPort))
+	}
+	if s.podNet != 0 {
+		// Servers of test processes running at once must not share a pod
+		// network: each has a cluster CIDR and a bridge of its own.
+		args = append(args, "--cluster-cidr", fmt.Sprintf("10.%d.0.0/16", s.podNet), "--cni-bridge", fmt.Sprintf("havre%d", s.podNet))
 	}
 	return append(args, s.opts.args...)
 }
@@ -347,6 +370,10 @@ func (s *Server) cleanup() {
 	if s.opts.agent {
 		if out, err := s.Havre("agent", "reset", "--data-dir", s.dataDir); err != nil {
 			s.t.Errorf("havre agent reset: %v\n%s", err, out)
+		}
+		if s.podNet != 0 {
+			// The bridge outlives the pods; it is the test's to remove.
+			_ = exec.Command("ip", "link", "delete", fmt.Sprintf("havre%d", s.podNet)).Run()
 		}
 	}
 }
@@ -638,4 +665,16 @@ func (s *Server) MustKubectlStdin(t testing.TB, stdin string, args ...string) st
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
 	}
 	return out
+}
+
+// podNetwork picks the second octet of a test server's cluster CIDR,
+// 10.X.0.0/16, among 100-249, unused by the pod bridges of this host.
+func podNetwork() int {
+	for range 50 {
+		n := 100 + rand.IntN(150)
+		if _, err := net.InterfaceByName(fmt.Sprintf("havre%d", n)); err != nil {
+			return n
+		}
+	}
+	return 100 + rand.IntN(150)
 }

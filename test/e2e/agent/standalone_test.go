@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,7 +32,12 @@ func TestStandaloneAgentJoinsWithTheToken(t *testing.T) {
 	}
 	defer logFile.Close()
 	havre := framework.Havre(t)
+	streamingPort, err := framework.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(havre, "agent",
+		"--streaming-port", strconv.Itoa(streamingPort),
 		"--server", s.URL(""),
 		"--token-file", filepath.Join(s.DataDir(), "server", "token"),
 		"--ca-file", filepath.Join(s.DataDir(), "tls", "ca.crt"),

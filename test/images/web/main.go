@@ -32,6 +32,7 @@ import (
 var hog [][]byte
 
 func main() {
+	runApplet()
 	listen := flag.String("listen", ":8080", "address to serve on")
 	exitCode := flag.Int("exit", -1, "exit at once with this code instead of serving")
 	sleep := flag.Duration("sleep", 0, "sleep this long before anything else")
@@ -55,6 +56,7 @@ func main() {
 	}
 
 	mux := http.NewServeMux()
+	addLogHandler(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h, _ := os.Hostname()
 		fmt.Fprintf(w, "web %s\n", h)
