@@ -21,6 +21,7 @@ import (
 	"github.com/havre/havre/internal/agent/images"
 	"github.com/havre/havre/internal/agent/runtime"
 	"github.com/havre/havre/internal/auth"
+	"github.com/havre/havre/internal/memtrim"
 	"github.com/havre/havre/internal/pki"
 )
 
@@ -74,6 +75,7 @@ func newAgentCommand() *cobra.Command {
 			cfg := &rest.Config{Host: serverURL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAFile: caFile}}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			go memtrim.Run(ctx, memtrim.Options{})
 			err := agent.Run(ctx, agent.Options{DataDir: dataDir, NodeName: nf.nodeName, RuntimeEndpoint: nf.runtimeEndpoint, StreamingPort: nf.streamingPort, CNIBridge: nf.cniBridge, RESTConfig: cfg})
 			if errors.Is(err, context.Canceled) {
 				err = nil

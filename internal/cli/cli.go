@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/havre/havre/internal/memtrim"
 	"github.com/havre/havre/internal/server"
 	"github.com/havre/havre/internal/version"
 )
@@ -62,6 +63,7 @@ func newServerCommand() *cobra.Command {
 			o.NodeIPAM = !o.DisableAgent || cmd.Flags().Changed("cluster-cidr")
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			go memtrim.Run(ctx, memtrim.Options{})
 			err := server.Run(ctx, o)
 			if errors.Is(err, context.Canceled) {
 				err = nil

@@ -1,0 +1,43 @@
+package memtrim
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestRunReturnsFreedMemory checks that a quiet interval after a burst of
+// garbage returns the freed heap to the operating system.
+func TestRunReturnsFreedMemory(t *testing.T) {
+	var sink [][]byte
+	for range 64 {
+		sink = append(sink, make([]byte, 1<<20))
+	}
+	sink = nil
+	_ = sink
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		Run(ctx, Options{Interval: 20 * time.Millisecond, QuietBytes: 1 << 30})
+		close(done)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var now runtime.MemStats
+		runtime.ReadMemStats(&now)
+		if now.HeapReleased > before.HeapReleased && now.HeapIdle-now.HeapReleased < 8<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("freed memory not returned: idle %d released %d (before: idle %d released %d)",
+				now.HeapIdle, now.HeapReleased, before.HeapIdle, before.HeapReleased)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
