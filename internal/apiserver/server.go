@@ -58,6 +58,11 @@ type Config struct {
 	ServiceCIDR string
 	// NodePortRange is the range of Service node ports, "30000-32767".
 	NodePortRange string
+	// DefaultNotReadyTolerationSeconds and
+	// DefaultUnreachableTolerationSeconds are the tolerationSeconds of the
+	// not-ready and unreachable tolerations the DefaultTolerationSeconds
+	// admission step adds to pods (0: 300, as kube-apiserver).
+	DefaultNotReadyTolerationSeconds, DefaultUnreachableTolerationSeconds int64
 	// Profiling serves Go's profiles at /debug/pprof to authorized users,
 	// as kube-apiserver's --profiling does.
 	Profiling bool

@@ -45,6 +45,7 @@ func newAgentCommand() *cobra.Command {
 	var (
 		dataDir, serverURL, token, tokenFile, caFile string
 		nf                                           agentFlags
+		hf                                           hollowFlags
 		verbose                                      bool
 	)
 	cmd := &cobra.Command{
@@ -76,7 +77,12 @@ func newAgentCommand() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			go memtrim.Run(ctx, memtrim.Options{})
-			err := agent.Run(ctx, agent.Options{DataDir: dataDir, NodeName: nf.nodeName, RuntimeEndpoint: nf.runtimeEndpoint, StreamingPort: nf.streamingPort, CNIBridge: nf.cniBridge, RESTConfig: cfg})
+			var err error
+			if hf.count > 0 {
+				err = hf.run(ctx, cfg)
+			} else {
+				err = agent.Run(ctx, agent.Options{DataDir: dataDir, NodeName: nf.nodeName, RuntimeEndpoint: nf.runtimeEndpoint, StreamingPort: nf.streamingPort, CNIBridge: nf.cniBridge, RESTConfig: cfg})
+			}
 			if errors.Is(err, context.Canceled) {
 				err = nil
 			}
@@ -94,6 +100,7 @@ func newAgentCommand() *cobra.Command {
 	f.StringVar(&caFile, "ca-file", "", "the cluster CA certificate (default: <data-dir>/tls/ca.crt if present)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	nf.add(f)
+	hf.add(f)
 
 	reset := &cobra.Command{
 		Use:   "reset",

@@ -84,6 +84,7 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&o.NodePortRange, "service-node-port-range", "30000-32767", "range of Service node ports")
 	f.BoolVar(&o.Profiling, "profiling", true, "serve Go profiles at /debug/pprof to authorized users")
 	f.BoolVar(&o.DisableAgent, "disable-agent", false, "do not run a node agent in this process")
+	addNodeLifecycleFlags(f, &o.Controllers)
 	f.StringVar(&o.Controllers.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "IPv4 range nodes' pod CIDRs (a /24 each) are taken from (with --disable-agent, pod CIDRs are assigned only when this is given)")
 	nf.add(f)
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")

@@ -116,8 +116,11 @@ func Run(ctx context.Context, o Options) error {
 		CompactionInterval: o.CompactionInterval,
 		ServiceCIDR:        o.ServiceCIDR,
 		NodePortRange:      o.NodePortRange,
-		Profiling:          o.Profiling,
-		NodeClientCert:     nodeCert,
+		// DefaultTolerationSeconds admission.
+		DefaultNotReadyTolerationSeconds:    o.Controllers.DefaultNotReadyTolerationSeconds,
+		DefaultUnreachableTolerationSeconds: o.Controllers.DefaultUnreachableTolerationSeconds,
+		Profiling:                           o.Profiling,
+		NodeClientCert:                      nodeCert,
 	})
 	if err != nil {
 		return err
