@@ -17,7 +17,6 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -45,9 +44,10 @@ type Options struct {
 	// a single larger write still goes through alone. Default 4 MiB.
 	MaxBatchBytes int
 	// WatchBuffer is the capacity of each watcher's channel. A watcher whose
-	// channel is full when an event is due is ended with an Error event
-	// (ErrWatcherTooSlow). Keep it above MaxBatchSize so that a single
-	// commit cannot overflow a watcher that keeps up. Default 256.
+	// channel is full when an event is due falls back to catching up from
+	// the event ring and the log at its own pace. Keep it above
+	// MaxBatchSize so that a single commit does not overflow a watcher that
+	// keeps up. Default 256.
 	WatchBuffer int
 	// EventCacheSize is how many recent events are kept in memory so that
 	// watchers resuming from a recent revision need not read the disk.
@@ -97,10 +97,6 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
-
-// ErrWatcherTooSlow ends a watch whose consumer fell behind by more than the
-// watcher's buffer.
-var ErrWatcherTooSlow = errors.New("bolt: watcher fell behind and was ended")
 
 // Store is a storage.Store on a bbolt file. Create it with Open.
 type Store struct {

@@ -81,8 +81,9 @@ func (h *hub) publish(events []storage.Event) {
 	for i := range events {
 		h.ring.push(events[i])
 	}
+	before := h.published
 	h.published = events[len(events)-1].Revision
-	for i := len(h.watchers) - 1; i >= 0; i-- { // backwards: fail removes
+	for i := len(h.watchers) - 1; i >= 0; i-- { // backwards: demote removes
 		w := h.watchers[i]
 		for j := range events {
 			ev := &events[j]
@@ -95,10 +96,27 @@ func (h *hub) publish(events []storage.Event) {
 				continue
 			default:
 			}
-			h.fail(w, ErrWatcherTooSlow)
+			// Every event before this one was sent or not wanted.
+			pos := before
+			if j > 0 {
+				pos = events[j-1].Revision
+			}
+			h.demote(w, pos)
 			break
 		}
 	}
+}
+
+// demote turns a live watcher whose channel is full into a catching-up
+// one: it goes on from pos through the ring or the disk log at its
+// consumer's pace, as a watch from an old revision does, and becomes live
+// again once it has caught up. It ends (ErrCompacted) only if compaction
+// overtakes it. h.mu is held.
+func (h *hub) demote(w *watcher, pos int64) {
+	h.removeLive(w)
+	w.state = catchingUp
+	h.s.bg.Add(1) // h.closed is false here, so Close has not reached bg.Wait
+	go h.s.catchUp(w, pos)
 }
 
 func (h *hub) addLive(w *watcher) {
@@ -113,31 +131,6 @@ func (h *hub) removeLive(w *watcher) {
 	h.watchers[w.index].index = w.index
 	h.watchers[last] = nil
 	h.watchers = h.watchers[:last]
-}
-
-// fail ends a live watcher with an Error event. If its channel has no room
-// for it, a goroutine delivers it once the consumer reads. h.mu is held.
-func (h *hub) fail(w *watcher, err error) {
-	h.removeLive(w)
-	w.state = done
-	w.stop()
-	ev := storage.Event{Type: storage.Error, Err: err, Revision: h.published}
-	select {
-	case w.ch <- ev:
-		close(w.ch)
-		return
-	default:
-	}
-	h.s.bg.Add(1) // h.closed is false here, so Close has not reached bg.Wait
-	go func() {
-		defer h.s.bg.Done()
-		select {
-		case w.ch <- ev:
-		case <-w.ctx.Done():
-		case <-h.s.closing:
-		}
-		close(w.ch)
-	}()
 }
 
 // cancel ends a live watcher whose context is done. A watcher still catching
