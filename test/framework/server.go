@@ -678,3 +678,16 @@ func podNetwork() int {
 	}
 	return 100 + rand.IntN(150)
 }
+
+// ClusterCIDR is the range the server gives nodes' pod CIDRs from.
+func (s *Server) ClusterCIDR() string {
+	if s.podNet != 0 {
+		return fmt.Sprintf("10.%d.0.0/16", s.podNet)
+	}
+	for i, a := range s.opts.args {
+		if a == "--cluster-cidr" && i+1 < len(s.opts.args) {
+			return s.opts.args[i+1]
+		}
+	}
+	return "10.42.0.0/16"
+}

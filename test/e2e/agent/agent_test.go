@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -225,8 +226,10 @@ func testNodeRegisters(t *testing.T, s *framework.Server) {
 			t.Errorf("no %s condition", want)
 		}
 	}
-	if !strings.HasPrefix(node.Spec.PodCIDR, "10.42.") || !strings.HasSuffix(node.Spec.PodCIDR, "/24") {
-		t.Errorf("pod CIDR %q", node.Spec.PodCIDR)
+	if _, cluster, err := net.ParseCIDR(s.ClusterCIDR()); err != nil {
+		t.Error(err)
+	} else if ip, podNet, err := net.ParseCIDR(node.Spec.PodCIDR); err != nil || !cluster.Contains(ip) || podNet.Mask.String() != net.CIDRMask(24, 32).String() {
+		t.Errorf("pod CIDR %q: want a /24 of the cluster CIDR %s", node.Spec.PodCIDR, s.ClusterCIDR())
 	}
 	// The heartbeat: a Lease renewed every 10 seconds.
 	var first *coordinationv1.Lease

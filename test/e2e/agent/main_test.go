@@ -40,7 +40,7 @@ const (
 )
 
 // requireNode skips the suite where pods cannot run.
-func requireNode(t *testing.T) {
+func requireNode(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("e2e test: runs containers (skipped with -short)")
@@ -62,7 +62,7 @@ func requireNode(t *testing.T) {
 
 // startNode starts a server with its agent, waits for the node to be Ready
 // with a pod CIDR, and imports the web image.
-func startNode(t *testing.T) *framework.Server {
+func startNode(t testing.TB) *framework.Server {
 	t.Helper()
 	requireNode(t)
 	archive := framework.BuildImage(t, "test/images/web", webImage)
@@ -72,7 +72,7 @@ func startNode(t *testing.T) *framework.Server {
 	return s
 }
 
-func waitNodeReady(t *testing.T, s *framework.Server) *corev1.Node {
+func waitNodeReady(t testing.TB, s *framework.Server) *corev1.Node {
 	t.Helper()
 	var node *corev1.Node
 	framework.Eventually(t, 60*time.Second, func() (bool, error) {
@@ -94,7 +94,7 @@ func waitNodeReady(t *testing.T, s *framework.Server) *corev1.Node {
 }
 
 // createNamespace makes a namespace for one test.
-func createNamespace(t *testing.T, s *framework.Server, name string) {
+func createNamespace(t testing.TB, s *framework.Server, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
