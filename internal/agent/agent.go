@@ -107,6 +107,13 @@ type Agent struct {
 	pullBO     *backoff
 	now        func() time.Time
 
+	// Probes (probes.go), the ConfigMaps and Secrets pods use, watched
+	// (objects.go), tmpfs volumes (tmpfs.go) and resource usage (stats.go).
+	probes  probeManager
+	watched *objectCache
+	mounter mounter
+	stats   statsCollector
+
 	factsMu     sync.RWMutex
 	hostIPs     []string
 	machine     machineInfo

@@ -3,7 +3,11 @@
 // containerd a CNI network from the node's pod CIDR, and runs the pods
 // bound to the node through CRI — sandboxes, init containers, containers,
 // restarts with back-off, image pulls, graceful termination — writing their
-// status and Events back to the API.
+// status and Events back to the API. Containers are probed (package prober:
+// liveness, readiness, startup) and get their postStart and preStop hooks;
+// configMap, secret, downwardAPI and projected volumes follow their sources
+// (atomic_writer.go, objects.go); resource usage is sampled from the runtime
+// (Agent.Stats).
 //
 // It is a client of the API only and never touches the store. It keeps no
 // state of its own on disk that matters: what runs is read back from the

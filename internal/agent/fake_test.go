@@ -25,6 +25,13 @@ type fakeRuntime struct {
 	networkOK  bool
 	calls      []string
 	now        func() time.Time
+
+	// execFn answers ExecSync (default: exit 0); stats are what the stats
+	// calls return (see fake_exec_test.go).
+	execFn          func(id string, cmd []string) (stdout []byte, exitCode int32, err error)
+	ctrStats        []*runtimeapi.ContainerStats
+	sandboxStats    []*runtimeapi.PodSandboxStats
+	sandboxStatsErr error
 }
 
 type fakeContainer struct {

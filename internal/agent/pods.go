@@ -45,6 +45,9 @@ type podWorker struct {
 	// informer has not caught up.
 	lastStatus   *corev1.PodStatus
 	lastStatusRV string
+	// volumeErr is the last failure to update the pod's volumes (logged
+	// when it changes).
+	volumeErr string
 }
 
 func (w *podWorker) setWaiting(name, reason, message string) {
@@ -64,8 +67,14 @@ func (w *podWorker) cancelRunning() {
 	}
 }
 
-// startPods starts the pod informer, the relist loop and the workers.
+// startPods starts the pod informer, the relist loop and the workers (and
+// what they use: the prober, the watches of ConfigMaps and Secrets, the
+// stats sampler).
 func (a *Agent) startPods(ctx context.Context, wg *sync.WaitGroup) error {
+	a.probes = a.newProber()
+	a.watched = newObjectCache(ctx, a.client, a.enqueue)
+	a.objects = a.watched
+	a.mounter = hostMounter{}
 	factory := informers.NewSharedInformerFactoryWithOptions(a.client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "spec.nodeName=" + a.nodeName }))
 	inf := factory.Core().V1().Pods().Informer()
@@ -134,6 +143,16 @@ func (a *Agent) startPods(ctx context.Context, wg *sync.WaitGroup) error {
 	go func() {
 		defer wg.Done()
 		a.relistLoop(ctx)
+	}()
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		<-ctx.Done()
+		a.probes.Stop()
+	}()
+	go func() {
+		defer wg.Done()
+		a.statsLoop(ctx)
 	}()
 	return nil
 }

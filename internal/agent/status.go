@@ -48,6 +48,9 @@ type statusInputs struct {
 	// terminating: the pod is being deleted and everything was stopped;
 	// the phase becomes terminal.
 	terminating bool
+	// health gives the started and ready fields of a running container
+	// instance (from its probes); nil: both true.
+	health func(c *corev1.Container, id string) (started, ready bool)
 }
 
 // mtime is a metav1.Time at the API's (second) precision, so that computed
@@ -253,8 +256,12 @@ func containerStatus(c *corev1.Container, in statusInputs, prev *corev1.Containe
 	switch latest.State {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: mtime(latest.StartedAt)}
-		cs.Started = new(true)
-		cs.Ready = !in.terminating
+		started, ready := true, true
+		if in.health != nil {
+			started, ready = in.health(c, latest.ID)
+		}
+		cs.Started = new(started)
+		cs.Ready = ready && !in.terminating
 		cs.LastTerminationState.Terminated = previous
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
 		term := terminated(latest, in.runtimeName)

@@ -79,24 +79,24 @@ func containerSpec(pod *corev1.Pod, name string) (*corev1.Container, bool) {
 }
 
 // killContainers stops every running container of state, in parallel,
-// giving each grace seconds after SIGTERM.
+// each within grace seconds (its preStop hook, then SIGTERM; see
+// killContainer).
 func (a *Agent) killContainers(ctx context.Context, pod *corev1.Pod, state *podState, grace int64) {
+	podIP := firstIP(a.sandboxIPs(ctx, state.current()))
 	var wg sync.WaitGroup
 	for _, c := range state.Containers {
 		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 			continue
 		}
+		var spec *corev1.Container
+		init := false
 		if pod != nil {
-			if spec, init := containerSpec(pod, c.Name); spec != nil {
-				a.event(pod, spec, init, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
-			}
+			spec, init = containerSpec(pod, c.Name)
 		}
 		wg.Add(1)
 		go func(id string) {
 			defer wg.Done()
-			if err := a.rt.StopContainer(ctx, id, grace); err != nil && ctx.Err() == nil {
-				slog.Warn("stopping a container", "id", id, "err", err)
-			}
+			a.killContainer(ctx, pod, spec, init, id, grace, podIP, "")
 		}(c.ID)
 	}
 	wg.Wait()
@@ -138,6 +138,8 @@ func (a *Agent) cleanupPod(ctx context.Context, uid types.UID, state *podState) 
 		for _, c := range state.Containers {
 			a.statuses.forget(c.ID)
 		}
+		a.probes.RemovePod(uid)
+		a.watched.untrack(uid)
 		if err := errors.Join(errs...); err != nil {
 			if ctx.Err() == nil {
 				slog.Warn("removing the sandboxes of a deleted pod", "uid", uid, "err", err)
@@ -156,8 +158,16 @@ func (a *Agent) cleanupPod(ctx context.Context, uid types.UID, state *podState) 
 	return 0, true
 }
 
-// removePodFiles removes a pod's directory, logs and cgroups.
+// removePodFiles removes a pod's directory (unmounting its tmpfs volumes
+// first), logs and cgroups.
 func (a *Agent) removePodFiles(uid types.UID) {
+	dir := filepath.Join(a.dirs.pods, string(uid))
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real // as the mount table names it
+	}
+	if err := unmountUnder(dir); err != nil {
+		slog.Warn("unmounting a pod's volumes", "uid", uid, "err", err)
+	}
 	if err := os.RemoveAll(filepath.Join(a.dirs.pods, string(uid))); err != nil {
 		slog.Warn("removing a pod's directory", "uid", uid, "err", err)
 	}
@@ -176,7 +186,9 @@ func (a *Agent) terminatePod(ctx context.Context, w *podWorker, pod *corev1.Pod,
 		// Done on our side; finalizers hold the pod.
 		return 0, false
 	}
-	a.killContainers(ctx, pod, state, gracePeriod(pod))
+	a.probes.RemovePod(pod.UID)
+	a.watched.untrack(pod.UID)
+	a.killContainers(ctx, pod, state, rawGracePeriod(pod))
 	if err := a.stopSandboxes(ctx, state); err != nil && ctx.Err() == nil {
 		slog.Warn("stopping a terminating pod's sandbox", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 		return time.Second, false
@@ -223,8 +235,10 @@ func running(state *podState) bool {
 // finishPod stops what still runs of a pod that reached a terminal phase
 // and keeps its container statuses current.
 func (a *Agent) finishPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state *podState) (time.Duration, bool) {
+	a.probes.RemovePod(pod.UID)
+	a.watched.untrack(pod.UID)
 	if running(state) {
-		a.killContainers(ctx, pod, state, gracePeriod(pod))
+		a.killContainers(ctx, pod, state, rawGracePeriod(pod))
 		if err := a.stopSandboxes(ctx, state); err != nil {
 			return time.Second, false
 		}
@@ -310,6 +324,7 @@ func (a *Agent) networkReady(ctx context.Context) bool {
 // runPod makes a live pod run: its sandbox, its init containers in order,
 // then its containers, restarting them as its restart policy says.
 func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state *podState) (time.Duration, bool) {
+	a.watched.track(pod)
 	runCtx, cancel := context.WithCancel(ctx)
 	w.mu.Lock()
 	w.cancelRun = cancel
@@ -384,6 +399,18 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state
 			latest := state.latest(c.Name, sandboxID)
 			if isSidecar(c) {
 				if latest != nil && latest.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+					if msg, grace, failed := a.probeFailure(pod, c, latest); failed {
+						a.killContainer(runCtx, pod, c, true, latest.ID, grace, firstIP(podIPs), msg)
+						want(time.Millisecond)
+						initDone = false
+						break
+					}
+					// The next init container waits for the sidecar's
+					// startup probe.
+					if started, _ := a.containerHealth(pod.UID)(c, latest.ID); !started {
+						initDone = false
+						break
+					}
 					continue
 				}
 				start(c, latest, true)
@@ -419,11 +446,12 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state
 					}
 					start(c, nil, false)
 				case latest.State == runtimeapi.ContainerState_CONTAINER_RUNNING:
-					if latest.Image != "" && latest.Image != c.Image {
-						a.event(pod, c, false, corev1.EventTypeNormal, "Killing", "Container %s definition changed, will be restarted", c.Name)
-						if err := a.rt.StopContainer(runCtx, latest.ID, gracePeriod(pod)); err != nil && runCtx.Err() == nil {
-							slog.Warn("stopping a changed container", "err", err)
-						}
+					if msg, grace, failed := a.probeFailure(pod, c, latest); failed {
+						a.killContainer(runCtx, pod, c, false, latest.ID, grace, firstIP(podIPs), msg)
+						want(time.Millisecond)
+					} else if latest.Image != "" && latest.Image != c.Image {
+						a.killContainer(runCtx, pod, c, false, latest.ID, rawGracePeriod(pod), firstIP(podIPs),
+							fmt.Sprintf("Container %s definition changed, will be restarted", c.Name))
 						want(time.Millisecond)
 					}
 				case latest.State == runtimeapi.ContainerState_CONTAINER_EXITED:
@@ -439,6 +467,7 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state
 		if runCtx.Err() != nil && ctx.Err() == nil {
 			return time.Millisecond, false // interrupted by a deletion
 		}
+		a.refreshVolumes(runCtx, w, pod, podIPs)
 		a.gc(runCtx, pod, state, sandboxID)
 		var err error
 		if state, err = observe(ctx, a.rt, &a.statuses, pod.UID); err != nil {
@@ -449,11 +478,12 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state
 	_, hostIPs, _ := a.facts()
 	in := statusInputs{
 		pod: pod, state: state, sandboxID: sandboxID, sandboxReady: ready, hostIPs: hostIPs,
-		waiting: w.waiting, runtimeName: a.runtimeName, now: a.now(),
+		waiting: w.waiting, runtimeName: a.runtimeName, now: a.now(), health: a.containerHealth(pod.UID),
 	}
 	if ready {
 		in.podIPs = a.sandboxIPs(ctx, state.current())
 	}
+	a.updateProbes(pod, state, sandboxID, in.podIPs)
 	st := computeStatus(in)
 	a.writeStatus(ctx, w, pod, st)
 	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
@@ -563,6 +593,12 @@ func (a *Agent) startContainer(ctx context.Context, w *podWorker, pod *corev1.Po
 	}
 	delete(w.waiting, c.Name)
 	a.event(pod, c, init, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+	if !a.runPostStart(ctx, w, pod, c, init, id, firstIP(podIPs)) {
+		if ctx.Err() != nil {
+			return time.Millisecond
+		}
+		return time.Second
+	}
 	return 0
 }
 
@@ -639,7 +675,7 @@ func (a *Agent) buildContainerConfig(ctx context.Context, pod *corev1.Pod, c *co
 		a.event(pod, c, init, corev1.EventTypeWarning, "InvalidEnvironmentVariableNames", "%s", wmsg)
 	}
 	dir := podDir(a.dirs.pods, pod)
-	vols, err := volumeSetup{dir: dir, objects: a.objects, env: in}.prepare(ctx, pod)
+	vols, err := volumeSetup{dir: dir, objects: a.objects, env: in, mounter: a.mounter}.prepare(ctx, pod)
 	if err != nil {
 		return nil, err
 	}

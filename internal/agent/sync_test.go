@@ -54,6 +54,7 @@ func (h *harness) newAgent(pod *corev1.Pod) {
 		recorder: h.rec, objects: apiObjects{client: h.cs}, now: now,
 		crashBO: newBackoff(initialBackoff, maxBackoff, now), pullBO: newBackoff(initialBackoff, maxBackoff, now),
 		hostDNS: &runtimeapi.DNSConfig{}, hostIPs: []string{"192.0.2.2"}, machine: machineInfo{MemTotal: 8 << 30},
+		probes: newFakeProbes(),
 	}
 	h.a.podIndexer = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{uidIndex: func(obj any) ([]string, error) {
 		return []string{string(obj.(*corev1.Pod).UID)}, nil

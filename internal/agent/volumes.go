@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,6 +23,7 @@ const (
 	volConfigMap   = "kubernetes.io~configmap"
 	volSecret      = "kubernetes.io~secret"
 	volDownwardAPI = "kubernetes.io~downward-api"
+	volProjected   = "kubernetes.io~projected"
 )
 
 // podDir is where a pod's volumes and termination-message files live.
@@ -34,6 +36,11 @@ type volumeSetup struct {
 	dir     string // the pod's directory
 	objects objectSource
 	env     envInputs
+	// mounter mounts memory-backed volumes (nil: plain directories).
+	mounter mounter
+	// refresh: only rewrite the content of volumes set up already (see
+	// refreshVolumes).
+	refresh bool
 }
 
 // prepare makes every volume of the pod ready and returns the host path of
@@ -55,6 +62,11 @@ func (v volumeSetup) prepareOne(ctx context.Context, pod *corev1.Pod, vol corev1
 	switch {
 	case src.EmptyDir != nil:
 		p := filepath.Join(v.dir, "volumes", volEmptyDir, vol.Name)
+		if src.EmptyDir.Medium == corev1.StorageMediumMemory && v.mounter != nil {
+			if err := v.ensureTmpfs(p, memoryVolumeSize(pod, src.EmptyDir.SizeLimit, v.env.allocatable)); err != nil {
+				return "", err
+			}
+		}
 		if err := os.MkdirAll(p, 0o777); err != nil {
 			return "", err
 		}
@@ -63,73 +75,103 @@ func (v volumeSetup) prepareOne(ctx context.Context, pod *corev1.Pod, vol corev1
 		return hostPathVolume(src.HostPath)
 	case src.ConfigMap != nil:
 		s := src.ConfigMap
-		cm, err := v.objects.ConfigMap(ctx, pod.Namespace, s.Name)
-		if apierrors.IsNotFound(err) && deref(s.Optional) {
-			cm, err = nil, nil
-		} else if apierrors.IsNotFound(err) {
-			return "", configErrorf("configmap %q not found", s.Name)
-		}
+		data, err := v.configMapData(ctx, pod.Namespace, s.Name, deref(s.Optional))
 		if err != nil {
 			return "", err
-		}
-		data := map[string][]byte{}
-		if cm != nil {
-			for k, val := range cm.Data {
-				data[k] = []byte(val)
-			}
-			for k, val := range cm.BinaryData {
-				data[k] = val
-			}
 		}
 		files, err := projectKeys(data, s.Items, s.DefaultMode, deref(s.Optional), "configmap "+s.Name)
 		if err != nil {
 			return "", err
 		}
-		return v.writeFiles(filepath.Join(volConfigMap, vol.Name), files)
+		return v.writeFiles(filepath.Join(volConfigMap, vol.Name), files, false)
 	case src.Secret != nil:
 		s := src.Secret
-		sec, err := v.objects.Secret(ctx, pod.Namespace, s.SecretName)
-		if apierrors.IsNotFound(err) && deref(s.Optional) {
-			sec, err = nil, nil
-		} else if apierrors.IsNotFound(err) {
-			return "", configErrorf("secret %q not found", s.SecretName)
-		}
+		data, err := v.secretData(ctx, pod.Namespace, s.SecretName, deref(s.Optional))
 		if err != nil {
 			return "", err
-		}
-		data := map[string][]byte{}
-		if sec != nil {
-			data = sec.Data
 		}
 		files, err := projectKeys(data, s.Items, s.DefaultMode, deref(s.Optional), "secret "+s.SecretName)
 		if err != nil {
 			return "", err
 		}
-		return v.writeFiles(filepath.Join(volSecret, vol.Name), files)
+		return v.writeFiles(filepath.Join(volSecret, vol.Name), files, true)
 	case src.DownwardAPI != nil:
-		var files []volumeFile
-		for _, item := range src.DownwardAPI.Items {
-			var value string
-			var err error
-			switch {
-			case item.FieldRef != nil:
-				value, err = fieldRefValue(pod, item.FieldRef.FieldPath, v.env)
-				if item.FieldRef.FieldPath == "metadata.labels" {
-					value, err = formatMap(pod.Labels), nil
-				} else if item.FieldRef.FieldPath == "metadata.annotations" {
-					value, err = formatMap(pod.Annotations), nil
-				}
-			case item.ResourceFieldRef != nil:
-				value, err = resourceFieldRefValue(pod, nil, item.ResourceFieldRef, v.env.allocatable)
-			}
-			if err != nil {
-				return "", err
-			}
-			files = append(files, volumeFile{path: item.Path, data: []byte(value), mode: modeOr(item.Mode, src.DownwardAPI.DefaultMode)})
+		files, err := downwardAPIFiles(pod, src.DownwardAPI.Items, src.DownwardAPI.DefaultMode, v.env)
+		if err != nil {
+			return "", err
 		}
-		return v.writeFiles(filepath.Join(volDownwardAPI, vol.Name), files)
+		return v.writeFiles(filepath.Join(volDownwardAPI, vol.Name), files, false)
+	case src.Projected != nil:
+		files, err := v.projectedFiles(ctx, pod, src.Projected)
+		if err != nil {
+			return "", err
+		}
+		return v.writeFiles(filepath.Join(volProjected, vol.Name), files, true)
 	}
-	return "", configErrorf("volume %q: this node does not support its type yet (supported: emptyDir, hostPath, configMap, secret, downwardAPI)", vol.Name)
+	return "", configErrorf("volume %q: this node does not support its type yet (supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected)", vol.Name)
+}
+
+// configMapData returns a ConfigMap's keys (an optional one missing has
+// none).
+func (v volumeSetup) configMapData(ctx context.Context, namespace, name string, optional bool) (map[string][]byte, error) {
+	cm, err := v.objects.ConfigMap(ctx, namespace, name)
+	switch {
+	case apierrors.IsNotFound(err) && optional:
+		return map[string][]byte{}, nil
+	case apierrors.IsNotFound(err):
+		return nil, configErrorf("configmap %q not found", name)
+	case err != nil:
+		return nil, err
+	}
+	data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
+	for k, val := range cm.Data {
+		data[k] = []byte(val)
+	}
+	for k, val := range cm.BinaryData {
+		data[k] = val
+	}
+	return data, nil
+}
+
+// secretData returns a Secret's keys (an optional one missing has none).
+func (v volumeSetup) secretData(ctx context.Context, namespace, name string, optional bool) (map[string][]byte, error) {
+	sec, err := v.objects.Secret(ctx, namespace, name)
+	switch {
+	case apierrors.IsNotFound(err) && optional:
+		return map[string][]byte{}, nil
+	case apierrors.IsNotFound(err):
+		return nil, configErrorf("secret %q not found", name)
+	case err != nil:
+		return nil, err
+	}
+	return sec.Data, nil
+}
+
+// downwardAPIFiles are the files of a downwardAPI volume or projection.
+func downwardAPIFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32, env envInputs) ([]volumeFile, error) {
+	var files []volumeFile
+	for _, item := range items {
+		var value string
+		var err error
+		switch {
+		case item.FieldRef != nil:
+			switch item.FieldRef.FieldPath {
+			case "metadata.labels":
+				value = formatMap(pod.Labels)
+			case "metadata.annotations":
+				value = formatMap(pod.Annotations)
+			default:
+				value, err = fieldRefValue(pod, item.FieldRef.FieldPath, env)
+			}
+		case item.ResourceFieldRef != nil:
+			value, err = resourceFieldRefValue(pod, nil, item.ResourceFieldRef, env.allocatable)
+		}
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, volumeFile{path: item.Path, data: []byte(value), mode: modeOr(item.Mode, defaultMode)})
+	}
+	return files, nil
 }
 
 func formatMap(m map[string]string) string {
@@ -183,53 +225,40 @@ func projectKeys(data map[string][]byte, items []corev1.KeyToPath, defaultMode *
 	return files, nil
 }
 
-// writeFiles replaces the content of a volume directory with files.
-func (v volumeSetup) writeFiles(rel string, files []volumeFile) (string, error) {
+// writeFiles makes a volume directory hold files, updating it atomically
+// (see writeAtomic); memory-backed ones are on a tmpfs.
+func (v volumeSetup) writeFiles(rel string, files []volumeFile, memory bool) (string, error) {
 	dir := filepath.Join(v.dir, "volumes", rel)
-	tmp := dir + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
+	if memory && v.mounter != nil && !v.refresh {
+		if err := v.ensureTmpfs(dir, 0); err != nil {
+			return "", err
+		}
+	}
+	changed, err := writeAtomic(dir, files)
+	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return "", err
+	if changed && v.refresh {
+		slog.Debug("updated a volume", "dir", dir)
 	}
-	for _, f := range files {
-		clean := filepath.Clean("/" + f.path)
-		p := filepath.Join(tmp, clean)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(p, f.data, 0o600); err != nil {
-			return "", err
-		}
-		if err := os.Chmod(p, f.mode&fs.ModePerm); err != nil {
-			return "", err
-		}
+	return dir, nil
+}
+
+// ensureTmpfs mounts a tmpfs on a volume directory being set up. One that
+// has content already is left as it is: set up before, on a tmpfs (or on
+// disk by an older agent, and then bind-mounted into running containers).
+func (v volumeSetup) ensureTmpfs(dir string, size int64) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
-	// Containers bind-mount the directory itself: keep it and replace its
-	// content, so that running containers see the new files.
+	if len(entries) > 0 {
+		return nil
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+		return err
 	}
-	old, err := os.ReadDir(dir)
-	if err != nil {
-		return "", err
-	}
-	for _, e := range old {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return "", err
-		}
-	}
-	entries, err := os.ReadDir(tmp)
-	if err != nil {
-		return "", err
-	}
-	for _, e := range entries {
-		if err := os.Rename(filepath.Join(tmp, e.Name()), filepath.Join(dir, e.Name())); err != nil {
-			return "", err
-		}
-	}
-	return dir, os.RemoveAll(tmp)
+	return v.mounter.mountTmpfs(dir, size)
 }
 
 func hostPathVolume(h *corev1.HostPathVolumeSource) (string, error) {

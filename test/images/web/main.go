@@ -12,6 +12,7 @@
 // Flags run it differently: -exit N exits at once with code N (after
 // -sleep), -append FILE=LINE appends a line to a file first (and exits 0
 // when -exit is given), -term-delay D waits D after SIGTERM before exiting.
+// health.go has the switches for probes and lifecycle hooks.
 package main
 
 import (
@@ -39,6 +40,7 @@ func main() {
 	appendLine := flag.String("append", "", "FILE=LINE: append LINE to FILE first")
 	termDelay := flag.Duration("term-delay", 0, "how long to wait after SIGTERM before exiting")
 	flag.Parse()
+	runProbe()
 
 	time.Sleep(*sleep)
 	if *appendLine != "" {
@@ -57,6 +59,7 @@ func main() {
 
 	mux := http.NewServeMux()
 	addLogHandler(mux)
+	addHealthHandlers(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h, _ := os.Hostname()
 		fmt.Fprintf(w, "web %s\n", h)
@@ -102,6 +105,7 @@ func main() {
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 		<-sigs
+		appendOnTerm()
 		fmt.Printf("terminating in %v\n", *termDelay)
 		time.Sleep(*termDelay)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
