@@ -205,6 +205,9 @@ func testLogsErrors(t *testing.T, s *framework.Server, ns string) {
 func testLogsPrevious(t *testing.T, s *framework.Server, ns string) {
 	s.MustKubectl(t, "-n", ns, "run", "restarts", "--image="+webImage, "--overrides="+overrides(nil))
 	p := waitPod(t, s, ns, "restarts", 60*time.Second, "Running and Ready", running)
+	if _, err := httpGet("http://" + p.Status.PodIP + ":8080/log?line=first-instance"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := httpGet("http://" + p.Status.PodIP + ":8080/exit?code=7"); err != nil {
 		t.Fatal(err)
 	}
@@ -212,8 +215,11 @@ func testLogsPrevious(t *testing.T, s *framework.Server, ns string) {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
 	})
 	prev := s.MustKubectl(t, "-n", ns, "logs", "restarts", "--previous")
-	if !strings.Contains(prev, "exiting with code 7") {
-		t.Errorf("logs --previous = %q, want the first instance's last line", prev)
+	if !strings.Contains(prev, "first-instance") {
+		t.Errorf("logs --previous = %q, want the first instance's line", prev)
+	}
+	if cur := s.MustKubectl(t, "-n", ns, "logs", "restarts"); strings.Contains(cur, "first-instance") {
+		t.Errorf("logs of the restarted container = %q: has the first instance's line", cur)
 	}
 }
 
