@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	pdbhelper "k8s.io/component-helpers/apps/poddisruptionbudget"
 
 	"github.com/havre/havre/internal/registry"
 )
@@ -327,7 +329,12 @@ func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {
 	pod.Status.Conditions = append(pod.Status.Conditions, c)
 }
 
-// serveEviction deletes a pod unless a PodDisruptionBudget forbids it.
+// serveEviction deletes a pod unless a PodDisruptionBudget forbids it, as
+// kube-apiserver's eviction subresource does: pods that are pending,
+// finished or already being deleted are deleted at once; others take one
+// disruption from their budget (429 when it has none), or, when unready,
+// are deleted if the budget allows unhealthy pods to go. The pod gets the
+// DisruptionTarget condition before it is deleted.
 func (h *resourceHandler) serveEviction(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo, opts writeOptions) {
 	in, err := decodeBody(w, r, policyv1.SchemeGroupVersion.WithKind("Eviction"), &policyv1.Eviction{}, opts.validation)
 	if err != nil {
@@ -335,35 +342,111 @@ func (h *resourceHandler) serveEviction(ctx context.Context, w http.ResponseWrit
 		return
 	}
 	ev := in.(*policyv1.Eviction)
-	if ev.Name != "" && ev.Name != info.name {
-		writeError(w, apierrors.NewBadRequest(fmt.Sprintf("name in URL does not match name in Eviction object: %s != %s", info.name, ev.Name)))
+	if ev.Name != info.name {
+		writeError(w, apierrors.NewBadRequest("name in URL does not match name in Eviction object"))
 		return
 	}
-	obj, err := h.objs.get(ctx, info.namespace, info.name)
+	delOpts := &metav1.DeleteOptions{}
+	if ev.DeleteOptions != nil {
+		delOpts = ev.DeleteOptions.DeepCopy()
+	}
+	if opts.dryRun && len(delOpts.DryRun) == 0 {
+		delOpts.DryRun = []string{metav1.DryRunAll}
+	}
+	dryRun := len(delOpts.DryRun) > 0
+	userRV := delOpts.Preconditions != nil && delOpts.Preconditions.ResourceVersion != nil
+	// withRV guards a deletion with the resourceVersion the pod was checked
+	// at, so that it cannot become ready (and covered) in between.
+	withRV := func(rv string) *metav1.DeleteOptions {
+		d := delOpts.DeepCopy()
+		if d.Preconditions == nil {
+			d.Preconditions = &metav1.Preconditions{}
+		}
+		d.Preconditions.ResourceVersion = &rv
+		return d
+	}
+	// evict marks the pod as a disruption target, then deletes it.
+	evict := func(d *metav1.DeleteOptions) error {
+		if !dryRun {
+			out, err := h.writeUpdate(ctx, info.namespace, info.name, false, func(cur runtime.Object) (runtime.Object, error) {
+				pod := cur.DeepCopyObject().(*corev1.Pod)
+				if p := d.Preconditions; p != nil {
+					if p.UID != nil && *p.UID != "" && *p.UID != pod.UID {
+						return nil, apierrors.NewConflict(h.gr(), pod.Name, fmt.Errorf("the UID in the precondition (%s) does not match the UID in record (%s). The object might have been deleted and then recreated", *p.UID, pod.UID))
+					}
+					if p.ResourceVersion != nil && *p.ResourceVersion != "" && *p.ResourceVersion != pod.ResourceVersion {
+						return nil, apierrors.NewConflict(h.gr(), pod.Name, fmt.Errorf("the ResourceVersion in the precondition (%s) does not match the ResourceVersion in record (%s). The object might have been modified", *p.ResourceVersion, pod.ResourceVersion))
+					}
+				}
+				setPodCondition(pod, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
+					Reason: "EvictionByEvictionAPI", Message: "Eviction API: evicting", LastTransitionTime: now()})
+				return pod, nil
+			})
+			if err != nil {
+				return err
+			}
+			if d.Preconditions != nil && d.Preconditions.ResourceVersion != nil {
+				// The condition moved the pod on: the precondition follows.
+				d = d.DeepCopy()
+				rv := out.(*corev1.Pod).ResourceVersion
+				d.Preconditions.ResourceVersion = &rv
+			}
+		}
+		_, _, err := h.delete(ctx, info.namespace, info.name, d)
+		return err
+	}
+	success := func() {
+		writeObject(w, r, http.StatusCreated, &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated})
+	}
+
+	var pod *corev1.Pod
+	for attempt := 0; ; attempt++ {
+		obj, err := h.objs.get(ctx, info.namespace, info.name)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		pod = obj.(*corev1.Pod)
+		terminal := pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+		if !terminal && pod.Status.Phase != corev1.PodPending && pod.DeletionTimestamp == nil {
+			break // running: its budget decides
+		}
+		d := delOpts
+		if !terminal && pod.DeletionTimestamp == nil && !userRV {
+			d = withRV(pod.ResourceVersion)
+		}
+		err = evict(d)
+		if apierrors.IsConflict(err) && !userRV && attempt < 20 {
+			continue
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		success()
+		return
+	}
+
+	guard, pdbName, err := h.srv.takeDisruption(ctx, pod, dryRun)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	pod := obj.(*corev1.Pod)
-	terminal := pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
-	if pod.DeletionTimestamp == nil && !terminal {
-		if err := h.srv.takeDisruption(ctx, pod); err != nil {
-			writeError(w, err)
+	d := delOpts
+	if guard {
+		d = withRV(pod.ResourceVersion)
+	}
+	if err := evict(d); err != nil {
+		if apierrors.IsConflict(err) && guard && !userRV {
+			// The unready pod changed since it was checked: the client
+			// retries, as with a budget still being processed.
+			writeError(w, errBudgetProcessing(pdbName))
 			return
 		}
-	}
-	delOpts := ev.DeleteOptions
-	if delOpts == nil {
-		delOpts = &metav1.DeleteOptions{}
-	}
-	if opts.dryRun {
-		delOpts.DryRun = []string{metav1.DryRunAll}
-	}
-	if _, _, err := h.delete(ctx, info.namespace, info.name, delOpts); err != nil {
 		writeError(w, err)
 		return
 	}
-	writeObject(w, r, http.StatusCreated, &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated})
+	success()
 }
 
 // serveFinalize updates a namespace's spec.finalizers (PUT namespaces/x/finalize).
@@ -387,38 +470,64 @@ func (h *resourceHandler) serveFinalize(ctx context.Context, w http.ResponseWrit
 	writeObject(w, r, http.StatusOK, out)
 }
 
-// takeDisruption checks the pod's PodDisruptionBudgets and, when eviction
-// is allowed, records it in their status; 429 when a budget forbids it.
-func (s *Server) takeDisruption(ctx context.Context, pod *corev1.Pod) error {
+// takeDisruption checks the pod's PodDisruptionBudget and, when it allows
+// an eviction, records it in its status (disruptionsAllowed decremented,
+// the pod in disruptedPods); 429 when it forbids it, 500 when several
+// budgets cover the pod. guard reports an unready pod that may go without
+// taking a disruption, provided it is still the pod that was checked.
+func (s *Server) takeDisruption(ctx context.Context, pod *corev1.Pod, dryRun bool) (guard bool, pdbName string, err error) {
 	pdbs := s.handler("policy", "v1", "poddisruptionbudgets")
 	if pdbs == nil {
-		return nil
+		return false, "", nil
 	}
 	list, err := pdbs.list(ctx, pod.Namespace, metav1.ListOptions{})
 	if err != nil {
-		return err
+		return false, "", err
 	}
 	items, _ := meta.ExtractList(list)
 	var matching []*policyv1.PodDisruptionBudget
 	for _, item := range items {
 		pdb := item.(*policyv1.PodDisruptionBudget)
+		// A nil selector matches nothing, an empty one every pod (policy/v1).
 		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-		if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
+		if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
 			continue
 		}
 		matching = append(matching, pdb)
 	}
 	if len(matching) > 1 {
-		return apierrors.NewInternalError(fmt.Errorf("this pod has more than one PodDisruptionBudget, which the eviction subresource does not support"))
+		return false, "", &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status:  metav1.StatusFailure,
+			Message: "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+			Code:    http.StatusInternalServerError,
+		}}
 	}
 	if len(matching) == 0 {
-		return nil
+		return false, "", nil
 	}
 	pdb := matching[0]
-	_, err = pdbs.writeUpdate(ctx, pdb.Namespace, pdb.Name, false, func(cur runtime.Object) (runtime.Object, error) {
+	if !podReady(pod) {
+		// An unready pod does not count as healthy: it may go without a
+		// disruption when the budget says unhealthy pods always may, or
+		// (IfHealthyBudget, the default) when the application is healthy.
+		if p := pdb.Spec.UnhealthyPodEvictionPolicy; p != nil && *p == policyv1.AlwaysAllow {
+			return true, pdb.Name, nil
+		}
+		if pdb.Status.CurrentHealthy >= pdb.Status.DesiredHealthy && pdb.Status.DesiredHealthy > 0 {
+			return true, pdb.Name, nil
+		}
+	}
+	_, err = pdbs.writeUpdate(ctx, pdb.Namespace, pdb.Name, dryRun, func(cur runtime.Object) (runtime.Object, error) {
 		p := cur.DeepCopyObject().(*policyv1.PodDisruptionBudget)
-		if p.Status.ObservedGeneration < p.Generation || p.Status.DisruptionsAllowed <= 0 {
-			err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10)
+		switch {
+		case p.Status.ObservedGeneration < p.Generation:
+			return nil, errBudgetProcessing(p.Name)
+		case p.Status.DisruptionsAllowed < 0:
+			return nil, apierrors.NewForbidden(policyv1.Resource("poddisruptionbudget"), p.Name, errors.New("pdb disruptions allowed is negative"))
+		case len(p.Status.DisruptedPods) > maxDisruptedPods:
+			return nil, apierrors.NewForbidden(policyv1.Resource("poddisruptionbudget"), p.Name, errors.New("DisruptedPods map too big - too many evictions not confirmed by PDB controller"))
+		case p.Status.DisruptionsAllowed == 0:
+			err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
 			err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
 				Type:    policyv1.DisruptionBudgetCause,
 				Message: fmt.Sprintf("The disruption budget %s needs %d healthy pods and has %d currently", p.Name, p.Status.DesiredHealthy, p.Status.CurrentHealthy),
@@ -426,6 +535,9 @@ func (s *Server) takeDisruption(ctx context.Context, pod *corev1.Pod) error {
 			return nil, err
 		}
 		p.Status.DisruptionsAllowed--
+		if p.Status.DisruptionsAllowed == 0 {
+			pdbhelper.UpdateDisruptionAllowedCondition(p)
+		}
 		if p.Status.DisruptedPods == nil {
 			p.Status.DisruptedPods = map[string]metav1.Time{}
 		}
@@ -433,5 +545,29 @@ func (s *Server) takeDisruption(ctx context.Context, pod *corev1.Pod) error {
 		p.ResourceVersion = ""
 		return p, nil
 	})
+	return false, pdb.Name, err
+}
+
+// maxDisruptedPods bounds status.disruptedPods: past it, evictions wait for
+// the disruption controller to catch up, as kube-apiserver's do.
+const maxDisruptedPods = 2000
+
+// errBudgetProcessing is the 429 of a budget whose status is not current.
+func errBudgetProcessing(name string) error {
+	err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10)
+	err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+		Type:    policyv1.DisruptionBudgetCause,
+		Message: fmt.Sprintf("The disruption budget %s is still being processed by the server.", name),
+	})
 	return err
+}
+
+// podReady reports whether the pod's Ready condition is True.
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
