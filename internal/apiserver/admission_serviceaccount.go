@@ -29,8 +29,10 @@ const (
 	// namespace; the volume projects its ca.crt.
 	rootCAConfigMap = "kube-root-ca.crt"
 	// defaultServiceAccountAttempts bound the wait for a new namespace's
-	// default account, which the service account controller creates.
-	defaultServiceAccountAttempts = 10
+	// default account, which the service account controller creates:
+	// about 10 s where upstream waits 1-2 s, so that a pod created right
+	// after its namespace on a busy small machine is not refused.
+	defaultServiceAccountAttempts = 50
 )
 
 func init() { registerPodAdmitter("ServiceAccount", admitServiceAccount) }
@@ -71,8 +73,8 @@ func admitServiceAccount(s *Server, ctx context.Context, pod *corev1.Pod) error 
 }
 
 // serviceAccount reads an account. The default account of a namespace
-// created a moment ago may not exist yet: it is waited for briefly (about
-// two seconds), as upstream does.
+// created a moment ago may not exist yet: it is waited for briefly (up to
+// about ten seconds; upstream waits about two).
 func (s *Server) serviceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error) {
 	h := s.handler("", "v1", "serviceaccounts")
 	if h == nil {
