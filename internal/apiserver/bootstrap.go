@@ -13,8 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// bootstrap creates the objects every cluster has: the default namespaces
-// and the kubernetes Service.
+// bootstrap creates the objects every cluster has: the default namespaces,
+// the kubernetes Service and the built-in PriorityClasses.
 func (s *Server) bootstrap(ctx context.Context) error {
 	namespaces := s.handler("", "v1", "namespaces")
 	for _, name := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
@@ -33,6 +33,9 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	if err := ensure(ctx, s.handler("", "v1", "services"), svc); err != nil {
 		return fmt.Errorf("creating the kubernetes service: %w", err)
+	}
+	if err := s.ensureSystemPriorityClasses(ctx); err != nil {
+		return err
 	}
 	return nil
 }

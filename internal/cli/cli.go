@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/havre/havre/internal/memtrim"
+	"github.com/havre/havre/internal/scheduler"
 	"github.com/havre/havre/internal/server"
 	"github.com/havre/havre/internal/version"
 )
@@ -59,6 +60,9 @@ func newServerCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			setupLogging(verbose)
 			o.Started = started
+			if _, err := scheduler.LoadConfig(o.Controllers.SchedulerConfig); err != nil {
+				return err
+			}
 			o.NodeName, o.ContainerRuntimeEndpoint, o.StreamingPort, o.CNIBridge = nf.nodeName, nf.runtimeEndpoint, nf.streamingPort, nf.cniBridge
 			o.NodeIPAM = !o.DisableAgent || cmd.Flags().Changed("cluster-cidr")
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -84,8 +88,9 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&o.NodePortRange, "service-node-port-range", "30000-32767", "range of Service node ports")
 	f.BoolVar(&o.Profiling, "profiling", true, "serve Go profiles at /debug/pprof to authorized users")
 	f.BoolVar(&o.DisableAgent, "disable-agent", false, "do not run a node agent in this process")
-	addNodeLifecycleFlags(f, &o.Controllers)
 	f.StringVar(&o.Controllers.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "IPv4 range nodes' pod CIDRs (a /24 each) are taken from (with --disable-agent, pod CIDRs are assigned only when this is given)")
+	f.StringVar(&o.Controllers.SchedulerConfig, "scheduler-config", "", "path of a KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1) for the scheduler; empty: upstream's default profile")
+	addNodeLifecycleFlags(f, &o.Controllers)
 	nf.add(f)
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	return cmd

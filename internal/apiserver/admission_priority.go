@@ -1,0 +1,164 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/havre/havre/internal/registry/core"
+	"github.com/havre/havre/internal/storage"
+)
+
+func init() { registerPodAdmitter("Priority", admitPriority) }
+
+// systemPriorityClassDescriptions are the built-in classes' descriptions,
+// as kube-apiserver creates them.
+var systemPriorityClassDescriptions = map[string]string{
+	core.SystemClusterCritical: "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+	core.SystemNodeCritical:    "Used for system critical pods that must not be moved from their current node.",
+}
+
+// ensureSystemPriorityClasses creates the built-in PriorityClasses
+// (system-cluster-critical, system-node-critical) when they are missing.
+func (s *Server) ensureSystemPriorityClasses(ctx context.Context) error {
+	h := s.handler("scheduling.k8s.io", "v1", "priorityclasses")
+	if h == nil {
+		return nil
+	}
+	for _, name := range []string{core.SystemClusterCritical, core.SystemNodeCritical} {
+		pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Value: core.SystemPriorityClasses[name], Description: systemPriorityClassDescriptions[name]}
+		if err := ensure(ctx, h, pc); err != nil {
+			return fmt.Errorf("creating priority class %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// admitPriority is kube-apiserver's Priority admission plugin for pod
+// creation: spec.priorityClassName resolves to spec.priority and
+// spec.preemptionPolicy; a pod naming no class gets the globalDefault
+// class (the lowest-valued one when several are) or priority 0; a missing
+// class is refused with 403 Forbidden.
+//
+// The pod strategy has already set priority 0 for pods naming no class
+// and defaulted the preemption policy to PreemptLowerPriority, so those
+// two values are taken as unset here.
+func admitPriority(s *Server, ctx context.Context, pod *corev1.Pod) error {
+	h := s.handler("scheduling.k8s.io", "v1", "priorityclasses")
+	if h == nil {
+		return nil
+	}
+	forbidden := func(err error) error {
+		return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, pod.Name, err)
+	}
+	var (
+		priority int32
+		policy   *corev1.PreemptionPolicy
+	)
+	if pod.Spec.PriorityClassName == "" {
+		pc, err := priorityClassesOf(s).globalDefault(ctx, h)
+		if err != nil {
+			return apierrors.NewInternalError(fmt.Errorf("failed to get default priority class: %w", err))
+		}
+		if pc == nil {
+			return nil
+		}
+		pod.Spec.PriorityClassName = pc.Name
+		pod.Spec.Priority = new(pc.Value)
+		if pc.PreemptionPolicy != nil {
+			pod.Spec.PreemptionPolicy = new(*pc.PreemptionPolicy)
+		}
+		return nil
+	}
+	obj, err := h.objs.get(ctx, "", pod.Spec.PriorityClassName)
+	switch {
+	case err == nil:
+		pc := obj.(*schedulingv1.PriorityClass)
+		priority, policy = pc.Value, pc.PreemptionPolicy
+	case apierrors.IsNotFound(err):
+		value, ok := core.SystemPriorityClasses[pod.Spec.PriorityClassName]
+		if !ok {
+			return forbidden(fmt.Errorf("no PriorityClass with name %v was found", pod.Spec.PriorityClassName))
+		}
+		priority = value
+	default:
+		return apierrors.NewInternalError(fmt.Errorf("failed to get PriorityClass with name %s: %w", pod.Spec.PriorityClassName, err))
+	}
+	if pod.Spec.Priority != nil && *pod.Spec.Priority != priority {
+		return forbidden(fmt.Errorf("the integer value of priority (%d) must not be provided in pod spec; priority admission controller computed %d from the given PriorityClass name", *pod.Spec.Priority, priority))
+	}
+	pod.Spec.Priority = new(priority)
+	if policy != nil {
+		if p := pod.Spec.PreemptionPolicy; p != nil && *p != *policy && *p != corev1.PreemptLowerPriority {
+			return forbidden(fmt.Errorf("the string value of PreemptionPolicy (%s) must not be provided in pod spec; priority admission controller computed %s from the given PriorityClass name", *p, *policy))
+		}
+		pod.Spec.PreemptionPolicy = new(*policy)
+	}
+	return nil
+}
+
+// priorityClassCache keeps the decoded PriorityClasses by store key and
+// revision, so the global default is found without decoding every class
+// on every pod creation.
+type priorityClassCache struct {
+	mu      sync.Mutex
+	classes map[string]cachedPriorityClass
+}
+
+type cachedPriorityClass struct {
+	rev int64
+	pc  *schedulingv1.PriorityClass
+}
+
+// priorityClassCaches holds each server's cache (a map rather than a
+// Server field keeps this admission step in its own file).
+var priorityClassCaches sync.Map // *Server → *priorityClassCache
+
+func priorityClassesOf(s *Server) *priorityClassCache {
+	c, _ := priorityClassCaches.LoadOrStore(s, &priorityClassCache{})
+	return c.(*priorityClassCache)
+}
+
+// globalDefault returns the globalDefault class with the lowest value, or
+// nil.
+func (c *priorityClassCache) globalDefault(ctx context.Context, h *resourceHandler) (*schedulingv1.PriorityClass, error) {
+	res, err := h.objs.store.List(ctx, h.objs.listPrefix(""), storage.ListOptions{})
+	if err != nil {
+		return nil, h.objs.storageError(err, "")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.classes == nil {
+		c.classes = map[string]cachedPriorityClass{}
+	}
+	seen := make(map[string]bool, len(res.KVs))
+	var best *schedulingv1.PriorityClass
+	for _, kv := range res.KVs {
+		seen[kv.Key] = true
+		cached, ok := c.classes[kv.Key]
+		if !ok || cached.rev != kv.ModRevision {
+			obj, err := h.objs.decode(kv)
+			if err != nil {
+				return nil, err
+			}
+			cached = cachedPriorityClass{rev: kv.ModRevision, pc: obj.(*schedulingv1.PriorityClass)}
+			c.classes[kv.Key] = cached
+		}
+		if cached.pc.GlobalDefault && (best == nil || cached.pc.Value < best.Value) {
+			best = cached.pc
+		}
+	}
+	for k := range c.classes {
+		if !seen[k] {
+			delete(c.classes, k)
+		}
+	}
+	return best, nil
+}
