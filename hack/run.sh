@@ -22,9 +22,20 @@ for _ in $(seq 1 100); do
   fi
   sleep 0.1
 done
+kubectl() { bin/havre kubectl --data-dir "$data_dir" "$@"; }
+echo ">> waiting for the node"
+for _ in $(seq 1 100); do
+  if kubectl get nodes -o name 2>/dev/null | grep -q node/; then break; fi
+  sleep 0.2
+done
+kubectl wait --for=condition=Ready node --all --timeout=60s
+echo ">> building and importing the demo image (test/images/web as havre.local/demo/web:0.1)"
+archive=$(go run ./hack/image -dir test/images/web -ref havre.local/demo/web:0.1 -out bin)
+bin/havre image import --data-dir "$data_dir" "$archive"
 echo ">> applying the demo workload (deploy/demo.yaml)"
-bin/havre kubectl --data-dir "$data_dir" apply -f deploy/demo.yaml
-bin/havre kubectl --data-dir "$data_dir" get all -n demo
+kubectl apply -f deploy/demo.yaml
+kubectl -n demo rollout status deployment/web --timeout=120s
+kubectl get all -n demo
 cat <<MSG
 
 Havre is running. Use it with:

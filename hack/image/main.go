@@ -1,0 +1,40 @@
+// Command image builds one of the project's small Go programs into an image
+// archive for `havre image import` (see internal/imagebuild).
+//
+//	go run ./hack/image -dir test/images/web -ref havre.local/demo/web:0.1 -out bin
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/havre/havre/internal/imagebuild"
+)
+
+func main() {
+	dir := flag.String("dir", "test/images/web", "the program's directory, relative to the module root")
+	ref := flag.String("ref", "", "the image's name and tag, e.g. havre.local/demo/web:0.1")
+	out := flag.String("out", "bin", "directory the archive is written to")
+	flag.Parse()
+	if *ref == "" {
+		fmt.Fprintln(os.Stderr, "image: -ref is required (e.g. -ref havre.local/demo/web:0.1)")
+		os.Exit(2)
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "image:", err)
+		os.Exit(1)
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "image:", err)
+		os.Exit(1)
+	}
+	archive, err := imagebuild.Build(context.Background(), root, *dir, *ref, *out)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "image:", err)
+		os.Exit(1)
+	}
+	fmt.Println(archive)
+}
