@@ -712,8 +712,12 @@ func testFieldSelectors(t *testing.T, cs kubernetes.Interface) {
 func testPagination(t *testing.T, cs kubernetes.Interface) {
 	ns := newNamespace(t, cs)
 	const created, pageSize = 120, 7
-	// The namespace may hold objects the server put there (see
-	// rootCAConfigMap); they are paginated too.
+	// The namespace holds what the server puts there (rootCAConfigMap,
+	// once its controller has run); it is paginated too.
+	framework.Eventually(t, 30*time.Second, func() (bool, error) {
+		_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx(t), rootCAConfigMap, metav1.GetOptions{})
+		return err == nil, nil
+	}, "the namespace's %s", rootCAConfigMap)
 	before, err := cs.CoreV1().ConfigMaps(ns).List(ctx(t), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
