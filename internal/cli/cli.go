@@ -89,6 +89,7 @@ func newServerCommand() *cobra.Command {
 	f.BoolVar(&o.Profiling, "profiling", true, "serve Go profiles at /debug/pprof to authorized users")
 	f.BoolVar(&o.DisableAgent, "disable-agent", false, "do not run a node agent in this process")
 	f.StringVar(&o.Controllers.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "IPv4 range nodes' pod CIDRs (a /24 each) are taken from (with --disable-agent, pod CIDRs are assigned only when this is given)")
+	f.StringSliceVar(&o.Controllers.Controllers, "controllers", []string{"*"}, "controllers to run, as kube-controller-manager's --controllers: '*' for all, 'name' to enable and '-name' to disable one (e.g. *,-deployment)")
 	f.StringVar(&o.Controllers.SchedulerConfig, "scheduler-config", "", "path of a KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1) for the scheduler; empty: upstream's default profile")
 	addNodeLifecycleFlags(f, &o.Controllers)
 	nf.add(f)

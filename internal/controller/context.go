@@ -44,6 +44,10 @@ type Options struct {
 	// NodeMonitorGracePeriod is how long a node may miss heartbeats before
 	// it is marked NotReady/Unknown (0: 40s as upstream).
 	NodeMonitorGracePeriodSeconds int64
+	// Controllers selects the controllers to run, as kube-controller-manager's
+	// --controllers: "*" is every one, "name" enables and "-name" disables
+	// one. Empty means "*".
+	Controllers []string
 	// DefaultNotReadyTolerationSeconds and DefaultUnreachableTolerationSeconds
 	// are the tolerations added to pods that have none (0: 300 as upstream).
 	DefaultNotReadyTolerationSeconds, DefaultUnreachableTolerationSeconds int64

@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/havre/havre/internal/controller"
 	"github.com/havre/havre/internal/controller/garbagecollector"
@@ -22,6 +25,45 @@ var controllers = []registered{
 	{"namespace", startNamespace},
 	{"garbagecollector", startGarbageCollector},
 	{"nodeipam", startNodeIPAM},
+}
+
+// enabled reports whether a controller runs under the --controllers
+// selection, as kube-controller-manager decides: an explicit "-name" or
+// "name" wins, then "*".
+func enabled(name string, selection []string) bool {
+	if len(selection) == 0 {
+		return true
+	}
+	star := false
+	for _, s := range selection {
+		switch s {
+		case name:
+			return true
+		case "-" + name:
+			return false
+		case "*":
+			star = true
+		}
+	}
+	return star
+}
+
+// checkSelection refuses names in a --controllers selection that name no
+// controller.
+func checkSelection(selection []string) error {
+	known := map[string]bool{"*": true}
+	var names []string
+	for _, c := range controllers {
+		known[c.name], known["-"+c.name] = true, true
+		names = append(names, c.name)
+	}
+	for _, s := range selection {
+		if !known[s] {
+			slices.Sort(names)
+			return fmt.Errorf("--controllers: %q is not a controller (known: %s)", s, strings.Join(names, ", "))
+		}
+	}
+	return nil
 }
 
 // register adds a controller; files of this package call it from init.

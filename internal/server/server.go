@@ -230,7 +230,14 @@ func startControllers(ctx context.Context, srv *apiserver.Server, resources []*r
 			cc.Collectable = append(cc.Collectable, r.GroupVersionResource)
 		}
 	}
+	if err := checkSelection(opts.Controllers); err != nil {
+		return err
+	}
 	for _, c := range controllers {
+		if !enabled(c.name, opts.Controllers) {
+			slog.Info("controller disabled", "controller", c.name)
+			continue
+		}
 		if err := c.start(ctx, cc); err != nil {
 			return fmt.Errorf("starting the %s controller: %w", c.name, err)
 		}
