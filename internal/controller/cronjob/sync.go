@@ -46,7 +46,7 @@ func (c *Controller) sync(ctx context.Context, key string) (*time.Duration, erro
 		slog.Debug("reconciling cronjob failed", "cronjob", key, "err", syncErr)
 	}
 	if cleaned || changed {
-		if _, err := c.client.BatchV1().CronJobs(ns).UpdateStatus(ctx, cj, metav1.UpdateOptions{}); err != nil {
+		if err := c.writeStatus(ctx, cj); err != nil {
 			return nil, fmt.Errorf("updating the status of cronjob %s: %w", key, err)
 		}
 	}
@@ -54,6 +54,27 @@ func (c *Controller) sync(ctx context.Context, key string) (*time.Duration, erro
 		return requeueAfter, nil
 	}
 	return nil, syncErr
+}
+
+// writeStatus writes cj's status. The status is this controller's alone, so
+// when the object changed meanwhile (a user suspending it, say) the status
+// is carried onto the latest object: otherwise a job just created would be
+// missing from status.active once the next sync no longer creates it.
+func (c *Controller) writeStatus(ctx context.Context, cj *batchv1.CronJob) error {
+	cronJobs := c.client.BatchV1().CronJobs(cj.Namespace)
+	_, err := cronJobs.UpdateStatus(ctx, cj, metav1.UpdateOptions{})
+	for attempt := 0; apierrors.IsConflict(err) && attempt < 3; attempt++ {
+		fresh, gerr := cronJobs.Get(ctx, cj.Name, metav1.GetOptions{})
+		if gerr != nil {
+			return gerr
+		}
+		if fresh.UID != cj.UID {
+			return nil
+		}
+		fresh.Status = cj.Status
+		_, err = cronJobs.UpdateStatus(ctx, fresh, metav1.UpdateOptions{})
+	}
+	return err
 }
 
 // jobsOf lists the jobs the CronJob controls, whether or not their labels
