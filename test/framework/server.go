@@ -691,3 +691,12 @@ func (s *Server) ClusterCIDR() string {
 	}
 	return "10.42.0.0/16"
 }
+
+// WithoutWorkloadControllers runs the server without the controllers that
+// act on workloads (the scheduler; Deployments, ReplicaSets, StatefulSets,
+// DaemonSets, Jobs, CronJobs) and on nodes' health, for tests of the API
+// itself that write those objects' status (pods' and nodes' included) or
+// build their owner chains by hand.
+func WithoutWorkloadControllers() Option {
+	return WithArgs("--controllers", "*,-scheduler,-deployment,-replicaset,-statefulset,-daemonset,-job,-cronjob,-nodelifecycle")
+}

@@ -38,7 +38,9 @@ func startServer(t *testing.T, opts ...framework.Option) *framework.Server {
 	if testing.Short() {
 		t.Skip("e2e test: builds and runs the havre binary (skipped with -short)")
 	}
-	return framework.StartServer(t, opts...)
+	// The suite checks the API's own semantics (status subresources,
+	// generations) on workload objects their controllers would change.
+	return framework.StartServer(t, append([]framework.Option{framework.WithoutWorkloadControllers()}, opts...)...)
 }
 
 // ctx returns a context bounded by requestTimeout and by the test's end.

@@ -48,7 +48,9 @@ func startServer(t *testing.T) *framework.Server {
 	if testing.Short() {
 		t.Skip("e2e test: builds and runs the havre binary (skipped with -short)")
 	}
-	s := framework.StartServer(t)
+	// The tests build owner chains (Deployment → ReplicaSet → Pod) by hand:
+	// the workload controllers would act on them.
+	s := framework.StartServer(t, framework.WithoutWorkloadControllers())
 	s.MustKubectl(t, "api-resources")
 	return s
 }

@@ -192,7 +192,9 @@ func TestTables(t *testing.T) {
 	if testing.Short() {
 		t.Skip("e2e test: builds and runs the havre binary (skipped with -short)")
 	}
-	s := framework.StartServer(t)
+	// The test writes the workloads' status itself: their controllers
+	// would overwrite it.
+	s := framework.StartServer(t, framework.WithoutWorkloadControllers())
 	framework.Kubectl(t) // built before the subtests, which it would slow
 	cs := s.Clientset()
 	const ns = "tables"
