@@ -71,7 +71,10 @@ func (s *watchStream) sendVersion(typ watch.EventType, v *cachedVersion) error {
 	if s.out.metadata {
 		key += ";as=PartialObjectMetadata"
 	}
-	raw, err := v.encoded(key, func(obj runtime.Object) ([]byte, error) { return s.encode(typ, obj) })
+	// The decoded object is shared by every watcher (and read by their
+	// selectors); the versioning encoder sets the kind on what it encodes,
+	// so it gets a copy.
+	raw, err := v.encoded(key, func(obj runtime.Object) ([]byte, error) { return s.encode(typ, obj.DeepCopyObject()) })
 	if err != nil {
 		return err
 	}
