@@ -29,10 +29,14 @@ func startServer(t *testing.T) *framework.Server {
 	if testing.Short() {
 		t.Skip("e2e test: builds and runs the havre binary (skipped with -short)")
 	}
-	return framework.StartServer(t)
+	// kubectl's own behaviour is under test: no controller changes the
+	// workloads it edits between two commands.
+	return framework.StartServer(t, framework.WithoutWorkloadControllers())
 }
 
-func frameworkServer(tb testing.TB) *framework.Server { return framework.StartServer(tb) }
+func frameworkServer(tb testing.TB) *framework.Server {
+	return framework.StartServer(tb, framework.WithoutWorkloadControllers())
+}
 
 // result is one kubectl run.
 type result struct {
