@@ -144,6 +144,9 @@ func BenchmarkScheduling(b *testing.B) {
 		elapsed := end.Sub(start)
 		b.ReportMetric(float64(pods)/elapsed.Seconds(), "pods/s")
 		b.ReportMetric(float64(pods)/created.Seconds(), "created/s")
+		if rss, err := framework.ProcessRSS(s.PID()); err == nil {
+			b.ReportMetric(float64(rss)/(1<<20), "server-rss-MiB")
+		}
 		b.Logf("%d pods on %d nodes: created in %v, all bound after %v: %.0f pods/s",
 			pods, nodes, created.Round(time.Millisecond), elapsed.Round(time.Millisecond), float64(pods)/elapsed.Seconds())
 	case <-time.After(10 * time.Minute):
