@@ -75,9 +75,8 @@ func testLogs(t *testing.T, s *framework.Server, ns, podURL string) {
 			t.Logf("logs on disk:\n%s", out)
 		}
 	}()
-	if _, err := httpGet(podURL + "/log?line=first-line"); err != nil {
-		t.Fatal(err)
-	}
+	// Ready (no readiness probe) can come before the program listens.
+	waitHTTP(t, podURL+"/log?line=first-line", 20*time.Second)
 	if _, err := httpGet(podURL + "/log?line=to-stderr&stream=stderr"); err != nil {
 		t.Fatal(err)
 	}
@@ -205,9 +204,8 @@ func testLogsErrors(t *testing.T, s *framework.Server, ns string) {
 func testLogsPrevious(t *testing.T, s *framework.Server, ns string) {
 	s.MustKubectl(t, "-n", ns, "run", "restarts", "--image="+webImage, "--overrides="+overrides(nil))
 	p := waitPod(t, s, ns, "restarts", 60*time.Second, "Running and Ready", running)
-	if _, err := httpGet("http://" + p.Status.PodIP + ":8080/log?line=first-instance"); err != nil {
-		t.Fatal(err)
-	}
+	// Ready (no readiness probe) can come before the program listens.
+	waitHTTP(t, "http://"+p.Status.PodIP+":8080/log?line=first-instance", 20*time.Second)
 	if _, err := httpGet("http://" + p.Status.PodIP + ":8080/exit?code=7"); err != nil {
 		t.Fatal(err)
 	}
