@@ -668,15 +668,46 @@ func (s *Server) MustKubectlStdin(t testing.TB, stdin string, args ...string) st
 }
 
 // podNetwork picks the second octet of a test server's cluster CIDR,
-// 10.X.0.0/16, among 100-249, unused by the pod bridges of this host.
+// 10.X.0.0/16, among 100-249, unused by the bridges and addresses of this
+// host.
 func podNetwork() int {
 	for range 50 {
 		n := 100 + rand.IntN(150)
-		if _, err := net.InterfaceByName(fmt.Sprintf("havre%d", n)); err != nil {
+		if podNetworkFree(n) {
 			return n
 		}
 	}
 	return 100 + rand.IntN(150)
+}
+
+// podNetworkFree reports whether no bridge havreN exists and no interface
+// has an address in 10.N.0.0/16.
+func podNetworkFree(n int) bool {
+	if _, err := net.InterfaceByName(fmt.Sprintf("havre%d", n)); err == nil {
+		return false
+	}
+	_, subnet, _ := net.ParseCIDR(fmt.Sprintf("10.%d.0.0/16", n))
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return true
+	}
+	for _, a := range addrs {
+		if ip, ok := a.(*net.IPNet); ok && subnet.Contains(ip.IP) {
+			return false
+		}
+	}
+	return true
+}
+
+// PodNetwork gives a test that runs its own agent process a cluster CIDR and
+// a bridge name no other test server on this host uses, and removes the
+// bridge when the test ends (after the test's own cleanups, which should
+// stop the agent first).
+func PodNetwork(t testing.TB) (clusterCIDR, bridge string) {
+	n := podNetwork()
+	bridge = fmt.Sprintf("havre%d", n)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", bridge).Run() })
+	return fmt.Sprintf("10.%d.0.0/16", n), bridge
 }
 
 // ClusterCIDR is the range the server gives nodes' pod CIDRs from.

@@ -22,7 +22,8 @@ import (
 func TestStandaloneAgentJoinsWithTheToken(t *testing.T) {
 	requireNode(t)
 	archive := framework.BuildImage(t, "test/images/web", webImage)
-	s := framework.StartServer(t, framework.WithArgs("--cluster-cidr", "10.42.0.0/16"))
+	clusterCIDR, bridge := framework.PodNetwork(t)
+	s := framework.StartServer(t, framework.WithArgs("--cluster-cidr", clusterCIDR))
 
 	agentDir := t.TempDir()
 	logPath := filepath.Join(t.TempDir(), "agent.log")
@@ -42,7 +43,8 @@ func TestStandaloneAgentJoinsWithTheToken(t *testing.T) {
 		"--token-file", filepath.Join(s.DataDir(), "server", "token"),
 		"--ca-file", filepath.Join(s.DataDir(), "tls", "ca.crt"),
 		"--data-dir", agentDir,
-		"--node-name", nodeName)
+		"--node-name", nodeName,
+		"--cni-bridge", bridge)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
