@@ -1,5 +1,6 @@
 // Package controller holds what the in-process controllers of `havre
-// server` share: the Context they are built from. Each controller lives in
+// server` share: the Context they are built from and the worker loop that
+// drains their queues (RunWorkers, Worker). Each controller lives in
 // its own package below this one and is registered in internal/server.
 package controller
 

@@ -11,7 +11,6 @@ package cronjob
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 	_ "time/tzdata" // time zones must resolve even on hosts without tzdata
 
@@ -19,7 +18,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -29,6 +27,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+
+	"github.com/havre/havre/internal/controller"
 )
 
 // cronJobKind is the kind of the owner references of the jobs.
@@ -92,35 +92,17 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 func (c *Controller) Run(ctx context.Context, workers int) {
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	defer c.broadcaster.Shutdown()
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
+	controller.RunWorkers(ctx, c.queue, c.synced, workers, c.syncAndRequeue, "syncing cronjob failed; retrying", "cronjob")
 }
 
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		requeueAfter, err := c.sync(ctx, key)
-		switch {
-		case err != nil:
-			slog.Warn("syncing cronjob failed; retrying", "cronjob", key, "err", err)
-			c.queue.AddRateLimited(key)
-		case requeueAfter != nil:
-			c.queue.Forget(key)
-			c.queue.AddAfter(key, *requeueAfter)
-		default:
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
+// syncAndRequeue is sync, with the key added back after the delay a
+// successful sync asks for (the next schedule).
+func (c *Controller) syncAndRequeue(ctx context.Context, key string) error {
+	requeueAfter, err := c.sync(ctx, key)
+	if err == nil && requeueAfter != nil {
+		c.queue.AddAfter(key, *requeueAfter)
 	}
+	return err
 }
 
 func (c *Controller) enqueueAfter(obj any, d time.Duration) {

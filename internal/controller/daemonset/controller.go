@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/havre/havre/internal/controller"
 	"github.com/havre/havre/internal/controller/refmanager"
 )
 
@@ -118,38 +119,13 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory) (
 
 // Run reconciles with workers until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
 	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	defer c.events.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	// Forget the backoff of nodes whose failed pods are long gone.
-	go wait.UntilWithContext(ctx, func(context.Context) { c.failedBackoff.GC() }, time.Minute)
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		slog.Warn("syncing a daemonset failed; retrying", "daemonset", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	controller.RunWorkers(ctx, c.queue, c.synced, workers, c.sync, "syncing a daemonset failed; retrying", "daemonset",
+		controller.AfterSync(func(ctx context.Context) {
+			// Forget the backoff of nodes whose failed pods are long gone.
+			go wait.UntilWithContext(ctx, func(context.Context) { c.failedBackoff.GC() }, time.Minute)
+		}))
 }
 
 func (c *Controller) enqueue(obj any) {

@@ -15,7 +15,6 @@ package disruption
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -37,6 +36,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/havre/havre/internal/controller"
 )
 
 // Upstream's timings.
@@ -219,38 +220,19 @@ func (c *Controller) pdbsForPod(pod *corev1.Pod) []*policyv1.PodDisruptionBudget
 
 // Run syncs budgets until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
 	defer c.recheck.ShutDown()
 	defer c.stale.ShutDown()
 	if c.client != nil {
 		c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	}
 	defer c.broadcaster.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	go wait.UntilWithContext(ctx, c.recheckWorker, time.Second)
-	go wait.UntilWithContext(ctx, c.staleWorker, time.Second)
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, key); err != nil {
-			slog.Warn("syncing a PodDisruptionBudget failed; retrying", "pdb", key, "err", err)
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+	staleWorker := controller.Worker(c.stale, c.syncStalePod,
+		"clearing a pod's DisruptionTarget condition failed; retrying", "pod")
+	controller.RunWorkers(ctx, c.queue, c.synced, workers, c.sync, "syncing a PodDisruptionBudget failed; retrying", "pdb",
+		controller.AfterSync(func(ctx context.Context) {
+			go wait.UntilWithContext(ctx, c.recheckWorker, time.Second)
+			go wait.UntilWithContext(ctx, staleWorker, time.Second)
+		}))
 }
 
 func (c *Controller) recheckWorker(context.Context) {
@@ -261,21 +243,5 @@ func (c *Controller) recheckWorker(context.Context) {
 		}
 		c.queue.AddRateLimited(key)
 		c.recheck.Done(key)
-	}
-}
-
-func (c *Controller) staleWorker(ctx context.Context) {
-	for {
-		key, quit := c.stale.Get()
-		if quit {
-			return
-		}
-		if err := c.syncStalePod(ctx, key); err != nil {
-			slog.Warn("clearing a pod's DisruptionTarget condition failed; retrying", "pod", key, "err", err)
-			c.stale.AddRateLimited(key)
-		} else {
-			c.stale.Forget(key)
-		}
-		c.stale.Done(key)
 	}
 }

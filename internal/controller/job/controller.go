@@ -35,6 +35,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+
+	"github.com/havre/havre/internal/controller"
 )
 
 // Tunables of upstream's job controller.
@@ -136,48 +138,11 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 func (c *Controller) Run(ctx context.Context, workers int) {
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	defer c.broadcaster.Shutdown()
-	defer c.queue.ShutDown()
 	defer c.orphanQueue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	go wait.UntilWithContext(ctx, c.orphanWorker, time.Second)
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.syncJob(ctx, key); err != nil {
-			slog.Warn("syncing job failed; retrying", "job", key, "err", err)
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
-}
-
-func (c *Controller) orphanWorker(ctx context.Context) {
-	for {
-		key, quit := c.orphanQueue.Get()
-		if quit {
-			return
-		}
-		if err := c.syncOrphanPod(ctx, key); err != nil {
-			slog.Warn("removing the job tracking finalizer of an orphan pod failed; retrying", "pod", key, "err", err)
-			c.orphanQueue.AddRateLimited(key)
-		} else {
-			c.orphanQueue.Forget(key)
-		}
-		c.orphanQueue.Done(key)
-	}
+	orphanWorker := controller.Worker(c.orphanQueue, c.syncOrphanPod,
+		"removing the job tracking finalizer of an orphan pod failed; retrying", "pod")
+	controller.RunWorkers(ctx, c.queue, c.synced, workers, c.syncJob, "syncing job failed; retrying", "job",
+		controller.AfterSync(func(ctx context.Context) { go wait.UntilWithContext(ctx, orphanWorker, time.Second) }))
 }
 
 // enqueue syncs a job after delay (job events: none; pod events: the batch

@@ -8,8 +8,8 @@ package namespace
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -17,12 +17,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/havre/havre/internal/controller"
 )
 
 // Controller finalizes terminating namespaces.
@@ -60,36 +61,23 @@ func New(client kubernetes.Interface, dyn dynamic.Interface, factory informers.S
 
 // Run processes namespaces until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		return
-	}
-	for i := 0; i < workers; i++ {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
+	controller.RunWorkers(ctx, c.queue, []cache.InformerSynced{c.synced}, workers, c.syncOrRemaining,
+		"namespace cleanup failed; retrying", "namespace",
+		controller.Quiet(func(err error) bool { return errors.Is(err, errRemaining) }))
 }
 
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		name, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		remaining, err := c.sync(ctx, name)
-		switch {
-		case err != nil:
-			slog.Warn("namespace cleanup failed; retrying", "namespace", name, "err", err)
-			c.queue.AddRateLimited(name)
-		case remaining:
-			// Content is still going away (graceful deletion, finalizers):
-			// look again shortly, backing off.
-			c.queue.AddRateLimited(name)
-		default:
-			c.queue.Forget(name)
-		}
-		c.queue.Done(name)
+// errRemaining is what syncOrRemaining returns while a namespace's content
+// is still going away (graceful deletion, finalizers): the namespace is
+// looked at again shortly, backing off, without a warning.
+var errRemaining = errors.New("namespace content remaining")
+
+// syncOrRemaining is sync, with remaining content reported as errRemaining.
+func (c *Controller) syncOrRemaining(ctx context.Context, name string) error {
+	remaining, err := c.sync(ctx, name)
+	if err == nil && remaining {
+		return errRemaining
 	}
+	return err
 }
 
 // sync deletes the namespace's content; remaining reports whether objects

@@ -18,11 +18,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/havre/havre/internal/controller"
 )
 
 // Defaults of `havre server`.
@@ -79,10 +80,12 @@ func (c *Controller) enqueue(obj any) {
 // Run allocates until ctx is done. Nodes' existing CIDRs are marked used
 // before anything is allocated.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		return
-	}
+	controller.RunWorkers(ctx, c.queue, []cache.InformerSynced{c.synced}, workers, c.sync,
+		"assigning a pod CIDR failed; retrying", "node", controller.AfterSync(c.occupyExisting))
+}
+
+// occupyExisting marks the pod CIDRs the nodes already have as used.
+func (c *Controller) occupyExisting(context.Context) {
 	for _, obj := range c.lister.List() {
 		n := obj.(*corev1.Node)
 		for _, cidr := range n.Spec.PodCIDRs {
@@ -90,26 +93,6 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 				slog.Warn("node has a pod CIDR outside the cluster CIDR", "node", n.Name, "podCIDR", cidr, "err", err)
 			}
 		}
-	}
-	for i := 0; i < workers; i++ {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		name, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, name); err != nil {
-			slog.Warn("assigning a pod CIDR failed; retrying", "node", name, "err", err)
-			c.queue.AddRateLimited(name)
-		} else {
-			c.queue.Forget(name)
-		}
-		c.queue.Done(name)
 	}
 }
 

@@ -39,6 +39,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+
+	"github.com/havre/havre/internal/controller"
 )
 
 // Defaults, as kube-controller-manager's.
@@ -286,13 +288,17 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if workers <= 0 {
 		workers = defaultPodWorkers
 	}
+	nodeWorker := controller.Worker(c.nodeQueue, c.doNoScheduleTaintingPass,
+		"reconciling a node's NoSchedule taints failed; retrying", "node")
+	podWorker := controller.Worker(c.podQueue, c.processPod,
+		"processing a pod on a tainted or not ready node failed; retrying", "pod")
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for i := 0; i < defaultNodeWork; i++ {
-		wg.Go(func() { wait.UntilWithContext(ctx, c.nodeWorker, time.Second) })
+		wg.Go(func() { wait.UntilWithContext(ctx, nodeWorker, time.Second) })
 	}
 	for i := 0; i < workers; i++ {
-		wg.Go(func() { wait.UntilWithContext(ctx, c.podWorker, time.Second) })
+		wg.Go(func() { wait.UntilWithContext(ctx, podWorker, time.Second) })
 	}
 	wg.Go(func() { c.every(ctx, nodeEvictionPeriod, c.doNoExecuteTaintingPass) })
 	wg.Go(func() {
@@ -316,37 +322,5 @@ func (c *Controller) every(ctx context.Context, period time.Duration, f func(con
 			return
 		case <-t.C():
 		}
-	}
-}
-
-func (c *Controller) nodeWorker(ctx context.Context) {
-	for {
-		name, quit := c.nodeQueue.Get()
-		if quit {
-			return
-		}
-		if err := c.doNoScheduleTaintingPass(ctx, name); err != nil {
-			slog.Warn("reconciling a node's NoSchedule taints failed; retrying", "node", name, "err", err)
-			c.nodeQueue.AddRateLimited(name)
-		} else {
-			c.nodeQueue.Forget(name)
-		}
-		c.nodeQueue.Done(name)
-	}
-}
-
-func (c *Controller) podWorker(ctx context.Context) {
-	for {
-		key, quit := c.podQueue.Get()
-		if quit {
-			return
-		}
-		if err := c.processPod(ctx, key); err != nil {
-			slog.Warn("processing a pod on a tainted or not ready node failed; retrying", "pod", key, "err", err)
-			c.podQueue.AddRateLimited(key)
-		} else {
-			c.podQueue.Forget(key)
-		}
-		c.podQueue.Done(key)
 	}
 }

@@ -11,19 +11,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/havre/havre/internal/controller"
 )
 
 // Names and the description annotation of the published ConfigMap, as
@@ -95,34 +95,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 
 // Run publishes with workers goroutines until ctx is done.
 func (p *Publisher) Run(ctx context.Context, workers int) {
-	defer p.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), p.synced...) {
-		return
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, p.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (p *Publisher) worker(ctx context.Context) {
-	for p.processNext(ctx) {
-	}
-}
-
-func (p *Publisher) processNext(ctx context.Context) bool {
-	ns, quit := p.queue.Get()
-	if quit {
-		return false
-	}
-	defer p.queue.Done(ns)
-	if err := p.sync(ctx, ns); err != nil {
-		slog.Warn("publishing the root CA failed; retrying", "namespace", ns, "err", err)
-		p.queue.AddRateLimited(ns)
-		return true
-	}
-	p.queue.Forget(ns)
-	return true
+	controller.RunWorkers(ctx, p.queue, p.synced, workers, p.sync, "publishing the root CA failed; retrying", "namespace")
 }
 
 // sync creates the namespace's ConfigMap, or puts back its data and

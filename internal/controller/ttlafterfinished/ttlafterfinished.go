@@ -14,13 +14,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+
+	"github.com/havre/havre/internal/controller"
 )
 
 // Controller deletes finished jobs whose TTL expired.
@@ -66,30 +67,8 @@ func (c *Controller) consider(obj any) {
 
 // Run deletes expired jobs with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		return
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.processJob(ctx, key); err != nil {
-			slog.Warn("cleaning up a finished job failed; retrying", "job", key, "err", err)
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+	controller.RunWorkers(ctx, c.queue, []cache.InformerSynced{c.synced}, workers, c.processJob,
+		"cleaning up a finished job failed; retrying", "job")
 }
 
 // processJob deletes the job if its TTL expired, else requeues it for
