@@ -307,7 +307,9 @@ func (h *resourceHandler) serveBinding(ctx context.Context, w http.ResponseWrite
 			pod.Annotations[k] = v
 		}
 		setPodCondition(pod, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now()})
-		return h.trackManagedFields(cur, pod, opts, "")
+		// As kube-apiserver's BindingREST, which writes the pod to storage
+		// directly: a binding leaves the pod's managedFields as they are.
+		return pod, nil
 	})
 	if err != nil {
 		writeError(w, err)

@@ -3,6 +3,7 @@ package api_test
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,6 +37,7 @@ func TestTypedClient(t *testing.T) {
 		{"ConfigMapCRUD", testConfigMapCRUD},
 		{"SecretCRUD", testSecretCRUD},
 		{"PodCRUD", testPodCRUD},
+		{"PodBinding", testPodBinding},
 		{"ServiceCRUD", testServiceCRUD},
 		{"DeploymentCRUD", testDeploymentCRUD},
 		{"GenerateName", testGenerateName},
@@ -202,6 +205,49 @@ func pod(name, nodeName string) *corev1.Pod {
 			NodeName:   nodeName,
 			Containers: []corev1.Container{{Name: "main", Image: "registry.example/app:1.0"}},
 		},
+	}
+}
+
+// testPodBinding binds a pod through pods/binding as a scheduler does: the
+// pod gets its node and PodScheduled, keeps its managedFields as they were
+// (kube-apiserver's binding writes the pod directly), and a second binding,
+// a stale UID or a missing target is refused as upstream refuses them.
+func testPodBinding(t *testing.T, cs kubernetes.Interface) {
+	ns := newNamespace(t, cs)
+	api := cs.CoreV1().Pods(ns)
+	created, err := api.Create(ctx(t), pod("b", ""), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bind := func(uid types.UID, node string) error {
+		return api.Bind(ctx(t), &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "b", UID: uid},
+			Target: corev1.ObjectReference{Kind: "Node", Name: node}}, metav1.CreateOptions{FieldManager: "binder"})
+	}
+	expectStatus(t, bind("", ""), http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
+	expectStatus(t, bind("not-the-uid", "n1"), http.StatusConflict, metav1.StatusReasonConflict)
+	if err := bind(created.UID, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := api.Get(ctx(t), "b", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.NodeName != "n1" {
+		t.Errorf("nodeName %q after binding, want n1", got.Spec.NodeName)
+	}
+	scheduled := false
+	for _, c := range got.Status.Conditions {
+		scheduled = scheduled || c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue
+	}
+	if !scheduled {
+		t.Errorf("no PodScheduled=True condition after binding: %+v", got.Status.Conditions)
+	}
+	if !equality.Semantic.DeepEqual(got.ManagedFields, created.ManagedFields) {
+		t.Errorf("binding changed managedFields:\n%+v\nwas:\n%+v", got.ManagedFields, created.ManagedFields)
+	}
+	st := expectStatus(t, bind(created.UID, "n2"), http.StatusConflict, metav1.StatusReasonConflict)
+	if !strings.Contains(st.Message, `is already assigned to node "n1"`) {
+		t.Errorf("second binding: %q", st.Message)
 	}
 }
 
