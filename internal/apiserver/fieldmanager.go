@@ -15,6 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/applyconfigurations"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+	smdschema "sigs.k8s.io/structured-merge-diff/v6/schema"
+	"sigs.k8s.io/structured-merge-diff/v6/typed"
+	"sigs.k8s.io/structured-merge-diff/v6/value"
 
 	"github.com/havre/havre/internal/registry"
 )
@@ -33,7 +36,7 @@ func startTypeConverter() {
 	typeConverter.once.Do(func() {
 		typeConverter.ready = make(chan struct{})
 		go func() {
-			typeConverter.tc = applyconfigurations.NewTypeConverter(apiScheme)
+			typeConverter.tc = newTrustedTypeConverter(applyconfigurations.NewTypeConverter(apiScheme))
 			close(typeConverter.ready)
 			// Parsing the schema leaves tens of MB of garbage: hand it back
 			// to the OS now rather than over the next minutes, so an idle
@@ -47,6 +50,53 @@ func getTypeConverter() managedfields.TypeConverter {
 	startTypeConverter()
 	<-typeConverter.ready
 	return typeConverter.tc
+}
+
+// trustedTypeConverter converts Go-typed built-in objects without
+// validating them against the schema again: their structure is the
+// schema's by construction (the schema is generated from these types), and
+// the validation walk was half of managedFields' cost on every write. The
+// first object of each kind is converted (and validated) by the wrapped
+// converter, which gives the schema and type to use for the rest.
+// Unstructured objects (apply patches, custom resources) are always
+// validated.
+type trustedTypeConverter struct {
+	managedfields.TypeConverter
+	mu    sync.RWMutex
+	types map[schema.GroupVersionKind]trustedType
+}
+
+type trustedType struct {
+	schema  *smdschema.Schema
+	typeRef smdschema.TypeRef
+}
+
+func newTrustedTypeConverter(tc managedfields.TypeConverter) *trustedTypeConverter {
+	return &trustedTypeConverter{TypeConverter: tc, types: map[schema.GroupVersionKind]trustedType{}}
+}
+
+func (c *trustedTypeConverter) ObjectToTyped(obj runtime.Object, opts ...typed.ValidationOptions) (*typed.TypedValue, error) {
+	if _, ok := obj.(runtime.Unstructured); ok {
+		return c.TypeConverter.ObjectToTyped(obj, opts...)
+	}
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	c.mu.RLock()
+	t, ok := c.types[gvk]
+	c.mu.RUnlock()
+	if !ok {
+		tv, err := c.TypeConverter.ObjectToTyped(obj, opts...)
+		if err == nil && !gvk.Empty() {
+			c.mu.Lock()
+			c.types[gvk] = trustedType{schema: tv.Schema(), typeRef: tv.TypeRef()}
+			c.mu.Unlock()
+		}
+		return tv, err
+	}
+	v, err := value.NewValueReflect(obj)
+	if err != nil {
+		return nil, fmt.Errorf("error creating struct value reflector: %v", err)
+	}
+	return typed.AsTypedUnvalidated(v, t.schema, t.typeRef), nil
 }
 
 // strategyDefaulter lets the field manager default objects as the
