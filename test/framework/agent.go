@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,9 +22,11 @@ import (
 	"github.com/havre/havre/internal/pki"
 )
 
-// hollowReadyTimeout is how long StartHollowAgent waits for its nodes to
-// be Ready.
-const hollowReadyTimeout = 60 * time.Second
+// hollowReadyTimeout is how long StartHollowAgent waits for n nodes to
+// be Ready: a minute, and 20 ms more per node for thousands of them.
+func hollowReadyTimeout(n int) time.Duration {
+	return time.Minute + time.Duration(n)*20*time.Millisecond
+}
 
 // hollowAgents counts the hollow agents of this test process, for their
 // default node name prefixes.
@@ -117,7 +118,7 @@ func (a *Agent) start() error {
 		close(p.done)
 	}()
 	a.proc = p
-	ctx, cancel := context.WithTimeout(context.Background(), hollowReadyTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), hollowReadyTimeout(a.n))
 	defer cancel()
 	err = WaitForContext(ctx, func() (bool, error) {
 		if p.exited() {
@@ -140,9 +141,13 @@ func (a *Agent) allReady(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	mine := make(map[string]bool, a.n)
+	for _, name := range a.NodeNames() {
+		mine[name] = true
+	}
 	ready := 0
 	for _, n := range list.Items {
-		if !slices.Contains(a.NodeNames(), n.Name) {
+		if !mine[n.Name] {
 			continue
 		}
 		for _, c := range n.Status.Conditions {
@@ -160,7 +165,7 @@ func (a *Agent) allReady(ctx context.Context) (bool, error) {
 	}
 	renewed := 0
 	for _, l := range leases.Items {
-		if slices.Contains(a.NodeNames(), l.Name) && l.Spec.RenewTime != nil {
+		if mine[l.Name] && l.Spec.RenewTime != nil {
 			renewed++
 		}
 	}
@@ -174,6 +179,13 @@ func (a *Agent) NodeNames() []string {
 		names[i] = fmt.Sprintf("%s-%d", a.prefix, i)
 	}
 	return names
+}
+
+// PID returns the process ID of the agent's current run.
+func (a *Agent) PID() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.proc.cmd.Process.Pid
 }
 
 // Prefix returns the prefix of the agent's node names.

@@ -30,6 +30,10 @@ const (
 	// serves and reports only how fast the API server creates them: the
 	// ceiling of the end-to-end figure.
 	envBenchCreateOnly = "HAVRE_BENCH_CREATE_ONLY"
+	// envBenchNodeObjects=1 creates the nodes as bare API objects instead
+	// of running a hollow agent for them: no heartbeats and no pod status
+	// reports, only the scheduler's work.
+	envBenchNodeObjects = "HAVRE_BENCH_NODE_OBJECTS"
 )
 
 func saveProfile(b *testing.B, s *framework.Server, path string) {
@@ -63,13 +67,17 @@ func envInt(b *testing.B, name string, def int) int {
 }
 
 // BenchmarkScheduling measures the scheduler end to end against a real
-// server: N Node objects exist, M pods are created as fast as a few
-// clients can, and the figure is pods per second from the first create to
-// the last pod seen bound (HAVRE_BENCH_NODES, default 500;
+// server: N hollow nodes run (a `havre agent --hollow N` process, which
+// renews their Leases and reports their pods Running), M pods are created
+// as fast as a few clients can, and the figure is pods per second from the
+// first create to the last pod seen bound (HAVRE_BENCH_NODES, default 500;
 // HAVRE_BENCH_PODS, default 5000). Run it once: -benchtime=1x.
 func BenchmarkScheduling(b *testing.B) {
 	nodes, pods := envInt(b, envBenchNodes, 500), envInt(b, envBenchPods, 5000)
 	s := framework.StartServer(b, noNodeMonitor)
+	// The processes whose CPU time per pod is reported; this one (the
+	// clients creating pods and watching them) is pid 0.
+	procs := []benchProc{{"server", s.PID()}, {"client", 0}}
 	cfg := s.RESTConfig()
 	cfg.QPS, cfg.Burst = -1, 0
 	cfg.ContentType = "application/vnd.kubernetes.protobuf"
@@ -90,11 +98,16 @@ func BenchmarkScheduling(b *testing.B) {
 	}); err != nil {
 		b.Logf("no default ServiceAccount in %s: %v", ns.Name, err)
 	}
-	parallel(b, nodes, 16, func(i int) error {
-		n := nodeObject(fmt.Sprintf("node-%05d", i), "32", "128Gi", 110)
-		_, err := cs.CoreV1().Nodes().Create(bg, n, metav1.CreateOptions{})
-		return err
-	})
+	if os.Getenv(envBenchNodeObjects) == "1" {
+		parallel(b, nodes, 16, func(i int) error {
+			n := nodeObject(fmt.Sprintf("node-%05d", i), "32", "128Gi", 110)
+			_, err := cs.CoreV1().Nodes().Create(bg, n, metav1.CreateOptions{})
+			return err
+		})
+	} else {
+		agent := s.StartHollowAgent(b, nodes, "--hollow-cpu", "32", "--hollow-memory", "128Gi")
+		procs = append(procs, benchProc{"hollow-agent", agent.PID()})
+	}
 
 	w, err := cs.CoreV1().Pods(ns.Name).Watch(bg, metav1.ListOptions{})
 	if err != nil {
@@ -122,6 +135,7 @@ func BenchmarkScheduling(b *testing.B) {
 		go saveProfile(b, s, path)
 	}
 	b.ResetTimer()
+	cpu0 := cpuTimes(procs)
 	start := time.Now()
 	createOnly := os.Getenv(envBenchCreateOnly) == "1"
 	// One measured run whatever b.N: pods are not recreated.
@@ -147,11 +161,35 @@ func BenchmarkScheduling(b *testing.B) {
 		if rss, err := framework.ProcessRSS(s.PID()); err == nil {
 			b.ReportMetric(float64(rss)/(1<<20), "server-rss-MiB")
 		}
+		for i, t := range cpuTimes(procs) {
+			b.ReportMetric(float64((t-cpu0[i]).Microseconds())/float64(pods), procs[i].name+"-cpu-µs/pod")
+		}
 		b.Logf("%d pods on %d nodes: created in %v, all bound after %v: %.0f pods/s",
 			pods, nodes, created.Round(time.Millisecond), elapsed.Round(time.Millisecond), float64(pods)/elapsed.Seconds())
 	case <-time.After(10 * time.Minute):
 		b.Fatalf("only %d of %d pods bound after 10 minutes", bound.Load(), pods)
 	}
+}
+
+// benchProc is a process whose CPU time a benchmark reports; pid 0 is the
+// benchmark's own process.
+type benchProc struct {
+	name string
+	pid  int
+}
+
+// cpuTimes returns the CPU time each process has used so far (0 where it
+// cannot be read).
+func cpuTimes(procs []benchProc) []time.Duration {
+	out := make([]time.Duration, len(procs))
+	for i, p := range procs {
+		pid := p.pid
+		if pid == 0 {
+			pid = os.Getpid()
+		}
+		out[i], _ = framework.ProcessCPU(pid)
+	}
+	return out
 }
 
 // parallel runs do(0..n-1) on workers goroutines and fails on the first
