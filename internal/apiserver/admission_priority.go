@@ -9,6 +9,7 @@ import (
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/havre/havre/internal/registry/core"
@@ -100,6 +101,25 @@ func admitPriority(s *Server, ctx context.Context, pod *corev1.Pod) error {
 			return forbidden(fmt.Errorf("the string value of PreemptionPolicy (%s) must not be provided in pod spec; priority admission controller computed %s from the given PriorityClass name", *p, *policy))
 		}
 		pod.Spec.PreemptionPolicy = new(*policy)
+	}
+	return nil
+}
+
+// admitPriorityClass refuses a second globalDefault PriorityClass, as the
+// Priority admission plugin does: creating one, or marking another class
+// default, while a default exists is forbidden. old is nil on create.
+func (s *Server) admitPriorityClass(ctx context.Context, h *resourceHandler, obj, old runtime.Object) error {
+	pc, ok := obj.(*schedulingv1.PriorityClass)
+	if !ok || !pc.GlobalDefault {
+		return nil
+	}
+	dpc, err := priorityClassesOf(s).globalDefault(ctx, h)
+	if err != nil {
+		return apierrors.NewInternalError(fmt.Errorf("failed to get default priority class: %w", err))
+	}
+	if dpc != nil && (old == nil || dpc.Name != pc.Name) {
+		return apierrors.NewForbidden(h.gr(), pc.Name,
+			fmt.Errorf("PriorityClass %v is already marked as default. Only one default can exist", dpc.Name))
 	}
 	return nil
 }

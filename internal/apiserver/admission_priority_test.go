@@ -10,6 +10,7 @@ import (
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/havre/havre/internal/registry/catalog"
 	"github.com/havre/havre/internal/storage/bolt"
@@ -92,10 +93,46 @@ func TestAdmitPriority(t *testing.T) {
 		})
 	}
 
-	// A globalDefault class applies to pods naming none; the lowest wins.
+	// A globalDefault class applies to pods naming none.
 	create("default-b", 300, true, "")
-	create("default-a", 200, true, corev1.PreemptNever)
 	p := pod("", nil, nil)
+	if err := admitPriority(s, ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Spec.PriorityClassName != "default-b" || *p.Spec.Priority != 300 || *p.Spec.PreemptionPolicy != lower {
+		t.Errorf("defaulted to class %q priority %d policy %s, want default-b 300 PreemptLowerPriority", p.Spec.PriorityClassName, *p.Spec.Priority, *p.Spec.PreemptionPolicy)
+	}
+
+	// Only one default can exist: a second one is refused on create and on
+	// update; the default itself can still be updated.
+	const second = "PriorityClass default-b is already marked as default. Only one default can exist"
+	_, err = pcs.create(ctx, &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "default-a"}, Value: 200, GlobalDefault: true},
+		writeOptions{manager: "test"})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `priorityclasses.scheduling.k8s.io "default-a" is forbidden: `+second) {
+		t.Errorf("second default created: %v", err)
+	}
+	markDefault := func(name string) error {
+		_, err := pcs.update(ctx, "", name, func(cur runtime.Object) (runtime.Object, error) {
+			pc := cur.DeepCopyObject().(*schedulingv1.PriorityClass)
+			pc.GlobalDefault = true
+			pc.Description = "now the default"
+			return pc, nil
+		}, writeOptions{manager: "test"})
+		return err
+	}
+	if err := markDefault("high"); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), second) {
+		t.Errorf("another class marked default: %v", err)
+	}
+	if err := markDefault("default-b"); err != nil {
+		t.Errorf("updating the default: %v", err)
+	}
+
+	// Were two defaults to exist (two creates racing), the lowest wins.
+	if _, err := pcs.objs.create(ctx, &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "default-a"},
+		Value: 200, GlobalDefault: true, PreemptionPolicy: &never}); err != nil {
+		t.Fatal(err)
+	}
+	p = pod("", nil, nil)
 	if err := admitPriority(s, ctx, p); err != nil {
 		t.Fatal(err)
 	}

@@ -74,6 +74,13 @@ func (s *Server) customise(h *resourceHandler) {
 		h.hooks.returnDeleted = true
 		h.hooks.gracePeriod = podGracePeriod
 		h.hooks.beforeCreate = s.admitPod
+	case schema.GroupResource{Group: "scheduling.k8s.io", Resource: "priorityclasses"}:
+		h.hooks.beforeCreate = func(ctx context.Context, obj runtime.Object) error {
+			return s.admitPriorityClass(ctx, h, obj, nil)
+		}
+		h.hooks.beforeUpdate = func(ctx context.Context, obj, old runtime.Object) error {
+			return s.admitPriorityClass(ctx, h, obj, old)
+		}
 	}
 }
 

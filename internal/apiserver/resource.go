@@ -51,6 +51,9 @@ type resourceHooks struct {
 	// createMu when serialiseCreate is set.
 	beforeCreate    func(ctx context.Context, obj runtime.Object) error
 	serialiseCreate bool
+	// beforeUpdate runs on updates, patches and applies of the main
+	// resource, after defaulting and before validation.
+	beforeUpdate func(ctx context.Context, obj, old runtime.Object) error
 	// gracePeriod returns the graceful-deletion period for obj when the
 	// client gave none (nil), or adjusts the one it gave.
 	gracePeriod func(obj runtime.Object, requested *int64) int64
@@ -281,6 +284,11 @@ func (h *resourceHandler) update(ctx context.Context, namespace, name string,
 		acc.SetGeneration(curAcc.GetGeneration())
 		if h.trackGeneration && specChanged(obj, cur) {
 			acc.SetGeneration(curAcc.GetGeneration() + 1)
+		}
+		if h.hooks.beforeUpdate != nil {
+			if err := h.hooks.beforeUpdate(ctx, obj, cur); err != nil {
+				return nil, err
+			}
 		}
 		if err := h.validateUpdate(ctx, obj, cur, h.res.Strategy.ValidateUpdate); err != nil {
 			return nil, err
