@@ -2,16 +2,11 @@ package agent
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,6 +20,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/havre/havre/internal/agent/streaming"
+	"github.com/havre/havre/internal/pki"
 )
 
 // DefaultStreamingPort is the port of the agent's streaming API (logs,
@@ -87,36 +83,18 @@ func (a *Agent) clusterCAs() (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// selfSignedCert is the streaming server's certificate, for the node's name
+// and addresses, valid a year: the kubelet's default when no certificate is
+// given.
 func selfSignedCert(nodeName string, ips []string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: nodeName + "@" + strconv.FormatInt(now.Unix(), 10)},
-		NotBefore:    now.Add(-time.Minute),
-		NotAfter:     now.Add(365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{nodeName, "localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
+	addrs := []net.IP{net.IPv4(127, 0, 0, 1)}
 	for _, ip := range ips {
 		if p := net.ParseIP(ip); p != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, p)
+			addrs = append(addrs, p)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+	cn := nodeName + "@" + strconv.FormatInt(time.Now().Unix(), 10)
+	return pki.SelfSignedServing(cn, []string{nodeName, "localhost"}, addrs, 365*24*time.Hour)
 }
 
 // streamingNode gives the streaming server the agent's pods and runtime.

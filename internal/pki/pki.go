@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -377,6 +378,38 @@ func (b *Bundle) issue(tmpl *x509.Certificate, validity time.Duration, now time.
 		return nil, nil, err
 	}
 	return encodeCertPEM(der), keyPEM, nil
+}
+
+// SelfSignedServing creates a self-signed serving certificate (server auth)
+// for a fresh P-256 key, valid from now for validity, for the given names
+// and addresses: the node agent's streaming server serves one, as the
+// kubelet does when it has no certificate of its own.
+func SelfSignedServing(commonName string, dnsNames []string, ips []net.IP, validity time.Duration) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: commonName},
+		NotBefore:             now.Add(-clockSkew),
+		NotAfter:              now.Add(validity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              slices.Clone(dnsNames),
+		IPAddresses:           slices.Clone(ips),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 func randomSerial() (*big.Int, error) {

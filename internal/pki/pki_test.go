@@ -553,3 +553,40 @@ func BenchmarkEnsureExisting(b *testing.B) {
 		}
 	}
 }
+
+func TestSelfSignedServing(t *testing.T) {
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.ParseIP("192.0.2.7")}
+	cert, err := SelfSignedServing("node-a@1", []string{"node-a", "localhost"}, ips, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf.Subject.CommonName != "node-a@1" || !slices.Equal(leaf.DNSNames, []string{"node-a", "localhost"}) ||
+		len(leaf.IPAddresses) != 2 || !leaf.IPAddresses[1].Equal(ips[1]) {
+		t.Errorf("subject %q, names %v, addresses %v", leaf.Subject.CommonName, leaf.DNSNames, leaf.IPAddresses)
+	}
+	if !slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}) || leaf.IsCA {
+		t.Errorf("usage %v, CA %v: want a server-auth leaf", leaf.ExtKeyUsage, leaf.IsCA)
+	}
+	if d := leaf.NotAfter.Sub(leaf.NotBefore); d < 24*time.Hour || d > 25*time.Hour {
+		t.Errorf("valid for %v, want about a day", d)
+	}
+	// It verifies against itself for its names, as a client pinning it
+	// would check it.
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	for _, name := range []string{"node-a", "192.0.2.7"} {
+		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: pool}); err != nil {
+			t.Errorf("verify for %s: %v", name, err)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "other", Roots: pool}); err == nil {
+		t.Error("verified for a name it does not hold")
+	}
+	if _, ok := cert.PrivateKey.(*ecdsa.PrivateKey); !ok {
+		t.Errorf("private key %T", cert.PrivateKey)
+	}
+}
