@@ -2,8 +2,10 @@ package apiserver
 
 import (
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -125,5 +127,29 @@ func BenchmarkManagedFieldsPodCreate(b *testing.B) {
 				fm.UpdateNoErrors(live, benchPod(), "bench")
 			}
 		})
+	}
+}
+
+// BenchmarkManagedFieldsLeaseRenew is the managedFields upkeep of one node
+// heartbeat: a Lease update that moves renewTime.
+func BenchmarkManagedFieldsLeaseRenew(b *testing.B) {
+	gvk := coordinationv1.SchemeGroupVersion.WithKind("Lease")
+	fm, err := managedfields.NewDefaultFieldManager(getTypeConverter(), apiScheme, apiScheme, apiScheme, gvk, gvk.GroupVersion(), "", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lease := func(t time.Time) *coordinationv1.Lease {
+		return &coordinationv1.Lease{TypeMeta: metav1.TypeMeta{APIVersion: "coordination.k8s.io/v1", Kind: "Lease"},
+			ObjectMeta: metav1.ObjectMeta{Name: "node-1", Namespace: "kube-node-lease",
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-1", UID: "u1"}}},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: new("node-1"), LeaseDurationSeconds: new(int32(40)),
+				RenewTime: &metav1.MicroTime{Time: t}}}
+	}
+	t0 := time.Now()
+	live := fm.UpdateNoErrors(&coordinationv1.Lease{TypeMeta: lease(t0).TypeMeta}, lease(t0), "agent").(*coordinationv1.Lease)
+	for i := 0; b.Loop(); i++ {
+		next := lease(t0.Add(time.Duration(i) * 10 * time.Second))
+		next.ManagedFields = live.ManagedFields
+		fm.UpdateNoErrors(live, next, "agent")
 	}
 }

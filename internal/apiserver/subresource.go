@@ -307,6 +307,10 @@ func (h *resourceHandler) serveBinding(ctx context.Context, w http.ResponseWrite
 			pod.Annotations[k] = v
 		}
 		setPodCondition(pod, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now()})
+		// A nomination (from preemption, or a hint of an autoscaler) is
+		// spent once the pod is bound (ClearingNominatedNodeNameAfterBinding,
+		// on by default since 1.35).
+		pod.Status.NominatedNodeName = ""
 		// As kube-apiserver's BindingREST, which writes the pod to storage
 		// directly: a binding leaves the pod's managedFields as they are.
 		return pod, nil

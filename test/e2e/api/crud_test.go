@@ -209,14 +209,20 @@ func pod(name, nodeName string) *corev1.Pod {
 }
 
 // testPodBinding binds a pod through pods/binding as a scheduler does: the
-// pod gets its node and PodScheduled, keeps its managedFields as they were
-// (kube-apiserver's binding writes the pod directly), and a second binding,
-// a stale UID or a missing target is refused as upstream refuses them.
+// pod gets its node and PodScheduled, loses its nomination, keeps its
+// managedFields as they were (kube-apiserver's binding writes the pod
+// directly), and a second binding, a stale UID or a missing target is
+// refused as upstream refuses them.
 func testPodBinding(t *testing.T, cs kubernetes.Interface) {
 	ns := newNamespace(t, cs)
 	api := cs.CoreV1().Pods(ns)
 	created, err := api.Create(ctx(t), pod("b", ""), metav1.CreateOptions{})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// A nomination, as preemption leaves one, is cleared by the binding.
+	created.Status.NominatedNodeName = "n1"
+	if created, err = api.UpdateStatus(ctx(t), created, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	bind := func(uid types.UID, node string) error {
@@ -232,8 +238,8 @@ func testPodBinding(t *testing.T, cs kubernetes.Interface) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Spec.NodeName != "n1" {
-		t.Errorf("nodeName %q after binding, want n1", got.Spec.NodeName)
+	if got.Spec.NodeName != "n1" || got.Status.NominatedNodeName != "" {
+		t.Errorf("nodeName %q, nominatedNodeName %q after binding, want n1 and none", got.Spec.NodeName, got.Status.NominatedNodeName)
 	}
 	scheduled := false
 	for _, c := range got.Status.Conditions {
