@@ -46,62 +46,67 @@ func (s *Server) ensureSystemPriorityClasses(ctx context.Context) error {
 // creation: spec.priorityClassName resolves to spec.priority and
 // spec.preemptionPolicy; a pod naming no class gets the globalDefault
 // class (the lowest-valued one when several are) or priority 0; a missing
-// class is refused with 403 Forbidden.
-//
-// The pod strategy has already set priority 0 for pods naming no class
-// and defaulted the preemption policy to PreemptLowerPriority, so those
-// two values are taken as unset here.
+// class is refused with 403 Forbidden, and so is a spec.priority that is
+// not the computed one.
 func admitPriority(s *Server, ctx context.Context, pod *corev1.Pod) error {
-	h := s.handler("scheduling.k8s.io", "v1", "priorityclasses")
-	if h == nil {
-		return nil
-	}
 	forbidden := func(err error) error {
 		return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, pod.Name, err)
 	}
+	lower := corev1.PreemptLowerPriority
 	var (
+		name     = pod.Spec.PriorityClassName
 		priority int32
-		policy   *corev1.PreemptionPolicy
+		policy   = &lower
 	)
-	if pod.Spec.PriorityClassName == "" {
+	h := s.handler("scheduling.k8s.io", "v1", "priorityclasses")
+	switch {
+	case name == "" && h == nil:
+		// Without PriorityClasses served there is no default: zero.
+	case name == "":
 		pc, err := priorityClassesOf(s).globalDefault(ctx, h)
 		if err != nil {
 			return apierrors.NewInternalError(fmt.Errorf("failed to get default priority class: %w", err))
 		}
-		if pc == nil {
-			return nil
+		if pc != nil {
+			name, priority = pc.Name, pc.Value
+			if pc.PreemptionPolicy != nil {
+				policy = pc.PreemptionPolicy
+			}
 		}
-		pod.Spec.PriorityClassName = pc.Name
-		pod.Spec.Priority = new(pc.Value)
-		if pc.PreemptionPolicy != nil {
-			pod.Spec.PreemptionPolicy = new(*pc.PreemptionPolicy)
-		}
-		return nil
-	}
-	obj, err := h.objs.get(ctx, "", pod.Spec.PriorityClassName)
-	switch {
-	case err == nil:
-		pc := obj.(*schedulingv1.PriorityClass)
-		priority, policy = pc.Value, pc.PreemptionPolicy
-	case apierrors.IsNotFound(err):
-		value, ok := core.SystemPriorityClasses[pod.Spec.PriorityClassName]
-		if !ok {
-			return forbidden(fmt.Errorf("no PriorityClass with name %v was found", pod.Spec.PriorityClassName))
-		}
-		priority = value
 	default:
-		return apierrors.NewInternalError(fmt.Errorf("failed to get PriorityClass with name %s: %w", pod.Spec.PriorityClassName, err))
+		var obj runtime.Object
+		var err error = apierrors.NewNotFound(schema.GroupResource{}, name)
+		if h != nil {
+			obj, err = h.objs.get(ctx, "", name)
+		}
+		switch {
+		case err == nil:
+			pc := obj.(*schedulingv1.PriorityClass)
+			priority = pc.Value
+			if pc.PreemptionPolicy != nil {
+				policy = pc.PreemptionPolicy
+			}
+		case apierrors.IsNotFound(err):
+			value, ok := core.SystemPriorityClasses[name]
+			if !ok {
+				return forbidden(fmt.Errorf("no PriorityClass with name %v was found", name))
+			}
+			priority = value
+		default:
+			return apierrors.NewInternalError(fmt.Errorf("failed to get PriorityClass with name %s: %w", name, err))
+		}
 	}
+	// As upstream: a priority in the spec must be the one computed, and a
+	// preemption policy other than the default the class's.
 	if pod.Spec.Priority != nil && *pod.Spec.Priority != priority {
 		return forbidden(fmt.Errorf("the integer value of priority (%d) must not be provided in pod spec; priority admission controller computed %d from the given PriorityClass name", *pod.Spec.Priority, priority))
 	}
-	pod.Spec.Priority = new(priority)
-	if policy != nil {
-		if p := pod.Spec.PreemptionPolicy; p != nil && *p != *policy && *p != corev1.PreemptLowerPriority {
-			return forbidden(fmt.Errorf("the string value of PreemptionPolicy (%s) must not be provided in pod spec; priority admission controller computed %s from the given PriorityClass name", *p, *policy))
-		}
-		pod.Spec.PreemptionPolicy = new(*policy)
+	if p := pod.Spec.PreemptionPolicy; p != nil && *p != *policy && *p != corev1.PreemptLowerPriority {
+		return forbidden(fmt.Errorf("the string value of PreemptionPolicy (%s) must not be provided in pod spec; priority admission controller computed %s from the given PriorityClass name", *p, *policy))
 	}
+	pod.Spec.PriorityClassName = name
+	pod.Spec.Priority = new(priority)
+	pod.Spec.PreemptionPolicy = new(*policy)
 	return nil
 }
 

@@ -47,14 +47,6 @@ func TestAdmitPriority(t *testing.T) {
 	lower := corev1.PreemptLowerPriority
 	never := corev1.PreemptNever
 	pod := func(class string, priority *int32, policy *corev1.PreemptionPolicy) *corev1.Pod {
-		// As the pod strategy leaves it: priority 0 without a class, the
-		// policy defaulted.
-		if class == "" && priority == nil {
-			priority = new(int32(0))
-		}
-		if policy == nil {
-			policy = &lower
-		}
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"},
 			Spec: corev1.PodSpec{PriorityClassName: class, Priority: priority, PreemptionPolicy: policy}}
 	}
@@ -67,6 +59,9 @@ func TestAdmitPriority(t *testing.T) {
 		err        string
 	}{
 		{name: "no class, no default", pod: pod("", nil, nil), wantPrio: 0, wantPolicy: lower},
+		{name: "no class, priority 0 given", pod: pod("", new(int32(0)), &lower), wantPrio: 0, wantPolicy: lower},
+		{name: "no class, another priority given", pod: pod("", new(int32(7)), nil),
+			err: "the integer value of priority (7) must not be provided in pod spec; priority admission controller computed 0 from the given PriorityClass name"},
 		{name: "user class", pod: pod("high", nil, nil), wantClass: "high", wantPrio: 1000, wantPolicy: lower},
 		{name: "class with policy Never", pod: pod("never", nil, nil), wantClass: "never", wantPrio: 500, wantPolicy: never},
 		{name: "system class", pod: pod("system-node-critical", new(int32(2000001000)), nil), wantClass: "system-node-critical", wantPrio: 2000001000, wantPolicy: lower},
@@ -93,7 +88,8 @@ func TestAdmitPriority(t *testing.T) {
 		})
 	}
 
-	// A globalDefault class applies to pods naming none.
+	// A globalDefault class applies to pods naming none; a priority given
+	// must then be the default's.
 	create("default-b", 300, true, "")
 	p := pod("", nil, nil)
 	if err := admitPriority(s, ctx, p); err != nil {
@@ -101,6 +97,9 @@ func TestAdmitPriority(t *testing.T) {
 	}
 	if p.Spec.PriorityClassName != "default-b" || *p.Spec.Priority != 300 || *p.Spec.PreemptionPolicy != lower {
 		t.Errorf("defaulted to class %q priority %d policy %s, want default-b 300 PreemptLowerPriority", p.Spec.PriorityClassName, *p.Spec.Priority, *p.Spec.PreemptionPolicy)
+	}
+	if err := admitPriority(s, ctx, pod("", new(int32(0)), nil)); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "computed 300") {
+		t.Errorf("priority 0 with a default of 300: %v", err)
 	}
 
 	// Only one default can exist: a second one is refused on create and on

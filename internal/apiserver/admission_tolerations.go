@@ -15,27 +15,8 @@ func init() { registerPodAdmitter("DefaultTolerationSeconds", admitDefaultTolera
 // not-ready and unreachable NoExecute taints gets tolerations for them
 // limited in time, so that its pods are evicted from a failed node after
 // that time (300s unless configured).
-//
-// The pod strategy has already added both tolerations with 300 seconds to
-// pods lacking them (core.DefaultTolerationSeconds), so a toleration of
-// exactly that form is taken as added by it and given the configured
-// seconds.
 func admitDefaultTolerationSeconds(s *Server, _ context.Context, pod *corev1.Pod) error {
-	notReady, unreachable := s.cfg.DefaultNotReadyTolerationSeconds, s.cfg.DefaultUnreachableTolerationSeconds
-	for i := range pod.Spec.Tolerations {
-		t := &pod.Spec.Tolerations[i]
-		if t.Operator != corev1.TolerationOpExists || t.Effect != corev1.TaintEffectNoExecute || t.Value != "" ||
-			t.TolerationSeconds == nil || *t.TolerationSeconds != core.DefaultTolerationSeconds {
-			continue
-		}
-		switch {
-		case t.Key == corev1.TaintNodeNotReady && notReady > 0:
-			t.TolerationSeconds = &notReady
-		case t.Key == corev1.TaintNodeUnreachable && unreachable > 0:
-			t.TolerationSeconds = &unreachable
-		}
-	}
-	addDefaultTolerations(pod, notReady, unreachable)
+	addDefaultTolerations(pod, s.cfg.DefaultNotReadyTolerationSeconds, s.cfg.DefaultUnreachableTolerationSeconds)
 	return nil
 }
 

@@ -53,19 +53,20 @@ func TestAddDefaultTolerations(t *testing.T) {
 	}
 }
 
-func TestAdmitDefaultTolerationSecondsAfterStrategy(t *testing.T) {
+// TestAdmitDefaultTolerationSeconds: a pod's own tolerations are kept as
+// given, 300 seconds included, and the missing one gets the configured
+// seconds.
+func TestAdmitDefaultTolerationSeconds(t *testing.T) {
 	secs := func(v int64) *int64 { return &v }
 	s := &Server{cfg: Config{DefaultNotReadyTolerationSeconds: 5, DefaultUnreachableTolerationSeconds: 7}}
-	// As the pod strategy leaves a pod without tolerations: both with 300s.
 	pod := &corev1.Pod{Spec: corev1.PodSpec{Tolerations: []corev1.Toleration{
 		{Key: "gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: secs(300)},
 		{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: secs(300)},
-		{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: secs(300)},
 	}}}
 	if err := admitDefaultTolerationSeconds(s, t.Context(), pod); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int64{"gpu": 300, corev1.TaintNodeNotReady: 5, corev1.TaintNodeUnreachable: 7}
+	want := map[string]int64{"gpu": 300, corev1.TaintNodeNotReady: 300, corev1.TaintNodeUnreachable: 7}
 	if len(pod.Spec.Tolerations) != 3 {
 		t.Fatalf("tolerations %+v", pod.Spec.Tolerations)
 	}

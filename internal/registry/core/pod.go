@@ -52,50 +52,13 @@ var _ registry.StatusStrategy = PodStrategy{}
 // Default applies the v1 pod defaults.
 func (PodStrategy) Default(obj runtime.Object) { defaultPod(obj.(*corev1.Pod)) }
 
-// PrepareForCreate applies what upstream's admission plugins add to a new
-// pod (service account, not-ready/unreachable tolerations, priority), then
-// resets the status to Pending with the pod's QoS class.
+// PrepareForCreate resets the status to Pending with the pod's QoS class.
+// What upstream's admission plugins add to a new pod (service account,
+// not-ready/unreachable tolerations, priority) the API server's pod
+// admission does, after defaulting.
 func (PodStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
 	pod := obj.(*corev1.Pod)
-	admitPod(&pod.Spec)
 	pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: QOSClass(pod)}
-}
-
-// admitPod does the work of the ServiceAccount, DefaultTolerationSeconds
-// and Priority admission plugins.
-func admitPod(spec *corev1.PodSpec) {
-	if spec.ServiceAccountName == "" {
-		spec.ServiceAccountName = DefaultServiceAccountName
-	}
-	spec.DeprecatedServiceAccount = spec.ServiceAccountName
-
-	notReady, unreachable := false, false
-	for _, t := range spec.Tolerations {
-		noExecute := t.Effect == corev1.TaintEffectNoExecute || t.Effect == ""
-		notReady = notReady || noExecute && (t.Key == corev1.TaintNodeNotReady || t.Key == "")
-		unreachable = unreachable || noExecute && (t.Key == corev1.TaintNodeUnreachable || t.Key == "")
-	}
-	for _, d := range []struct {
-		key       string
-		tolerated bool
-	}{{corev1.TaintNodeNotReady, notReady}, {corev1.TaintNodeUnreachable, unreachable}} {
-		if !d.tolerated {
-			spec.Tolerations = append(spec.Tolerations, corev1.Toleration{Key: d.key, Operator: corev1.TolerationOpExists,
-				Effect: corev1.TaintEffectNoExecute, TolerationSeconds: new(DefaultTolerationSeconds)})
-		}
-	}
-
-	if spec.Priority == nil {
-		// Other classes need a lookup the API server must do.
-		if spec.PriorityClassName == "" {
-			spec.Priority = new(int32(0))
-		} else if v, ok := SystemPriorityClasses[spec.PriorityClassName]; ok {
-			spec.Priority = new(v)
-		}
-	}
-	if spec.PreemptionPolicy == nil {
-		spec.PreemptionPolicy = new(corev1.PreemptLowerPriority)
-	}
 }
 
 // Validate validates a new pod.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -75,7 +76,19 @@ func TestMostAllocated(t *testing.T) {
 		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "no PriorityClass with name nope was found") {
 			t.Errorf("pod of a missing class: %v, want 403 no PriorityClass with name nope was found", err)
 		}
+		// Without a class and without a default, a priority given must be 0.
+		own := makePod(ns, podSpec{name: "own"})
+		own.Spec.Priority = new(int32(7))
+		_, err = cs.CoreV1().Pods(ns).Create(ctx(t), own, metav1.CreateOptions{})
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "the integer value of priority (7) must not be provided in pod spec; priority admission controller computed 0") {
+			t.Errorf("pod with its own priority and no class: %v", err)
+		}
 		createPriorityClass(t, cs, "e2e-default", 500, corev1.PreemptNever, true)
+		second := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "e2e-second"}, Value: 600, GlobalDefault: true}
+		_, err = cs.SchedulingV1().PriorityClasses().Create(ctx(t), second, metav1.CreateOptions{})
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "PriorityClass e2e-default is already marked as default. Only one default can exist") {
+			t.Errorf("a second default class: %v", err)
+		}
 		pod = createPod(t, cs, ns, podSpec{name: "defaulted"})
 		if pod.Spec.PriorityClassName != "e2e-default" || pod.Spec.Priority == nil || *pod.Spec.Priority != 500 ||
 			pod.Spec.PreemptionPolicy == nil || *pod.Spec.PreemptionPolicy != corev1.PreemptNever {
