@@ -42,3 +42,24 @@ func TestRunReturnsFreedMemory(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestShouldTrim(t *testing.T) {
+	o := Options{QuietBytes: 8 << 20, WorthBytes: 4 << 20}
+	for _, tc := range []struct {
+		name                        string
+		inInterval, sinceTrim, free uint64
+		want                        bool
+	}{
+		{"busy interval", 9 << 20, 100 << 20, 100 << 20, false},
+		{"quiet, free pages kept", 1 << 20, 1 << 20, 16 << 20, true},
+		{"quiet, garbage made since the last trim", 1 << 20, 6 << 20, 0, true},
+		{"quiet, nothing to gain", 1 << 20, 2 << 20, 1 << 20, false},
+		{"idle since the last trim", 0, 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := shouldTrim(tc.inInterval, tc.sinceTrim, tc.free, o); got != tc.want {
+				t.Errorf("shouldTrim(%d, %d, %d) = %v, want %v", tc.inInterval, tc.sinceTrim, tc.free, got, tc.want)
+			}
+		})
+	}
+}
