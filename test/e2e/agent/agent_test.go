@@ -291,12 +291,7 @@ func testPodRunsAndServes(t *testing.T, s *framework.Server) {
 	if len(want) > 0 {
 		t.Errorf("conditions not True: %v (have %+v)", want, pod.Status.Conditions)
 	}
-	ev := events(t, s, ns, "web")
-	for _, reason := range []string{"Pulled", "Created", "Started"} {
-		if !strings.Contains(ev, " "+reason+": ") {
-			t.Errorf("no %s event:\n%s", reason, ev)
-		}
-	}
+	waitEvents(t, s, ns, "web", 10*time.Second, " Pulled: ", " Created: ", " Started: ")
 	out := s.MustKubectl(t, "-n", ns, "get", "pod", "web", "-o", "wide")
 	if !strings.Contains(out, "Running") || !strings.Contains(out, pod.Status.PodIP) || !strings.Contains(out, nodeName) {
 		t.Errorf("kubectl get pod -o wide:\n%s", out)
@@ -406,9 +401,7 @@ func testCrashLoopBackOff(t *testing.T, s *framework.Server) {
 	if pod.Status.Phase != corev1.PodRunning {
 		t.Errorf("phase %s, want Running (restartPolicy Always)", pod.Status.Phase)
 	}
-	if ev := events(t, s, ns, "crash"); !strings.Contains(ev, "Warning BackOff: Back-off restarting failed container crash") {
-		t.Errorf("no BackOff event:\n%s", ev)
-	}
+	waitEvent(t, s, ns, "crash", "Warning BackOff: Back-off restarting failed container crash", 10*time.Second)
 	out := s.MustKubectl(t, "-n", ns, "get", "pod", "crash")
 	if !strings.Contains(out, "CrashLoopBackOff") {
 		t.Errorf("kubectl get pod:\n%s", out)
@@ -448,12 +441,8 @@ func testImagePullBackOff(t *testing.T, s *framework.Server) {
 	if pod.Status.Phase != corev1.PodPending {
 		t.Errorf("phase %s, want Pending", pod.Status.Phase)
 	}
-	ev := events(t, s, ns, "missing")
-	for _, want := range []string{"Normal Pulling: Pulling image", "Warning Failed: Failed to pull image \"" + image + "\"", "Warning Failed: Error: ErrImagePull", "Normal BackOff: Back-off pulling image"} {
-		if !strings.Contains(ev, want) {
-			t.Errorf("no %q event:\n%s", want, ev)
-		}
-	}
+	waitEvents(t, s, ns, "missing", 30*time.Second, "Normal Pulling: Pulling image", "Warning Failed: Failed to pull image \""+image+"\"",
+		"Warning Failed: Error: ErrImagePull", "Normal BackOff: Back-off pulling image")
 
 	// imagePullPolicy Never with a missing image.
 	s.MustKubectl(t, "-n", ns, "run", "never", "--image=havre.local/absent:v1", "--image-pull-policy=Never", "--overrides="+overrides(nil))

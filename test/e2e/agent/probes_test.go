@@ -86,13 +86,29 @@ func conditionStatus(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionS
 // message", as events() prints them).
 func waitEvent(t *testing.T, s *framework.Server, ns, name, want string, timeout time.Duration) {
 	t.Helper()
+	waitEvents(t, s, ns, name, timeout, want)
+}
+
+// waitEvents waits until the pod's events hold every one of wants (events
+// are recorded asynchronously, after the status they go with) and returns
+// them; it fails the test with the missing ones otherwise.
+func waitEvents(t *testing.T, s *framework.Server, ns, name string, timeout time.Duration, wants ...string) string {
+	t.Helper()
 	var last string
+	var missing []string
 	if err := framework.WaitFor(timeout, func() (bool, error) {
 		last = events(t, s, ns, name)
-		return strings.Contains(last, want), nil
+		missing = missing[:0]
+		for _, want := range wants {
+			if !strings.Contains(last, want) {
+				missing = append(missing, want)
+			}
+		}
+		return len(missing) == 0, nil
 	}); err != nil {
-		t.Fatalf("pod %s/%s: no event %q: %v\nevents:\n%s", ns, name, want, err, last)
+		t.Fatalf("pod %s/%s: no event %q: %v\nevents:\n%s", ns, name, missing, err, last)
 	}
+	return last
 }
 
 // podGet GETs a path of the web server on a pod's IP.
@@ -278,7 +294,7 @@ func testPreStopOnDeletion(t *testing.T, s *framework.Server) {
 			t.Errorf("%s hook: the container wrote %q (%v), want the preStop hook's line then SIGTERM's", f, data, err)
 		}
 	}
-	if ev := events(t, s, ns, "hooks"); !strings.Contains(ev, "Normal Killing: Stopping container exec") || strings.Contains(ev, "FailedPreStopHook") {
+	if ev := waitEvents(t, s, ns, "hooks", 10*time.Second, "Normal Killing: Stopping container exec"); strings.Contains(ev, "FailedPreStopHook") {
 		t.Errorf("events:\n%s", ev)
 	}
 	waitEvent(t, s, ns, "badhook", "Warning FailedPreStopHook: PreStopHook failed", 10*time.Second)
@@ -321,15 +337,9 @@ func testPostStart(t *testing.T, s *framework.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := events(t, s, ns, "badstart")
-	for _, want := range []string{
+	waitEvents(t, s, ns, "badstart", 10*time.Second,
 		fmt.Sprintf(`Warning FailedPostStartHook: Exec lifecycle hook ([/web -exit 1]) for Container "web" in Pod "badstart_poststart(%s)" failed - error: command '/web -exit 1' exited with 1`, pod.UID),
-		"Normal Killing: FailedPostStartHook",
-	} {
-		if !strings.Contains(ev, want) {
-			t.Errorf("no event %q:\n%s", want, ev)
-		}
-	}
+		"Normal Killing: FailedPostStartHook")
 }
 
 func testConfigMapUpdates(t *testing.T, s *framework.Server) {
