@@ -81,21 +81,32 @@ func testLogs(t *testing.T, s *framework.Server, ns, podURL string) {
 		t.Fatal(err)
 	}
 	var out string
-	framework.Eventually(t, 20*time.Second, func() (bool, error) {
-		var stderr string
-		var err error
-		out, stderr, err = s.Kubectl("-n", ns, "logs", "web")
-		if err != nil {
-			return false, fmt.Errorf("%v: %s", err, stderr)
-		}
-		return strings.Contains(out, "to-stderr"), nil
-	}, "kubectl logs shows the lines written, got %q", out)
-	for _, want := range []string{"serving on :8080", "first-line", "to-stderr"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("kubectl logs = %q, want a line %q", out, want)
+	logged := func(lines ...string) func() (bool, error) {
+		return func() (bool, error) {
+			var stderr string
+			var err error
+			out, stderr, err = s.Kubectl("-n", ns, "logs", "web")
+			if err != nil {
+				return false, fmt.Errorf("%v: %s", err, stderr)
+			}
+			for _, l := range lines {
+				if !strings.Contains(out, l) {
+					return false, nil
+				}
+			}
+			return true, nil
 		}
 	}
-	if got := s.MustKubectl(t, "-n", ns, "logs", "web", "--tail=1"); got != "to-stderr\n" {
+	// The runtime copies stdout and stderr separately, so lines of the two
+	// written together may be logged in either order.
+	framework.Eventually(t, 20*time.Second, logged("serving on :8080", "first-line", "to-stderr"),
+		"kubectl logs shows the lines written, got %q", out)
+	// A line written once both are logged is the last.
+	if _, err := httpGet(podURL + "/log?line=last-line"); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 20*time.Second, logged("last-line"), "kubectl logs shows the last line, got %q", out)
+	if got := s.MustKubectl(t, "-n", ns, "logs", "web", "--tail=1"); got != "last-line\n" {
 		t.Errorf("logs --tail=1 = %q", got)
 	}
 	if got := s.MustKubectl(t, "-n", ns, "logs", "web", "--tail=0"); got != "" {
@@ -103,7 +114,7 @@ func testLogs(t *testing.T, s *framework.Server, ns, podURL string) {
 	}
 	stamped := s.MustKubectl(t, "-n", ns, "logs", "web", "--timestamps", "--tail=1")
 	ts, rest, _ := strings.Cut(strings.TrimSpace(stamped), " ")
-	if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || rest != "to-stderr" {
+	if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || rest != "last-line" {
 		t.Errorf("logs --timestamps = %q: want an RFC 3339 time then the line (%v)", stamped, err)
 	}
 	if got := s.MustKubectl(t, "-n", ns, "logs", "web", "--limit-bytes=5"); got != "servi" {
