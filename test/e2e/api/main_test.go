@@ -6,7 +6,6 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,9 +25,6 @@ import (
 )
 
 func TestMain(m *testing.M) { framework.Main(m) }
-
-// requestTimeout bounds every single API call of the suite.
-const requestTimeout = 30 * time.Second
 
 // startServer starts a server for one top-level test; e2e tests are skipped
 // with -short.
@@ -43,23 +38,13 @@ func startServer(t *testing.T, opts ...framework.Option) *framework.Server {
 	return framework.StartServer(t, append([]framework.Option{framework.WithoutWorkloadControllers()}, opts...)...)
 }
 
-// ctx returns a context bounded by requestTimeout and by the test's end.
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(t.Context(), requestTimeout)
-	t.Cleanup(cancel)
-	return c
-}
+// ctx bounds one API request of a test.
+var ctx = framework.RequestContext
 
 // newNamespace creates a namespace with a generated name for one test.
 func newNamespace(t testing.TB, cs kubernetes.Interface) string {
 	t.Helper()
-	ns, err := cs.CoreV1().Namespaces().Create(ctx(t), &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-"},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating namespace: %v", err)
-	}
-	return ns.Name
+	return framework.NewNamespace(t, cs, "e2e")
 }
 
 func configMap(name string, data map[string]string) *corev1.ConfigMap {

@@ -6,7 +6,6 @@
 package batch_test
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -25,8 +24,6 @@ import (
 func TestMain(m *testing.M) { framework.Main(m) }
 
 const (
-	// requestTimeout bounds every single API call.
-	requestTimeout = 30 * time.Second
 	// waitTimeout bounds the waits for a controller to act.
 	waitTimeout = 60 * time.Second
 	// nodeName is the node the tests' fake kubelets bind pods to.
@@ -51,22 +48,12 @@ func startServer(t *testing.T) *framework.Server {
 	return s
 }
 
-// ctx returns a context bounded by requestTimeout and by the test's end.
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(t.Context(), requestTimeout)
-	t.Cleanup(cancel)
-	return c
-}
+// ctx bounds one API request of a test.
+var ctx = framework.RequestContext
 
 func newNamespace(t testing.TB, cs kubernetes.Interface) string {
 	t.Helper()
-	ns, err := cs.CoreV1().Namespaces().Create(ctx(t), &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "batch-"},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating namespace: %v", err)
-	}
-	return ns.Name
+	return framework.NewNamespace(t, cs, "batch")
 }
 
 // jobSpec is a Job of busybox pods that never restart.

@@ -7,7 +7,6 @@
 package daemonset_test
 
 import (
-	"context"
 	"maps"
 	"slices"
 	"testing"
@@ -24,8 +23,6 @@ import (
 func TestMain(m *testing.M) { framework.Main(m) }
 
 const (
-	// callTimeout bounds single API calls.
-	callTimeout = 30 * time.Second
 	// waitTimeout bounds every wait for the controllers.
 	waitTimeout = 60 * time.Second
 )
@@ -40,21 +37,12 @@ func startServer(t *testing.T) *framework.Server {
 	return s
 }
 
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(t.Context(), callTimeout)
-	t.Cleanup(cancel)
-	return c
-}
+// ctx bounds one API request of a test.
+var ctx = framework.RequestContext
 
 func newNamespace(t testing.TB, cs kubernetes.Interface) string {
 	t.Helper()
-	ns, err := cs.CoreV1().Namespaces().Create(ctx(t), &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "ds-"},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating namespace: %v", err)
-	}
-	return ns.Name
+	return framework.NewNamespace(t, cs, "ds")
 }
 
 // newDS returns a daemon set of image registry.example/agent:1.

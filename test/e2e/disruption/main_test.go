@@ -39,8 +39,6 @@ import (
 func TestMain(m *testing.M) { framework.Main(m) }
 
 const (
-	// requestTimeout bounds every single API call.
-	requestTimeout = 30 * time.Second
 	// waitTimeout bounds every wait for a controller to act.
 	waitTimeout = 30 * time.Second
 	// image is never pulled: no agent runs.
@@ -61,22 +59,12 @@ func startServer(t *testing.T) *framework.Server {
 	return s
 }
 
-// ctx returns a context bounded by requestTimeout and by the test's end.
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(t.Context(), requestTimeout)
-	t.Cleanup(cancel)
-	return c
-}
+// ctx bounds one API request of a test.
+var ctx = framework.RequestContext
 
 func newNamespace(t testing.TB, cs kubernetes.Interface, prefix string) string {
 	t.Helper()
-	ns, err := cs.CoreV1().Namespaces().Create(ctx(t), &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating namespace: %v", err)
-	}
-	return ns.Name
+	return framework.NewNamespace(t, cs, prefix)
 }
 
 // newNode creates a Node object; no agent stands behind it.

@@ -38,8 +38,6 @@ func TestMain(m *testing.M) { framework.Main(m) }
 const (
 	// helmTimeout bounds one helm command.
 	helmTimeout = 2 * time.Minute
-	// requestTimeout bounds one API call of the test itself.
-	requestTimeout = 30 * time.Second
 	// goneTimeout bounds the wait for uninstalled objects to disappear.
 	goneTimeout = 30 * time.Second
 
@@ -437,9 +435,5 @@ func checkReleaseSecrets(t *testing.T, cs kubernetes.Interface, want map[int]str
 	}
 }
 
-// ctx returns a context bounded by requestTimeout and by the test's end.
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(t.Context(), requestTimeout)
-	t.Cleanup(cancel)
-	return c
-}
+// ctx bounds one API request of a test.
+var ctx = framework.RequestContext

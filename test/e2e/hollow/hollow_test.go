@@ -5,7 +5,6 @@
 package hollow_test
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -31,11 +30,8 @@ func startServer(t *testing.T) *framework.Server {
 	return framework.StartServer(t)
 }
 
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(t.Context(), waitTimeout)
-	t.Cleanup(cancel)
-	return c
-}
+// ctx bounds one API request of a test.
+var ctx = framework.RequestContext
 
 func pod(name, node string, annotations map[string]string, policy corev1.RestartPolicy) *corev1.Pod {
 	return &corev1.Pod{

@@ -39,14 +39,8 @@ import (
 
 func TestMain(m *testing.M) { framework.Main(m) }
 
-// requestTimeout bounds every API call of the test.
-const requestTimeout = 30 * time.Second
-
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(t.Context(), requestTimeout)
-	t.Cleanup(cancel)
-	return c
-}
+// ctx bounds one API request of a test.
+var ctx = framework.RequestContext
 
 // check returns a function that fails t if the call passed to it failed:
 // check(t)(client.Create(...)).

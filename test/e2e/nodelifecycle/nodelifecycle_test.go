@@ -5,7 +5,6 @@
 package nodelifecycle_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -23,7 +22,6 @@ import (
 func TestMain(m *testing.M) { framework.Main(m) }
 
 const (
-	requestTimeout = 30 * time.Second
 	// waitTimeout bounds the waits for the controller: a 4s grace period,
 	// 3s tolerations and slack for a loaded machine.
 	waitTimeout = 60 * time.Second
@@ -45,11 +43,8 @@ func startServer(t *testing.T) *framework.Server {
 	))
 }
 
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(t.Context(), requestTimeout)
-	t.Cleanup(cancel)
-	return c
-}
+// ctx bounds one API request of a test.
+var ctx = framework.RequestContext
 
 func boundPod(name, node string, tolerations ...corev1.Toleration) *corev1.Pod {
 	return &corev1.Pod{

@@ -7,7 +7,6 @@
 package scheduler_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -26,7 +25,6 @@ import (
 func TestMain(m *testing.M) { framework.Main(m) }
 
 const (
-	requestTimeout = 30 * time.Second
 	// scheduleTimeout bounds every wait for the scheduler.
 	scheduleTimeout = 30 * time.Second
 	// groupLabel scopes a test's nodes: its pods select them.
@@ -45,21 +43,12 @@ func startServer(t *testing.T, opts ...framework.Option) *framework.Server {
 // tests' nodes, which no agent heartbeats, while a slow run goes on.
 var noNodeMonitor = framework.WithArgs("--node-monitor-grace-period", "1h")
 
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(t.Context(), requestTimeout)
-	t.Cleanup(cancel)
-	return c
-}
+// ctx bounds one API request of a test.
+var ctx = framework.RequestContext
 
 func newNamespace(t testing.TB, cs kubernetes.Interface) string {
 	t.Helper()
-	ns, err := cs.CoreV1().Namespaces().Create(ctx(t), &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "sched-"},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating namespace: %v", err)
-	}
-	return ns.Name
+	return framework.NewNamespace(t, cs, "sched")
 }
 
 // nodeSpec describes a node to create.

@@ -8,7 +8,6 @@
 package statefulset_test
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
@@ -25,8 +24,6 @@ import (
 func TestMain(m *testing.M) { framework.Main(m) }
 
 const (
-	// callTimeout bounds single API calls.
-	callTimeout = 30 * time.Second
 	// waitTimeout bounds every wait for the controllers.
 	waitTimeout = 60 * time.Second
 )
@@ -43,22 +40,12 @@ func startServer(t *testing.T) *framework.Server {
 	return s
 }
 
-// ctx returns a context bounded by callTimeout and the test's end.
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(t.Context(), callTimeout)
-	t.Cleanup(cancel)
-	return c
-}
+// ctx bounds one API request of a test.
+var ctx = framework.RequestContext
 
 func newNamespace(t testing.TB, cs kubernetes.Interface) string {
 	t.Helper()
-	ns, err := cs.CoreV1().Namespaces().Create(ctx(t), &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "sts-"},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating namespace: %v", err)
-	}
-	return ns.Name
+	return framework.NewNamespace(t, cs, "sts")
 }
 
 func node(name string) *corev1.Node {

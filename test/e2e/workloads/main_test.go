@@ -59,13 +59,7 @@ func ctxFor(t testing.TB) context.Context {
 
 func newNamespace(t testing.TB, cs kubernetes.Interface, prefix string) string {
 	t.Helper()
-	ns, err := cs.CoreV1().Namespaces().Create(ctxFor(t), &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating namespace: %v", err)
-	}
-	return ns.Name
+	return framework.NewNamespace(t, cs, prefix)
 }
 
 // deployment is a Deployment of replicas pods of image (the fake node runs
