@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/cronjob"
 )
 
-func init() { register("cronjob", startCronJob) }
 
 // startCronJob starts the CronJob controller with upstream's 5 workers
 // (--concurrent-cron-job-syncs).

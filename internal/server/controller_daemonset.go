@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/daemonset"
 )
 
-func init() { register("daemonset", startDaemonSet) }
 
 // startDaemonSet starts the DaemonSet controller.
 func startDaemonSet(ctx context.Context, c *controller.Context) error {

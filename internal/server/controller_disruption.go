@@ -10,7 +10,6 @@ import (
 	"github.com/havre/havre/internal/controller/disruption"
 )
 
-func init() { register("disruption", startDisruption) }
 
 // startDisruption starts the controller computing PodDisruptionBudget
 // status. Controllers other than the built-in workloads are read through

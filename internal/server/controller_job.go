@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/job"
 )
 
-func init() { register("job", startJob) }
 
 // startJob starts the Job controller with upstream's 5 workers
 // (--concurrent-job-syncs).

@@ -13,7 +13,6 @@ import (
 	"github.com/havre/havre/internal/controller/replicaset"
 )
 
-func init() { register("replicaset", startReplicaSet) }
 
 // startReplicaSet starts the ReplicaSet controller with upstream's 5
 // workers (--concurrent-replicaset-syncs).

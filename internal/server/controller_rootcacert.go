@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/rootcacert"
 )
 
-func init() { register("root-ca-cert-publisher", startRootCACertPublisher) }
 
 // startRootCACertPublisher starts the controller publishing the cluster CA
 // in every namespace (ConfigMap kube-root-ca.crt).

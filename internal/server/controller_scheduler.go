@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/scheduler"
 )
 
-func init() { register("scheduler", startScheduler) }
 
 // startScheduler starts the scheduler with the configuration file of
 // --scheduler-config, or upstream's default profile.

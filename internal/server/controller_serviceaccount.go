@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/serviceaccount"
 )
 
-func init() { register("serviceaccount", startServiceAccount) }
 
 // startServiceAccount starts the controller ensuring every namespace's
 // default ServiceAccount.

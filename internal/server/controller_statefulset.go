@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/statefulset"
 )
 
-func init() { register("statefulset", startStatefulSet) }
 
 // startStatefulSet starts the StatefulSet controller.
 func startStatefulSet(ctx context.Context, c *controller.Context) error {

@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/ttlafterfinished"
 )
 
-func init() { register("ttl-after-finished", startTTLAfterFinished) }
 
 // startTTLAfterFinished starts the controller deleting finished Jobs after
 // their ttlSecondsAfterFinished, with upstream's 5 workers

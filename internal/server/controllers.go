@@ -18,13 +18,26 @@ type registered struct {
 	start controller.Starter
 }
 
-// controllers are started in this order, on one shared informer factory.
-// Controllers of later work register themselves in files of their own
-// (controller_<name>.go) with register.
+// controllers is the one table of the in-process controllers, as
+// kube-controller-manager's NewControllerDescriptors: they are started in
+// this order, on one shared informer factory. Each start function lives in
+// controller_<name>.go (or below, for the small ones).
 var controllers = []registered{
 	{"namespace", startNamespace},
 	{"garbagecollector", startGarbageCollector},
 	{"nodeipam", startNodeIPAM},
+	{"cronjob", startCronJob},
+	{"daemonset", startDaemonSet},
+	{"deployment", startDeployment},
+	{"disruption", startDisruption},
+	{"job", startJob},
+	{"nodelifecycle", startNodeLifecycle},
+	{"replicaset", startReplicaSet},
+	{"root-ca-cert-publisher", startRootCACertPublisher},
+	{"scheduler", startScheduler},
+	{"serviceaccount", startServiceAccount},
+	{"statefulset", startStatefulSet},
+	{"ttl-after-finished", startTTLAfterFinished},
 }
 
 // enabled reports whether a controller runs under the --controllers
@@ -64,11 +77,6 @@ func checkSelection(selection []string) error {
 		}
 	}
 	return nil
-}
-
-// register adds a controller; files of this package call it from init.
-func register(name string, start controller.Starter) {
-	controllers = append(controllers, registered{name, start})
 }
 
 func startNamespace(ctx context.Context, c *controller.Context) error {
