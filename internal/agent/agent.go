@@ -48,6 +48,21 @@ type Options struct {
 	CNIBinDirs []string
 	// CNIBridge names the pods' bridge (default havre0).
 	CNIBridge string
+	// ClusterCIDR is the cluster's pod network (traffic leaving it is
+	// masqueraded; the service proxy masquerades ClusterIP traffic from
+	// outside it). Default 10.42.0.0/16.
+	ClusterCIDR string
+	// ServiceCIDR is the Services' range (traffic to unallocated addresses
+	// in it is dropped). Default 10.43.0.0/16.
+	ServiceCIDR string
+	// ClusterDomain is the cluster's DNS domain (default cluster.local).
+	ClusterDomain string
+	// ClusterDNS are the addresses ClusterFirst pods resolve with (default:
+	// the kube-system/kube-dns Service's cluster IP).
+	ClusterDNS []string
+	// NodeIP is the node's address (default: the address of the interface
+	// of the default route, else of the first interface up).
+	NodeIP string
 	// StreamingPort is the port of the streaming API the API server proxies
 	// logs, exec, attach and port-forward to (0: 10250; -1: none).
 	StreamingPort int
@@ -88,6 +103,8 @@ type Agent struct {
 	runtimeVer  string
 	ownRuntime  bool
 	hostDNS     *runtimeapi.DNSConfig
+	// clusterDNSServers ([]string) is where ClusterFirst pods resolve.
+	clusterDNSServers atomic.Value
 
 	statusKick chan struct{}
 
@@ -105,6 +122,7 @@ type Agent struct {
 	statuses   statusCache
 	crashBO    *backoff
 	pullBO     *backoff
+	sandboxBO  *backoff
 	now        func() time.Time
 
 	// Probes (probes.go), the ConfigMaps and Secrets pods use, watched
@@ -159,9 +177,12 @@ func Run(ctx context.Context, o Options) error {
 		dirs:     newLayout(o.DataDir),
 		crashBO:  newBackoff(initialBackoff, maxBackoff, nil),
 		pullBO:   newBackoff(initialBackoff, maxBackoff, nil),
-		now:      time.Now,
-		workers:  map[types.UID]*podWorker{},
-		hostDNS:  hostDNS(),
+		// Sandbox creation retries start sooner (a network that is being
+		// set up comes up in a second) and stop at a minute.
+		sandboxBO: newBackoff(time.Second, time.Minute, nil),
+		now:       time.Now,
+		workers:   map[types.UID]*podWorker{},
+		hostDNS:   hostDNS(),
 
 		statusKick: make(chan struct{}, 1),
 	}

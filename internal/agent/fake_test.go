@@ -22,6 +22,9 @@ type fakeRuntime struct {
 	containers map[string]*fakeContainer
 	images     map[string]bool
 	pullErr    error
+	// sandboxErr fails RunPodSandbox as containerd 1.6 does when the
+	// network setup fails: the sandbox is kept, not ready.
+	sandboxErr error
 	networkOK  bool
 	calls      []string
 	now        func() time.Time
@@ -93,6 +96,10 @@ func (f *fakeRuntime) RunPodSandbox(_ context.Context, cfg *runtimeapi.PodSandbo
 	f.sandboxes[id] = &runtimeapi.PodSandbox{Id: id, Metadata: cfg.Metadata, State: runtimeapi.PodSandboxState_SANDBOX_READY,
 		CreatedAt: f.now().UnixNano(), Labels: maps.Clone(cfg.Labels), Annotations: maps.Clone(cfg.Annotations)}
 	f.record("RunPodSandbox %s attempt=%d", cfg.Metadata.Name, cfg.Metadata.Attempt)
+	if f.sandboxErr != nil {
+		f.sandboxes[id].State = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+		return "", f.sandboxErr
+	}
 	return id, nil
 }
 

@@ -347,9 +347,9 @@ func (a *Agent) startNodeLoops(ctx context.Context, wg *sync.WaitGroup) error {
 				continue
 			}
 			cidr := node.Spec.PodCIDRs[0]
-			wrote, err := writeCNIConfig(a.dirs.cniConf, a.dirs.cniIPAM, cidr, a.bridge(), false)
+			wrote, err := a.setUpPodNetwork(cidr, false)
 			if err != nil {
-				slog.Error("writing the CNI configuration", "err", err)
+				slog.Error("setting up the pod network", "podCIDR", cidr, "err", err)
 				continue
 			}
 			written = cidr
@@ -449,7 +449,7 @@ func (a *Agent) nudgeNetwork(since *time.Time) {
 		return
 	}
 	*since = time.Now()
-	if _, err := writeCNIConfig(a.dirs.cniConf, a.dirs.cniIPAM, cidr, a.bridge(), true); err != nil {
+	if _, err := a.setUpPodNetwork(cidr, true); err != nil {
 		slog.Warn("rewriting the CNI configuration", "err", err)
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/havre/havre/internal/network/podnet"
 	"net"
 	"os"
 	"path/filepath"
@@ -148,7 +149,7 @@ func internalIP() (net.IP, error) {
 		return nil, err
 	}
 	for _, i := range ifaces {
-		if i.Flags&net.FlagUp != 0 && i.Flags&net.FlagLoopback == 0 && !strings.HasPrefix(i.Name, defaultCNIBridge[:5]) && !strings.HasPrefix(i.Name, "veth") {
+		if i.Flags&net.FlagUp != 0 && i.Flags&net.FlagLoopback == 0 && !strings.HasPrefix(i.Name, podnet.DefaultBridge[:5]) && !strings.HasPrefix(i.Name, "veth") {
 			candidates = append(candidates, i.Name)
 		}
 	}

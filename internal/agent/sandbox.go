@@ -1,11 +1,7 @@
 package agent
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,12 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-)
-
-// DNS limits the kubelet applies.
-const (
-	maxDNSNameservers = 3
-	maxDNSSearches    = 32
 )
 
 // podLogDir is the directory of a pod's container logs under logRoot, named
@@ -76,92 +66,6 @@ func namespaceOptions(pod *corev1.Pod) *runtimeapi.NamespaceOption {
 	return ns
 }
 
-// dnsConfig is the resolver configuration of a pod: the host's for the
-// Default policy (and for ClusterFirst, as no cluster DNS is configured yet),
-// none but the pod's own for None, merged with the pod's dnsConfig.
-func dnsConfig(pod *corev1.Pod, host *runtimeapi.DNSConfig) *runtimeapi.DNSConfig {
-	out := &runtimeapi.DNSConfig{}
-	if pod.Spec.DNSPolicy != corev1.DNSNone && host != nil {
-		out.Servers = slices.Clone(host.Servers)
-		out.Searches = slices.Clone(host.Searches)
-		out.Options = slices.Clone(host.Options)
-	}
-	if c := pod.Spec.DNSConfig; c != nil {
-		for _, s := range c.Nameservers {
-			if !slices.Contains(out.Servers, s) {
-				out.Servers = append(out.Servers, s)
-			}
-		}
-		for _, s := range c.Searches {
-			if !slices.Contains(out.Searches, s) {
-				out.Searches = append(out.Searches, s)
-			}
-		}
-		for _, o := range c.Options {
-			opt := o.Name
-			if o.Value != nil {
-				opt += ":" + *o.Value
-			}
-			out.Options = slices.DeleteFunc(out.Options, func(x string) bool {
-				return x == o.Name || strings.HasPrefix(x, o.Name+":")
-			})
-			out.Options = append(out.Options, opt)
-		}
-	}
-	if len(out.Servers) > maxDNSNameservers {
-		out.Servers = out.Servers[:maxDNSNameservers]
-	}
-	if len(out.Searches) > maxDNSSearches {
-		out.Searches = out.Searches[:maxDNSSearches]
-	}
-	return out
-}
-
-// parseResolvConf reads nameservers, search domains and options.
-func parseResolvConf(data []byte) *runtimeapi.DNSConfig {
-	c := &runtimeapi.DNSConfig{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line := sc.Text()
-		if i := strings.IndexAny(line, "#;"); i >= 0 {
-			line = line[:i]
-		}
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "nameserver":
-			c.Servers = append(c.Servers, f[1])
-		case "search":
-			c.Searches = f[1:]
-		case "options":
-			c.Options = append(c.Options, f[1:]...)
-		}
-	}
-	return c
-}
-
-// hostDNS reads the host's resolver configuration. A loopback nameserver
-// (systemd-resolved's stub) is unreachable from pods: resolved's upstream
-// list is used instead when there is one.
-func hostDNS() *runtimeapi.DNSConfig {
-	data, err := os.ReadFile("/etc/resolv.conf")
-	if err != nil {
-		return &runtimeapi.DNSConfig{}
-	}
-	c := parseResolvConf(data)
-	for _, s := range c.Servers {
-		if ip := net.ParseIP(s); ip != nil && ip.IsLoopback() {
-			if data, err := os.ReadFile("/run/systemd/resolve/resolv.conf"); err == nil {
-				return parseResolvConf(data)
-			}
-			break
-		}
-	}
-	return c
-}
-
 // portMappings are the pod's host ports.
 func portMappings(pod *corev1.Pod) []*runtimeapi.PortMapping {
 	var out []*runtimeapi.PortMapping
@@ -199,7 +103,7 @@ func sandboxLabels(pod *corev1.Pod) map[string]string {
 }
 
 // sandboxConfig is the CRI configuration of a pod's sandbox.
-func sandboxConfig(pod *corev1.Pod, attempt uint32, logRoot string, hostDNS *runtimeapi.DNSConfig) *runtimeapi.PodSandboxConfig {
+func sandboxConfig(pod *corev1.Pod, attempt uint32, logRoot string, dns *runtimeapi.DNSConfig) *runtimeapi.PodSandboxConfig {
 	annotations := map[string]string{}
 	for k, v := range pod.Annotations {
 		annotations[k] = v
@@ -210,7 +114,7 @@ func sandboxConfig(pod *corev1.Pod, attempt uint32, logRoot string, hostDNS *run
 			Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt,
 		},
 		LogDirectory: podLogDir(logRoot, pod),
-		DnsConfig:    dnsConfig(pod, hostDNS),
+		DnsConfig:    dns,
 		PortMappings: portMappings(pod),
 		Labels:       sandboxLabels(pod),
 		Annotations:  annotations,

@@ -17,44 +17,6 @@ func TestParseResolvConf(t *testing.T) {
 	}
 }
 
-func TestDNSConfig(t *testing.T) {
-	host := &runtimeapi.DNSConfig{Servers: []string{"10.0.0.1"}, Searches: []string{"corp"}, Options: []string{"ndots:1"}}
-	five := "5"
-	for _, tc := range []struct {
-		name                      string
-		policy                    corev1.DNSPolicy
-		cfg                       *corev1.PodDNSConfig
-		servers, searches, option string
-	}{
-		{name: "cluster first falls back to the host's", policy: corev1.DNSClusterFirst, servers: "10.0.0.1", searches: "corp", option: "ndots:1"},
-		{name: "default", policy: corev1.DNSDefault, servers: "10.0.0.1", searches: "corp", option: "ndots:1"},
-		{name: "none", policy: corev1.DNSNone, cfg: &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1"}, Searches: []string{"x"}},
-			servers: "1.1.1.1", searches: "x"},
-		{name: "merged", policy: corev1.DNSDefault, cfg: &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1", "10.0.0.1"},
-			Options: []corev1.PodDNSConfigOption{{Name: "ndots", Value: &five}, {Name: "rotate"}}},
-			servers: "10.0.0.1,1.1.1.1", searches: "corp", option: "ndots:5,rotate"},
-		{name: "at most three servers", policy: corev1.DNSDefault, cfg: &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1", "2.2.2.2", "3.3.3.3"}},
-			servers: "10.0.0.1,1.1.1.1,2.2.2.2", searches: "corp", option: "ndots:1"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			pod := &corev1.Pod{Spec: corev1.PodSpec{DNSPolicy: tc.policy, DNSConfig: tc.cfg}}
-			c := dnsConfig(pod, host)
-			if got := strings.Join(c.Servers, ","); got != tc.servers {
-				t.Errorf("servers %s, want %s", got, tc.servers)
-			}
-			if got := strings.Join(c.Searches, ","); got != tc.searches {
-				t.Errorf("searches %s, want %s", got, tc.searches)
-			}
-			if got := strings.Join(c.Options, ","); got != tc.option {
-				t.Errorf("options %s, want %s", got, tc.option)
-			}
-		})
-	}
-	if len(host.Servers) != 1 {
-		t.Error("the host's configuration was modified")
-	}
-}
-
 func TestSandboxConfig(t *testing.T) {
 	share := true
 	grace := int64(45)

@@ -115,6 +115,32 @@ func (a *Agent) stopSandboxes(ctx context.Context, state *podState) error {
 	return errors.Join(errs...)
 }
 
+// removeFailedSandboxes removes the pod's sandboxes that are not ready and
+// never ran a container: what a failed creation leaves. The runtime keeps
+// such a sandbox, with its network namespace and its address, until it is
+// removed; without this every retry would leak one of each.
+func (a *Agent) removeFailedSandboxes(ctx context.Context, pod *corev1.Pod, state *podState) {
+	ran := map[string]bool{}
+	for _, c := range state.Containers {
+		ran[c.SandboxID] = true
+	}
+	for _, s := range state.Sandboxes {
+		if s.State == runtimeapi.PodSandboxState_SANDBOX_READY || ran[s.Id] {
+			continue
+		}
+		// Stop tears the network down; remove needs that done.
+		err := a.rt.StopPodSandbox(ctx, s.Id)
+		if err == nil {
+			err = a.rt.RemovePodSandbox(ctx, s.Id)
+		}
+		if err != nil && ctx.Err() == nil {
+			slog.Warn("removing a failed sandbox", "pod", pod.Namespace+"/"+pod.Name, "sandbox", s.Id, "err", grpcMessage(err))
+			continue
+		}
+		a.ipCache.Delete(s.Id)
+	}
+}
+
 // cleanupPod kills and removes what runs for a pod the API no longer has.
 func (a *Agent) cleanupPod(ctx context.Context, uid types.UID, state *podState) (time.Duration, bool) {
 	if !state.empty() {
@@ -154,6 +180,7 @@ func (a *Agent) cleanupPod(ctx context.Context, uid types.UID, state *podState) 
 	}
 	a.removePodFiles(uid)
 	a.crashBO.ForgetPrefix(string(uid) + "/")
+	a.sandboxBO.ForgetPrefix(string(uid))
 	a.pullBO.ForgetPrefix(string(uid) + "/")
 	return 0, true
 }
@@ -358,13 +385,21 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state
 		case !pod.Spec.HostNetwork && !a.networkReady(runCtx):
 			want(time.Second)
 		default:
+			key := string(pod.UID)
+			if last, ok := a.sandboxBO.LastUpdate(key); ok {
+				if in, left := a.sandboxBO.InBackoffSince(key, last); in {
+					want(left)
+					break
+				}
+			}
 			if sb != nil {
 				attempt++
 			}
 			if err := a.stopSandboxes(runCtx, state); err != nil && runCtx.Err() == nil {
 				slog.Warn("stopping an old sandbox", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 			}
-			cfg := sandboxConfig(pod, attempt, a.dirs.logs, a.hostDNS)
+			a.removeFailedSandboxes(runCtx, pod, state)
+			cfg := sandboxConfig(pod, attempt, a.dirs.logs, a.sandboxDNS(pod))
 			if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
 				slog.Warn("creating a pod's log directory", "err", err)
 			}
@@ -373,11 +408,15 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state
 				if runCtx.Err() != nil {
 					return time.Millisecond, false
 				}
+				a.sandboxBO.Next(key, a.now())
+				delay := a.sandboxBO.Delay(key)
 				a.event(pod, nil, false, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", grpcMessage(err))
+				slog.Warn("creating a pod sandbox failed", "pod", pod.Namespace+"/"+pod.Name, "retryIn", delay.String(), "err", grpcMessage(err))
 				w.sandboxErr = err
-				want(2 * time.Second)
+				want(delay)
 				break
 			}
+			a.sandboxBO.ForgetPrefix(key)
 			w.sandboxErr = nil
 			sandboxID, ready = id, true
 			var oerr error
@@ -388,7 +427,7 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state
 	}
 
 	if ready {
-		sbCfg := sandboxConfig(pod, attempt, a.dirs.logs, a.hostDNS)
+		sbCfg := sandboxConfig(pod, attempt, a.dirs.logs, dnsConfig(pod, a.hostDNS, a.clusterDNS()).Config)
 		podIPs := a.sandboxIPs(runCtx, state.current())
 		start := func(c *corev1.Container, latest *containerState, init bool) {
 			want(a.startOrBackoff(runCtx, w, pod, c, latest, state, sandboxID, sbCfg, podIPs, init))

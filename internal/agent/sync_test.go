@@ -53,7 +53,8 @@ func (h *harness) newAgent(pod *corev1.Pod) {
 		nodeName: "n1", dirs: newLayout(h.t.TempDir()), client: h.cs, rt: h.rt, runtimeName: "containerd",
 		recorder: h.rec, objects: apiObjects{client: h.cs}, now: now,
 		crashBO: newBackoff(initialBackoff, maxBackoff, now), pullBO: newBackoff(initialBackoff, maxBackoff, now),
-		hostDNS: &runtimeapi.DNSConfig{}, hostIPs: []string{"192.0.2.2"}, machine: machineInfo{MemTotal: 8 << 30},
+		sandboxBO: newBackoff(time.Second, time.Minute, now),
+		hostDNS:   &runtimeapi.DNSConfig{}, hostIPs: []string{"192.0.2.2"}, machine: machineInfo{MemTotal: 8 << 30},
 		probes: newFakeProbes(),
 	}
 	h.a.podIndexer = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{uidIndex: func(obj any) ([]string, error) {
@@ -387,5 +388,63 @@ func TestSyncSandboxDied(t *testing.T) {
 	}
 	if cs := ctrStatus(h.pod(), "web"); cs.State.Running == nil || cs.RestartCount != 1 {
 		t.Errorf("container after the sandbox died: %+v", cs)
+	}
+}
+
+// TestSyncSandboxFailureBacksOffAndLeavesNothing: a sandbox whose creation
+// failed is kept by the runtime (with its network namespace and address)
+// until removed. Each retry removes it first, and retries back off: 1 s,
+// 2 s, 4 s.
+func TestSyncSandboxFailureBacksOffAndLeavesNothing(t *testing.T) {
+	h := newHarness(t, testPod(corev1.RestartPolicyAlways, nil, "web"))
+	h.rt.sandboxErr = errors.New(`failed to setup network for sandbox "x": plugin type="bridge" failed (add)`)
+	requeue, _ := h.sync()
+	if calls := h.rt.Calls(); len(calls) != 1 || calls[0] != "RunPodSandbox p attempt=0" {
+		t.Fatalf("first sync: %v", calls)
+	}
+	if requeue != time.Second {
+		t.Errorf("requeue after the first failure %v, want 1s", requeue)
+	}
+	if ev := h.events(); !strings.Contains(ev, "Warning FailedCreatePodSandBox Failed to create pod sandbox: failed to setup network") {
+		t.Errorf("events %q, want FailedCreatePodSandBox", ev)
+	}
+
+	// Within the back-off: nothing is tried.
+	h.clock = h.clock.Add(500 * time.Millisecond)
+	if requeue, _ := h.sync(); requeue != 500*time.Millisecond {
+		t.Errorf("requeue within the back-off %v, want 500ms", requeue)
+	}
+	if calls := h.rt.Calls(); len(calls) != 0 {
+		t.Fatalf("calls within the back-off: %v", calls)
+	}
+
+	for _, wantDelay := range []time.Duration{2 * time.Second, 4 * time.Second} {
+		h.clock = h.clock.Add(wantDelay)
+		requeue, _ := h.sync()
+		calls := h.rt.Calls()
+		if len(calls) != 3 || !strings.HasPrefix(calls[0], "StopPodSandbox sb") || !strings.HasPrefix(calls[1], "RemovePodSandbox sb") || !strings.HasPrefix(calls[2], "RunPodSandbox p") {
+			t.Fatalf("retry: %v, want the failed sandbox stopped and removed, then a new one", calls)
+		}
+		if requeue != wantDelay {
+			t.Errorf("requeue %v, want %v", requeue, wantDelay)
+		}
+		if n := len(h.rt.sandboxes); n != 1 {
+			t.Errorf("%d sandboxes in the runtime, want the one failed attempt", n)
+		}
+	}
+
+	h.rt.sandboxErr = nil
+	h.clock = h.clock.Add(4 * time.Second)
+	h.sync()
+	if n := len(h.rt.sandboxes); n != 1 {
+		t.Fatalf("%d sandboxes after success, want 1", n)
+	}
+	for _, sb := range h.rt.sandboxes {
+		if sb.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+			t.Errorf("sandbox %s is %v", sb.Id, sb.State)
+		}
+	}
+	if cs := ctrStatus(h.pod(), "web"); cs.State.Running == nil {
+		t.Errorf("container after the sandbox came up: %+v", cs)
 	}
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // bootstrap creates the objects every cluster has: the default namespaces,
-// the kubernetes Service and the built-in PriorityClasses.
+// the kubernetes and kube-dns Services and the built-in PriorityClasses.
 func (s *Server) bootstrap(ctx context.Context) error {
 	namespaces := s.handler("", "v1", "namespaces")
 	for _, name := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
@@ -34,10 +34,37 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err := ensure(ctx, s.handler("", "v1", "services"), svc); err != nil {
 		return fmt.Errorf("creating the kubernetes service: %w", err)
 	}
+	if dns := s.dnsService(); dns != nil {
+		if err := ensure(ctx, s.handler("", "v1", "services"), dns); err != nil {
+			return fmt.Errorf("creating the kube-dns service: %w", err)
+		}
+	}
 	if err := s.ensureSystemPriorityClasses(ctx); err != nil {
 		return err
 	}
 	return nil
+}
+
+// dnsService is kube-system/kube-dns on the tenth address of the service
+// range, where upstream's manifests and tools expect cluster DNS. It has no
+// selector: every node agent answers it itself (its service proxy sends the
+// Service's traffic to the node's own DNS server).
+func (s *Server) dnsService() *corev1.Service {
+	ip := s.services.dnsServiceIP()
+	if ip == "" {
+		return nil
+	}
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Namespace: metav1.NamespaceSystem,
+			Labels: map[string]string{"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "KubeDNS"}},
+		Spec: corev1.ServiceSpec{
+			ClusterIP: ip,
+			Ports: []corev1.ServicePort{
+				{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(53)},
+				{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(53)},
+			},
+		},
+	}
 }
 
 // ensure creates obj unless an object of that name exists.

@@ -70,6 +70,7 @@ func (s *Server) customise(h *resourceHandler) {
 		h.nameFn = metavalidation.NameIsDNS1035Label
 		h.hooks.serialiseCreate = true
 		h.hooks.beforeCreate = s.services.allocate
+		h.hooks.beforeUpdate = s.services.allocateUpdate
 	case schema.GroupResource{Resource: "pods"}:
 		h.hooks.returnDeleted = true
 		h.hooks.gracePeriod = podGracePeriod

@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/cronjob"
 )
 
-
 // startCronJob starts the CronJob controller with upstream's 5 workers
 // (--concurrent-cron-job-syncs).
 func startCronJob(ctx context.Context, c *controller.Context) error {

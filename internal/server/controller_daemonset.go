@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/daemonset"
 )
 
-
 // startDaemonSet starts the DaemonSet controller.
 func startDaemonSet(ctx context.Context, c *controller.Context) error {
 	dc, err := daemonset.New(c.Client, c.Informers)

@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/deployment"
 )
 
-
 // startDeployment starts the Deployment controller with upstream's 5
 // workers (--concurrent-deployment-syncs).
 func startDeployment(ctx context.Context, c *controller.Context) error {

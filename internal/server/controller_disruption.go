@@ -10,7 +10,6 @@ import (
 	"github.com/havre/havre/internal/controller/disruption"
 )
 
-
 // startDisruption starts the controller computing PodDisruptionBudget
 // status. Controllers other than the built-in workloads are read through
 // their scale subresource.

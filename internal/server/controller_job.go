@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/job"
 )
 
-
 // startJob starts the Job controller with upstream's 5 workers
 // (--concurrent-job-syncs).
 func startJob(ctx context.Context, c *controller.Context) error {

@@ -8,7 +8,6 @@ import (
 	"github.com/havre/havre/internal/controller/nodelifecycle"
 )
 
-
 // startNodeLifecycle starts the node lifecycle controller with its
 // taint-based eviction. Node health is checked every 5s as upstream, or
 // every eighth of the grace period when that is shorter (a short grace

@@ -13,7 +13,6 @@ import (
 	"github.com/havre/havre/internal/controller/replicaset"
 )
 
-
 // startReplicaSet starts the ReplicaSet controller with upstream's 5
 // workers (--concurrent-replicaset-syncs).
 func startReplicaSet(ctx context.Context, c *controller.Context) error {

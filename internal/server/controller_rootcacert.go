@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/rootcacert"
 )
 
-
 // startRootCACertPublisher starts the controller publishing the cluster CA
 // in every namespace (ConfigMap kube-root-ca.crt).
 func startRootCACertPublisher(ctx context.Context, c *controller.Context) error {

@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/scheduler"
 )
 
-
 // startScheduler starts the scheduler with the configuration file of
 // --scheduler-config, or upstream's default profile.
 func startScheduler(ctx context.Context, c *controller.Context) error {

@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/serviceaccount"
 )
 
-
 // startServiceAccount starts the controller ensuring every namespace's
 // default ServiceAccount.
 func startServiceAccount(ctx context.Context, c *controller.Context) error {

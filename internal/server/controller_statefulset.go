@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/statefulset"
 )
 
-
 // startStatefulSet starts the StatefulSet controller.
 func startStatefulSet(ctx context.Context, c *controller.Context) error {
 	sc, err := statefulset.New(c.Client, c.Informers)

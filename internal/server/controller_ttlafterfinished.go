@@ -7,7 +7,6 @@ import (
 	"github.com/havre/havre/internal/controller/ttlafterfinished"
 )
 
-
 // startTTLAfterFinished starts the controller deleting finished Jobs after
 // their ttlSecondsAfterFinished, with upstream's 5 workers
 // (--concurrent-ttl-after-finished-syncs).
