@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,6 +145,10 @@ type Agent struct {
 	stopping  bool
 }
 
+// DefaultNodeIP is the address a node takes without --node-ip: that of
+// the default route's interface, else of the first interface up.
+func DefaultNodeIP() (net.IP, error) { return internalIP() }
+
 // DefaultNodeName is the host name, lower-cased, as the kubelet names nodes.
 func DefaultNodeName() (string, error) {
 	h, err := os.Hostname()
@@ -166,6 +171,11 @@ func Run(ctx context.Context, o Options) error {
 		var err error
 		if name, err = DefaultNodeName(); err != nil {
 			return fmt.Errorf("node name: %w (pass --node-name)", err)
+		}
+	}
+	if o.NodeIP != "" {
+		if ip := net.ParseIP(o.NodeIP); ip == nil || ip.To4() == nil {
+			return fmt.Errorf("--node-ip %q: want an IPv4 address", o.NodeIP)
 		}
 	}
 	if len(o.CNIBinDirs) == 0 {
@@ -321,7 +331,9 @@ func (a *Agent) stopRuntime() {
 func (a *Agent) refreshFacts() {
 	m := readMachineInfo()
 	var ips []string
-	if ip, err := internalIP(); err == nil {
+	if a.opts.NodeIP != "" {
+		ips = []string{a.opts.NodeIP}
+	} else if ip, err := internalIP(); err == nil {
 		ips = []string{ip.String()}
 	} else {
 		slog.Warn("node has no internal IP", "err", err)

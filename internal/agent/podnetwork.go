@@ -16,8 +16,11 @@ func (a *Agent) bridge() string {
 	return podnet.DefaultBridge
 }
 
-// DefaultClusterCIDR is the cluster's pod network unless configured.
-const DefaultClusterCIDR = "10.42.0.0/16"
+// The cluster's ranges unless configured (the server's defaults).
+const (
+	DefaultClusterCIDR = "10.42.0.0/16"
+	DefaultServiceCIDR = "10.43.0.0/16"
+)
 
 func (a *Agent) clusterCIDR() string {
 	if a.opts.ClusterCIDR != "" {
@@ -36,6 +39,9 @@ func (a *Agent) setUpPodNetwork(cidr string, force bool) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("pod CIDR %q: %w", cidr, err)
 	}
+	if err := podnet.SetSysctls(); err != nil {
+		return false, err
+	}
 	if err := podnet.EnsureBridge(nil, a.bridge(), podnet.Gateway(prefix), 0); err != nil {
 		return false, err
 	}
@@ -52,4 +58,10 @@ func (a *Agent) setUpPodNetwork(cidr string, force bool) (bool, error) {
 		return false, err
 	}
 	return podnet.WriteConfig(a.dirs.cniConf, a.dirs.cniIPAM, prefix, a.bridge(), 0, force)
+}
+
+// networkTables are the nftables tables (family ip) the agent of a bridge
+// owns: the service proxy's, named after the bridge, and the masquerading.
+func networkTables(bridge string) []string {
+	return []string{bridge, podnet.MasqueradeTable(bridge)}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/google/nftables"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,19 +18,21 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/havre/havre/internal/agent/runtime"
+	"github.com/havre/havre/internal/network/podnet"
 )
 
 // Reset tears a node down: it starts the agent's containerd (from the
 // configuration the agent wrote) if it is not running, stops and removes
-// every pod sandbox the agent created, stops that containerd and unmounts
-// whatever is still mounted under <dataDir>/agent. The agent must not be
-// running. Images and files stay; removing the directory is the caller's
-// choice.
+// every pod sandbox the agent created, stops that containerd, unmounts
+// whatever is still mounted under <dataDir>/agent, and removes the node's
+// network: the pod bridge (its routes go with it) and the agent's nftables
+// tables (service proxy, masquerading). The agent must not be running.
+// Images and files stay; removing the directory is the caller's choice.
 func Reset(ctx context.Context, dataDir, containerdBinary string) error {
 	dirs := newLayout(dataDir)
 	l := runtime.Layout{Dir: dirs.containerd}
 	if _, err := os.Stat(l.Config()); errors.Is(err, os.ErrNotExist) {
-		return unmountUnder(dirs.root)
+		return errors.Join(unmountUnder(dirs.root), removeNetwork(dirs))
 	}
 	if answers(ctx, l.Socket()) {
 		return fmt.Errorf("the agent's containerd answers on %s: stop the agent (havre server or havre agent) first", l.Socket())
@@ -40,7 +43,38 @@ func Reset(ctx context.Context, dataDir, containerdBinary string) error {
 	}
 	removeErr := removeAllSandboxes(ctx, c.Endpoint())
 	c.Stop()
-	return errors.Join(removeErr, unmountUnder(dirs.root))
+	return errors.Join(removeErr, unmountUnder(dirs.root), removeNetwork(dirs))
+}
+
+// removeNetwork removes the node's nftables tables and pod bridge, named by
+// the CNI configuration the agent wrote (nothing if it wrote none).
+func removeNetwork(dirs layout) error {
+	bridge, ok := podnet.ConfiguredBridge(dirs.cniConf)
+	if !ok {
+		return nil
+	}
+	var errs []error
+	for _, table := range networkTables(bridge) {
+		if err := removeTable(table); err != nil {
+			errs = append(errs, fmt.Errorf("removing the nftables table %s: %w", table, err))
+		}
+	}
+	if err := podnet.RemoveBridge(nil, bridge); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		slog.Info("removed the node's network", "bridge", bridge)
+	}
+	return errors.Join(errs...)
+}
+
+func removeTable(table string) error {
+	conn, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	defer conn.CloseLasting()
+	return podnet.RemoveTable(conn, table)
 }
 
 // answers reports whether a CRI runtime answers on socket.

@@ -28,13 +28,27 @@ import (
 // agentFlags are the node flags `havre server` and `havre agent` share.
 type agentFlags struct {
 	nodeName        string
+	nodeIP          string
 	runtimeEndpoint string
 	streamingPort   int
 	cniBridge       string
+	clusterDomain   string
+	clusterDNS      []string
+}
+
+// options are the agent options the flags give.
+func (f *agentFlags) options() agent.Options {
+	return agent.Options{
+		NodeName: f.nodeName, NodeIP: f.nodeIP, RuntimeEndpoint: f.runtimeEndpoint, StreamingPort: f.streamingPort,
+		CNIBridge: f.cniBridge, ClusterDomain: f.clusterDomain, ClusterDNS: f.clusterDNS,
+	}
 }
 
 func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.nodeName, "node-name", "", "name of this node (default: the host name)")
+	fs.StringVar(&f.nodeIP, "node-ip", "", "IPv4 address of this node (default: the address of the default route's interface)")
+	fs.StringVar(&f.clusterDomain, "cluster-domain", agent.DefaultClusterDomain, "the cluster's DNS domain")
+	fs.StringSliceVar(&f.clusterDNS, "cluster-dns", nil, "DNS server addresses pods resolve with (default: the kube-system/kube-dns Service's cluster IP, answered by this node)")
 	fs.StringVar(&f.cniBridge, "cni-bridge", "havre0", "name of the bridge pods are attached to")
 	_ = fs.MarkHidden("cni-bridge")
 	fs.IntVar(&f.streamingPort, "streaming-port", agent.DefaultStreamingPort, "port of the node's streaming API (logs, exec, attach, port-forward), which the API server proxies to")
@@ -44,6 +58,7 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 func newAgentCommand() *cobra.Command {
 	var (
 		dataDir, serverURL, token, tokenFile, caFile string
+		clusterCIDR, serviceCIDR                     string
 		nf                                           agentFlags
 		hf                                           hollowFlags
 		verbose                                      bool
@@ -81,7 +96,9 @@ func newAgentCommand() *cobra.Command {
 			if hf.count > 0 {
 				err = hf.run(ctx, cfg)
 			} else {
-				err = agent.Run(ctx, agent.Options{DataDir: dataDir, NodeName: nf.nodeName, RuntimeEndpoint: nf.runtimeEndpoint, StreamingPort: nf.streamingPort, CNIBridge: nf.cniBridge, RESTConfig: cfg})
+				o := nf.options()
+				o.DataDir, o.RESTConfig, o.ClusterCIDR, o.ServiceCIDR = dataDir, cfg, clusterCIDR, serviceCIDR
+				err = agent.Run(ctx, o)
 			}
 			if errors.Is(err, context.Canceled) {
 				err = nil
@@ -98,6 +115,8 @@ func newAgentCommand() *cobra.Command {
 	f.StringVar(&token, "token", "", "the cluster join token")
 	f.StringVar(&tokenFile, "token-file", "", "file holding the cluster join token")
 	f.StringVar(&caFile, "ca-file", "", "the cluster CA certificate (default: <data-dir>/tls/ca.crt if present)")
+	f.StringVar(&clusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "the cluster's pod network, as the server's --cluster-cidr (traffic leaving it is masqueraded)")
+	f.StringVar(&serviceCIDR, "service-cidr", agent.DefaultServiceCIDR, "the Services' range, as the server's --service-cidr")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	nf.add(f)
 	hf.add(f)

@@ -63,7 +63,7 @@ func newServerCommand() *cobra.Command {
 			if _, err := scheduler.LoadConfig(o.Controllers.SchedulerConfig); err != nil {
 				return err
 			}
-			o.NodeName, o.ContainerRuntimeEndpoint, o.StreamingPort, o.CNIBridge = nf.nodeName, nf.runtimeEndpoint, nf.streamingPort, nf.cniBridge
+			o.Agent = nf.options()
 			o.NodeIPAM = !o.DisableAgent || cmd.Flags().Changed("cluster-cidr")
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
@@ -91,6 +91,7 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&o.Controllers.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "IPv4 range nodes' pod CIDRs (a /24 each) are taken from (with --disable-agent, pod CIDRs are assigned only when this is given)")
 	f.StringSliceVar(&o.Controllers.Controllers, "controllers", []string{"*"}, "controllers to run, as kube-controller-manager's --controllers: '*' for all, 'name' to enable and '-name' to disable one (e.g. *,-deployment)")
 	f.StringVar(&o.Controllers.SchedulerConfig, "scheduler-config", "", "path of a KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1) for the scheduler; empty: upstream's default profile")
+	f.StringVar(&o.AdvertiseAddress, "advertise-address", "", "address the kubernetes Service's endpoints point at (default: --bind-address when it is a routable address, else the node's IP)")
 	addNodeLifecycleFlags(f, &o.Controllers)
 	nf.add(f)
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")

@@ -49,11 +49,13 @@ type Options struct {
 	DisableAgent bool
 	// NodeIPAM runs the controller giving nodes their pod CIDRs.
 	NodeIPAM bool
-	// NodeName and ContainerRuntimeEndpoint configure the in-process agent.
-	NodeName                 string
-	ContainerRuntimeEndpoint string
-	StreamingPort            int
-	CNIBridge                string
+	// Agent configures the in-process node agent (its node settings; the
+	// server fills in the data dir, the API connection and the cluster's
+	// ranges).
+	Agent agent.Options
+	// AdvertiseAddress is the address the kubernetes Service's endpoints
+	// point at (default: the bind address when it is one, else the node's).
+	AdvertiseAddress string
 	// Controllers configure the in-process controllers (ClusterCIDR is
 	// where nodes' pod CIDRs come from).
 	Controllers controller.Options
@@ -172,15 +174,13 @@ func runAgent(ctx context.Context, cancel context.CancelFunc, o Options, srv *ap
 	cfg := srv.LoopbackConfig()
 	agentc := make(chan error, 1)
 	go func() {
-		agentc <- agent.Run(ctx, agent.Options{
-			DataDir:         o.DataDir,
-			NodeName:        o.NodeName,
-			RuntimeEndpoint: o.ContainerRuntimeEndpoint,
-			StreamingPort:   o.StreamingPort,
-			CNIBridge:       o.CNIBridge,
-			RESTConfig:      cfg,
-			NodeLabels:      map[string]string{"node-role.kubernetes.io/control-plane": "true"},
-		})
+		ao := o.Agent
+		ao.DataDir = o.DataDir
+		ao.RESTConfig = cfg
+		ao.NodeLabels = map[string]string{"node-role.kubernetes.io/control-plane": "true"}
+		ao.ClusterCIDR = o.Controllers.ClusterCIDR
+		ao.ServiceCIDR = o.ServiceCIDR
+		agentc <- agent.Run(ctx, ao)
 	}()
 	select {
 	case err := <-errc:

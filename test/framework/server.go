@@ -49,11 +49,13 @@ const (
 type Option func(*serverOptions)
 
 type serverOptions struct {
-	args         []string
-	env          []string
-	readyTimeout time.Duration
-	binary       string
-	agent        bool
+	// netns, host, nodeName: set by StartCluster for its server.
+	netns, host, nodeName string
+	args                  []string
+	env                   []string
+	readyTimeout          time.Duration
+	binary                string
+	agent                 bool
 }
 
 // WithArgs appends arguments to `havre server`.
@@ -98,9 +100,15 @@ type Server struct {
 	port            int
 	// streamingPort is the node agent's streaming API port (with WithAgent).
 	streamingPort int
-	// podNet is the second octet of the server's cluster CIDR 10.X.0.0/16
-	// (with WithAgent).
+	// podNet is the second octet of the server's cluster CIDR 10.X.0.0/17
+	// and service CIDR 10.X.128.0/17 (with WithAgent, outside a cluster).
 	podNet int
+	// netns, host: a server of a Cluster runs in the network namespace of
+	// its node and answers on host (not 127.0.0.1).
+	netns, host string
+	// kubeconfig is the admin kubeconfig the tests use: the server's own,
+	// or a copy pointing at host.
+	kubeconfig string
 
 	mu        sync.Mutex
 	proc      *process
@@ -155,6 +163,8 @@ func StartServer(t testing.TB, opts ...Option) *Server {
 	s := &Server{
 		t:               t,
 		opts:            o,
+		netns:           o.netns,
+		host:            o.host,
 		binary:          bin,
 		dataDir:         filepath.Join(work, "data"),
 		logPath:         filepath.Join(work, "havre.log"),
@@ -183,7 +193,7 @@ func StartServer(t testing.TB, opts ...Option) *Server {
 				t.Fatal(err)
 			}
 		}
-		if o.agent && s.podNet == 0 && !slices.Contains(o.args, "--cluster-cidr") {
+		if o.agent && o.netns == "" && s.podNet == 0 && !slices.Contains(o.args, "--cluster-cidr") {
 			s.podNet = podNetwork()
 		}
 		err = s.start()
@@ -215,7 +225,10 @@ func (s *Server) Args() []string {
 	args := []string{"server",
 		"--data-dir", s.dataDir,
 		"--https-port", strconv.Itoa(s.port),
-		"--bind-address", "127.0.0.1",
+		"--bind-address", s.bindHost(),
+	}
+	if s.netns != "" {
+		args = append(args, "--tls-san", s.host, "--node-ip", s.host, "--node-name", s.opts.nodeName)
 	}
 	if !s.opts.agent {
 		args = append(args, "--disable-agent")
@@ -226,7 +239,8 @@ func (s *Server) Args() []string {
 	if s.podNet != 0 {
 		// Servers of test processes running at once must not share a pod
 		// network: each has a cluster CIDR and a bridge of its own.
-		args = append(args, "--cluster-cidr", fmt.Sprintf("10.%d.0.0/16", s.podNet), "--cni-bridge", fmt.Sprintf("havre%d", s.podNet))
+		args = append(args, "--cluster-cidr", fmt.Sprintf("10.%d.0.0/17", s.podNet), "--service-cidr", fmt.Sprintf("10.%d.128.0/17", s.podNet),
+			"--cni-bridge", fmt.Sprintf("havre%d", s.podNet))
 	}
 	return append(args, s.opts.args...)
 }
@@ -247,7 +261,7 @@ func (s *Server) start() error {
 	fmt.Fprintf(logFile, "===== framework: start #%d at %s: %s %s\n", s.starts,
 		time.Now().Format(time.RFC3339Nano), s.binary, strings.Join(s.Args(), " "))
 
-	cmd := exec.Command(s.binary, s.Args()...)
+	cmd := s.command(s.Args()...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.Env = append(os.Environ(), s.opts.env...)
@@ -325,7 +339,7 @@ func waitReady(p *process, url string, timeout time.Duration) (time.Time, error)
 // loadConfig reads the admin kubeconfig. After a restart the credentials
 // must be the ones the server had before (the data dir keeps them).
 func (s *Server) loadConfig() error {
-	path := s.Kubeconfig()
+	path := filepath.Join(s.dataDir, KubeconfigName)
 	var cfg *rest.Config
 	err := WaitFor(5*time.Second, func() (bool, error) {
 		c, err := clientcmd.BuildConfigFromFlags("", path)
@@ -337,6 +351,22 @@ func (s *Server) loadConfig() error {
 	})
 	if err != nil {
 		return fmt.Errorf("server is ready but %s is not a usable kubeconfig: %w", path, err)
+	}
+	if s.netns != "" {
+		// The server wrote its loopback address; the test reaches it on
+		// its node's.
+		cfg.Host = s.URL("")
+		kc, err := clientcmd.LoadFromFile(path)
+		if err != nil {
+			return err
+		}
+		for _, c := range kc.Clusters {
+			c.Server = s.URL("")
+		}
+		s.kubeconfig = filepath.Join(filepath.Dir(s.logPath), "admin.kubeconfig")
+		if err := clientcmd.WriteToFile(*kc, s.kubeconfig); err != nil {
+			return err
+		}
 	}
 	// Tests issue many requests; client-go's default 5 QPS would throttle
 	// them. A negative QPS disables client-side rate limiting.
@@ -368,7 +398,7 @@ func (s *Server) cleanup() {
 		s.Stop()
 	}
 	if s.opts.agent {
-		if out, err := s.Havre("agent", "reset", "--data-dir", s.dataDir); err != nil {
+		if out, err := s.HavreInNode("agent", "reset", "--data-dir", s.dataDir); err != nil {
 			s.t.Errorf("havre agent reset: %v\n%s", err, out)
 		}
 		if s.podNet != 0 {
@@ -381,15 +411,56 @@ func (s *Server) cleanup() {
 // Havre runs the havre binary with args (not as a server) and returns its
 // combined output.
 func (s *Server) Havre(args ...string) (string, error) {
+	return runCommand(s.binary, args...)
+}
+
+// HavreInNode runs the havre binary with args in the server's node: in
+// its network namespace when it has one (for `havre agent reset`, which
+// removes the node's network).
+func (s *Server) HavreInNode(args ...string) (string, error) {
+	if s.netns == "" {
+		return s.Havre(args...)
+	}
+	return runCommand("ip", append([]string{"netns", "exec", s.netns, s.binary}, args...)...)
+}
+
+// runCommand runs name with args (for at most two minutes) and returns its
+// combined output.
+func runCommand(name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), kubectlTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.binary, args...)
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		err = fmt.Errorf("havre %s: %w", strings.Join(args, " "), err)
+		err = fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
 	}
 	return string(out), err
+}
+
+// command is the server binary run with args, in the server's network
+// namespace when it has one.
+func (s *Server) command(args ...string) *exec.Cmd {
+	if s.netns == "" {
+		return exec.Command(s.binary, args...)
+	}
+	return exec.Command("ip", append([]string{"netns", "exec", s.netns, s.binary}, args...)...)
+}
+
+// bindHost is the address the server listens on.
+func (s *Server) bindHost() string {
+	if s.netns != "" {
+		return "0.0.0.0"
+	}
+	return "127.0.0.1"
+}
+
+// Host is the address the server answers on.
+func (s *Server) Host() string {
+	if s.host != "" {
+		return s.host
+	}
+	return "127.0.0.1"
 }
 
 // MustHavre is Havre failing t on error.
@@ -543,13 +614,21 @@ func (s *Server) Logs() string {
 	return string(data)
 }
 
-// URL returns https://127.0.0.1:PORT followed by path.
+// URL returns https://HOST:PORT followed by path (HOST 127.0.0.1, or the
+// node's address for a server of a Cluster).
 func (s *Server) URL(path string) string {
-	return "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) + path
+	return "https://" + net.JoinHostPort(s.Host(), strconv.Itoa(s.port)) + path
 }
 
-// Kubeconfig returns the path of the admin kubeconfig the server wrote.
-func (s *Server) Kubeconfig() string { return filepath.Join(s.dataDir, KubeconfigName) }
+// Kubeconfig returns the path of the admin kubeconfig: the one the server
+// wrote, or for a server of a Cluster a copy that reaches it from the
+// test.
+func (s *Server) Kubeconfig() string {
+	if s.kubeconfig != "" {
+		return s.kubeconfig
+	}
+	return filepath.Join(s.dataDir, KubeconfigName)
+}
 
 // RESTConfig returns a copy of the admin client configuration, with
 // client-side rate limiting disabled.
@@ -713,7 +792,7 @@ func PodNetwork(t testing.TB) (clusterCIDR, bridge string) {
 // ClusterCIDR is the range the server gives nodes' pod CIDRs from.
 func (s *Server) ClusterCIDR() string {
 	if s.podNet != 0 {
-		return fmt.Sprintf("10.%d.0.0/16", s.podNet)
+		return fmt.Sprintf("10.%d.0.0/17", s.podNet)
 	}
 	for i, a := range s.opts.args {
 		if a == "--cluster-cidr" && i+1 < len(s.opts.args) {

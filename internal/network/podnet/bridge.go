@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 )
@@ -120,4 +122,28 @@ func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
 	}
 	ones, _ := n.Mask.Size()
 	return netip.PrefixFrom(ip.Unmap(), ones), true
+}
+
+// Sysctls the pod network needs in the node's network namespace: routing
+// between the bridge and the node, and bridged pod-to-pod traffic through
+// netfilter (so that a Service reply from a pod on the same bridge is
+// un-NATed).
+var Sysctls = map[string]string{
+	"net/ipv4/ip_forward":                "1",
+	"net/bridge/bridge-nf-call-iptables": "1",
+}
+
+// SetSysctls writes Sysctls under /proc/sys.
+func SetSysctls() error {
+	var errs []error
+	for k, v := range Sysctls {
+		path := "/proc/sys/" + k
+		if cur, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(cur)) == v {
+			continue
+		}
+		if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("setting %s to %s: %w", strings.ReplaceAll(k, "/", "."), v, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -83,3 +83,27 @@ func WriteConfig(confDir, ipamDir string, podCIDR netip.Prefix, bridge string, m
 	// harmlessly).
 	return true, pki.WriteFileAtomic(path, data, 0o600)
 }
+
+// ConfiguredBridge reads the bridge name from the CNI configuration in
+// confDir: what a reset must remove (false if none was written).
+func ConfiguredBridge(confDir string) (string, bool) {
+	data, err := os.ReadFile(filepath.Join(confDir, ConfName))
+	if err != nil {
+		return "", false
+	}
+	var conf struct {
+		Plugins []struct {
+			Type   string `json:"type"`
+			Bridge string `json:"bridge"`
+		} `json:"plugins"`
+	}
+	if json.Unmarshal(data, &conf) != nil {
+		return "", false
+	}
+	for _, p := range conf.Plugins {
+		if p.Type == "bridge" && p.Bridge != "" {
+			return p.Bridge, true
+		}
+	}
+	return "", false
+}

@@ -72,4 +72,10 @@ func TestWriteConfig(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(confDir, ConfName)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("conf file: %v %v", fi, err)
 	}
+	if name, ok := ConfiguredBridge(confDir); !ok || name != DefaultBridge {
+		t.Errorf("ConfiguredBridge = %q, %v, want %q", name, ok, DefaultBridge)
+	}
+	if _, ok := ConfiguredBridge(t.TempDir()); ok {
+		t.Error("ConfiguredBridge found a bridge where nothing was written")
+	}
 }
