@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/netip"
 	"sort"
+	"strconv"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -201,7 +202,7 @@ func buildService(bc *BuildConfig, svc *v1.Service, slices []*discovery.Endpoint
 
 		if localDNS && port == 53 && (proto == ProtoUDP || proto == ProtoTCP) {
 			// Node-local DNS: ClusterIP:53 goes to this node's DNS server, source kept.
-			epChain := prefixed("endpoint", spn+"__"+netip.AddrPortFrom(bc.LocalDNS.Addr, bc.LocalDNS.Port).String())
+			epChain := prefixed("endpoint", spn+"__"+epSuffix(bc.LocalDNS.Addr, bc.LocalDNS.Port))
 			f.Chains = append(f.Chains,
 				&Chain{Name: svcChain, Rules: []Rule{{Stmt: StmtNumgen{Targets: []string{epChain}}}}},
 				&Chain{Name: epChain, Rules: []Rule{{Match: []Match{MatchL4Proto{proto}}, Stmt: StmtDNAT{bc.LocalDNS.Addr, bc.LocalDNS.Port}}}},
@@ -243,7 +244,7 @@ func buildService(bc *BuildConfig, svc *v1.Service, slices []*discovery.Endpoint
 			if _, done := epChains[ap]; done {
 				continue
 			}
-			suffix := spn + "__" + ap.String()
+			suffix := spn + "__" + epSuffix(e.addr, e.port)
 			name := prefixed("endpoint", suffix)
 			epChains[ap] = name
 			rules := []Rule{{Match: []Match{MatchAddr{Field: Saddr, Prefix: netip.PrefixFrom(e.addr, 32)}}, Stmt: jump(chainMarkMasq)}}
@@ -370,4 +371,10 @@ func compactAddrs(a []netip.Addr) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// epSuffix is how endpoint chain and affinity set names end: "ip/port", as kube-proxy's
+// (a colon would not survive nft's parser).
+func epSuffix(a netip.Addr, port uint16) string {
+	return a.String() + "/" + strconv.Itoa(int(port))
 }

@@ -17,7 +17,8 @@ import (
 // as one giant netlink message.
 const (
 	maxTxnMessages = 1000
-	maxSetElems    = 256 // elements per element message
+	maxTxnBytes    = 192 << 10// estimated: under the socket's default send buffer
+	maxSetElems    = 256       // elements per element message
 )
 
 // kernel programs one table over netlink.
@@ -34,7 +35,8 @@ type applyStats struct {
 
 func newKernel(table string, nsFD int) (*kernel, error) {
 	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
-		_ = c.SetReadBuffer(4 << 20) // room for a transaction's acknowledgements
+		_ = c.SetReadBuffer(8 << 20) // room for a transaction's acknowledgements
+		_ = c.SetWriteBuffer(4 << 20)
 		return nil
 	})}
 	if nsFD >= 0 {
@@ -51,24 +53,29 @@ func (k *kernel) close() { _ = k.conn.CloseLasting() }
 
 // txn batches messages and commits them when a unit would overflow the bound.
 type txn struct {
-	k    *kernel
-	msgs int
+	k     *kernel
+	msgs  int
+	bytes int
 }
 
-// unit makes room for an atomic group of n messages: everything queued so far is committed
-// first if the group would not fit.
-func (t *txn) unit(n int) error {
-	if t.msgs > 0 && t.msgs+n > maxTxnMessages {
-		return t.commit()
+// unit makes room for an atomic group of n messages of about size bytes: everything queued
+// so far is committed first if the group would not fit.
+func (t *txn) unit(n int) error { return t.unitSized(n, n*128) }
+
+func (t *txn) unitSized(n, size int) error {
+	var err error
+	if t.msgs > 0 && (t.msgs+n > maxTxnMessages || t.bytes+size > maxTxnBytes) {
+		err = t.commit()
 	}
-	return nil
+	t.bytes += size
+	return err
 }
 
 func (t *txn) commit() error {
 	if t.msgs == 0 {
 		return nil
 	}
-	t.msgs = 0
+	t.msgs, t.bytes = 0, 0
 	t.k.stats.transactions++
 	if err := t.k.conn.Flush(); err != nil {
 		return fmt.Errorf("nftables transaction on table ip %s: %w", t.k.table.Name, err)
@@ -159,15 +166,29 @@ func (k *kernel) addChain(c *Chain) {
 	k.conn.AddChain(nc)
 }
 
-// ruleMessages is how many messages a chain's rules take.
-func ruleMessages(c *Chain) int {
-	n := len(c.Rules)
+// ruleMessages is how many messages a chain's rules take, and about how many bytes.
+func ruleMessages(c *Chain) (n, size int) {
+	n = len(c.Rules)
 	for _, r := range c.Rules {
-		if _, ok := r.Stmt.(StmtNumgen); ok {
+		size += 256 + len(c.Name) + len(r.Comment)
+		switch s := r.Stmt.(type) {
+		case StmtNumgen:
 			n += 2
+			for _, t := range s.Targets {
+				size += 64 + len(t)
+			}
+		case StmtVerdict:
+			size += len(s.Chain)
+		case StmtAffinity:
+			size += len(s.Set)
+		}
+		for _, m := range r.Match {
+			if m, ok := m.(MatchAddrInSet); ok {
+				size += len(m.Set)
+			}
 		}
 	}
-	return n
+	return n, size
 }
 
 // addRules queues the chain's rules, each compiled from the model's primitives.
@@ -232,14 +253,17 @@ func (k *kernel) elementOps(t *txn, elems []Element, defs map[string]Set, del, a
 			for i, e := range list[:n] {
 				chunk[i] = nftElement(e, def.Key, def.Map)
 			}
-			msgs := 0
+			msgs, size := 0, 0
+			for _, e := range list[:n] {
+				size += 48 + len(e.Verdict.Chain)
+			}
 			if del {
 				msgs++
 			}
 			if add {
 				msgs++
 			}
-			if err := t.unit(msgs); err != nil {
+			if err := t.unitSized(msgs, msgs*size); err != nil {
 				return err
 			}
 			if del {
@@ -333,11 +357,12 @@ func (k *kernel) apply(p *plan, defs map[string]Set, createTable bool) error {
 
 // fill queues a chain's rules (after a flush when it already existed) as one atomic unit.
 func (t *txn) fill(c *Chain, flush bool) error {
-	n := ruleMessages(c)
+	n, size := ruleMessages(c)
 	if flush {
 		n++
+		size += 128
 	}
-	if err := t.unit(n); err != nil {
+	if err := t.unitSized(n, size); err != nil {
 		return err
 	}
 	if flush {

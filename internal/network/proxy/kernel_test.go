@@ -116,8 +116,8 @@ func TestKernelProgramsModel(t *testing.T) {
 	webChain := prefixed("service", "default/web/tcp/http")
 	for _, c := range []string{chainServices, chainFilterForward, chainNATPostrouting, webChain,
 		prefixed("external", "default/web/tcp/http"),
-		prefixed("endpoint", "default/web/tcp/http__10.42.0.5:8080"),
-		prefixed("endpoint", "default/dns/udp/dns__10.42.0.7:53")} {
+		prefixed("endpoint", "default/web/tcp/http__10.42.0.5/8080"),
+		prefixed("endpoint", "default/dns/udp/dns__10.42.0.7/53")} {
 		if !nt.chains[c] {
 			t.Errorf("chain %s missing; have %v", c, nt.chains)
 		}
@@ -131,7 +131,7 @@ func TestKernelProgramsModel(t *testing.T) {
 	if !nt.hasElem(mapServiceNodePorts, "30080") {
 		t.Errorf("service-nodeports lacks 30080: %v", nt.sets[mapServiceNodePorts])
 	}
-	if _, ok := nt.sets[prefixed("affinity", "default/web/tcp/http__10.42.0.5:8080")]; !ok {
+	if _, ok := nt.sets[prefixed("affinity", "default/web/tcp/http__10.42.0.5/8080")]; !ok {
 		t.Errorf("affinity set missing: %v", nt.sets)
 	}
 	if len(nt.rules[webChain]) == 0 || !strings.Contains(strings.Join(nt.rules[webChain], ""), "numgen") {
@@ -159,7 +159,7 @@ func TestKernelProgramsModel(t *testing.T) {
 		t.Fatalf("nft list: %v", err)
 	}
 	nt = parseNftJSON(t, out)
-	if nt.chains[prefixed("endpoint", "default/web/tcp/http__10.42.1.6:8080")] {
+	if nt.chains[prefixed("endpoint", "default/web/tcp/http__10.42.1.6/8080")] {
 		t.Error("removed endpoint's chain still there")
 	}
 	if nt.chains[prefixed("service", "default/dns/udp/dns")] || nt.hasElem(mapServiceIPs, "10.43.0.30") {

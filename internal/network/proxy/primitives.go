@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -305,6 +308,9 @@ func (s StmtNumgen) text(b *strings.Builder) {
 func (s StmtNumgen) compile(c *compiler) []expr.Any {
 	set := &nftables.Set{
 		Table: c.table, Anonymous: true, Constant: true, IsMap: true,
+		// Named here rather than "__map%d": the kernel finds a free %d by scanning every
+		// set of the table with sscanf, which makes a 10,000-service sync quadratic.
+		ID: anonID.Add(1), Name: fmt.Sprintf("__ng%s%x", anonPrefix, anonSeq.Add(1)),
 		KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict,
 		KeyByteOrder: binaryutil.NativeEndian,
 	}
@@ -322,6 +328,18 @@ func (s StmtNumgen) compile(c *compiler) []expr.Any {
 		&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: anonRef},
 	}
 }
+
+var (
+	anonSeq    atomic.Uint64
+	anonID     atomic.Uint32
+	anonPrefix = func() string {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:])
+	}()
+)
+
+func init() { anonID.Store(1 << 30) } // clear of the IDs google/nftables hands out
 
 // anonRef stands for "the anonymous set added with this rule" until the set has its ID.
 const anonRef = "\x00anon"
