@@ -16,10 +16,6 @@ type plan struct {
 	delSets    []string
 }
 
-func (p *plan) empty() bool {
-	return len(p.addSets)+len(p.addChains)+len(p.fillChains)+len(p.delElems)+len(p.replElems)+len(p.addElems)+len(p.delChains)+len(p.delSets) == 0
-}
-
 func (p *plan) String() string {
 	return fmt.Sprintf("+%d sets, +%d chains, ~%d chains, -%d elements, ~%d elements, +%d elements, -%d chains, -%d sets",
 		len(p.addSets), len(p.addChains), len(p.fillChains), len(p.delElems), len(p.replElems), len(p.addElems), len(p.delChains), len(p.delSets))

@@ -131,7 +131,9 @@ func lbIngress(ips ...string) svcOpt {
 	}
 }
 
-func distribution(d string) svcOpt { return func(s *v1.Service) { s.Spec.TrafficDistribution = ptr.To(d) } }
+func distribution(d string) svcOpt {
+	return func(s *v1.Service) { s.Spec.TrafficDistribution = ptr.To(d) }
+}
 
 type epOpt func(*discovery.Endpoint)
 

@@ -17,7 +17,7 @@ import (
 // as one giant netlink message.
 const (
 	maxTxnMessages = 1000
-	maxTxnBytes    = 192 << 10// estimated: under the socket's default send buffer
+	maxTxnBytes    = 192 << 10 // estimated: under the socket's default send buffer
 	maxSetElems    = 256       // elements per element message
 )
 

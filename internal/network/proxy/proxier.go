@@ -50,7 +50,6 @@ type Proxier struct {
 	owners   map[elemID]types.NamespacedName
 	base     *Fragment
 	synced1  chan struct{} // closed and replaced after every successful sync
-	lastErr  error
 	syncsRun int
 }
 
@@ -471,4 +470,3 @@ func mapValues(m map[types.NamespacedName]*Fragment) []*Fragment {
 	}
 	return out
 }
-

@@ -15,7 +15,9 @@ func TestTrace(t *testing.T) {
 	a := netip.MustParseAddr
 	pod, other, outside := a("10.42.0.9"), a("10.42.1.20"), a("203.0.113.50")
 	type pkt = TracePacket
-	tcpTo := func(src string, dst string, port uint16) pkt { return pkt{Src: a(src), Dst: a(dst), Proto: ProtoTCP, Port: port} }
+	tcpTo := func(src string, dst string, port uint16) pkt {
+		return pkt{Src: a(src), Dst: a(dst), Proto: ProtoTCP, Port: port}
+	}
 	_ = other
 	cases := []struct {
 		name   string
