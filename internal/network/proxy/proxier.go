@@ -311,6 +311,14 @@ func (p *Proxier) sync(k *kernel, ct *netlink.Handle) (err error) {
 			p.mu.Unlock()
 		}
 		p.metrics.syncs.WithLabelValues(result, kind).Inc()
+		if err == nil {
+			p.mu.Lock()
+			p.full = false
+			p.syncsRun++
+			close(p.synced1) // after the metrics: waiters see them
+			p.synced1 = make(chan struct{})
+			p.mu.Unlock()
+		}
 	}()
 
 	bc := p.buildConfig(zone)
@@ -453,13 +461,6 @@ func (p *Proxier) sync(k *kernel, ct *netlink.Handle) (err error) {
 	}
 	p.log.Log(context.Background(), level, "synced", "kind", kind, "services", len(p.frags), "changed", len(ordered),
 		"transactions", st.transactions, "chains", st.chains, "rules", st.rules, "elements", st.elements, "sets", st.sets, "duration", elapsed)
-
-	p.mu.Lock()
-	p.full = false
-	p.syncsRun++
-	close(p.synced1)
-	p.synced1 = make(chan struct{})
-	p.mu.Unlock()
 	return nil
 }
 
