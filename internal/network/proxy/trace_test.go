@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+)
+
+// TestTrace walks packets through the model, one case per feature.
+func TestTrace(t *testing.T) {
+	models := map[string]*Model{}
+	for _, c := range buildCases() {
+		models[c.name] = Build(testBuildConfig(), c.services, c.slices)
+	}
+	a := netip.MustParseAddr
+	pod, other, outside := a("10.42.0.9"), a("10.42.1.20"), a("203.0.113.50")
+	type pkt = TracePacket
+	tcpTo := func(src string, dst string, port uint16) pkt {
+		return pkt{Src: a(src), Dst: a(dst), Proto: ProtoTCP, Port: port}
+	}
+	_ = other
+	cases := []struct {
+		name   string
+		model  string
+		packet pkt
+		choose []int // numgen picks, trace after trace (affinity); nil explores all branches
+		want   TraceResult
+	}{
+		{"clusterip from a pod", "clusterip", pkt{Src: pod, Dst: a("10.43.0.20"), Proto: ProtoTCP, Port: 80}, nil,
+			TraceResult{"ACCEPT", []string{"10.42.0.5:8080", "10.42.1.6:8080"}, false}},
+		{"clusterip from the node is masqueraded (outside cluster CIDR)", "clusterip", pkt{Src: testNodeIP, Dst: a("10.43.0.20"), Proto: ProtoTCP, Port: 80, Local: true}, nil,
+			TraceResult{"ACCEPT", []string{"10.42.0.5:8080", "10.42.1.6:8080"}, true}},
+		{"clusterip without endpoints is rejected", "clusterip", tcpTo("10.42.0.9", "10.43.0.21", 80), nil, TraceResult{Verdict: "REJECT"}},
+		{"clusterip without endpoints is rejected from the node", "clusterip", pkt{Src: testNodeIP, Dst: a("10.43.0.21"), Proto: ProtoTCP, Port: 80, Local: true}, nil, TraceResult{Verdict: "REJECT"}},
+		{"invalid port of a clusterip is rejected", "clusterip", tcpTo("10.42.0.9", "10.43.0.20", 81), nil, TraceResult{Verdict: "REJECT"}},
+		{"unallocated clusterip is dropped", "clusterip", tcpTo("10.42.0.9", "10.43.0.99", 80), nil, TraceResult{Verdict: "DROP"}},
+		{"headless service has no rules", "clusterip", tcpTo("10.42.0.9", "10.42.0.5", 8080), nil, TraceResult{Verdict: "ACCEPT"}},
+		{"hairpin: a pod reaching itself is masqueraded", "clusterip", tcpTo("10.42.0.5", "10.43.0.20", 80), []int{0},
+			TraceResult{"ACCEPT", []string{"10.42.0.5:8080"}, true}},
+		{"hairpin: a pod reaching another endpoint is not", "clusterip", tcpTo("10.42.0.5", "10.43.0.20", 80), []int{1},
+			TraceResult{"ACCEPT", []string{"10.42.1.6:8080"}, false}},
+		{"nodeport from outside", "nodeport", pkt{Src: outside, Dst: testNodeIP, Proto: ProtoTCP, Port: 30080}, nil,
+			TraceResult{"ACCEPT", []string{"10.42.1.6:8080"}, true}},
+		{"nodeport only on node IPs", "nodeport", pkt{Src: outside, Dst: testBridge, Proto: ProtoTCP, Port: 30080}, nil, TraceResult{Verdict: "ACCEPT"}},
+		{"nodeport from the node itself", "nodeport", pkt{Src: testNodeIP, Dst: testNodeIP, Proto: ProtoTCP, Port: 30080, Local: true}, nil,
+			TraceResult{"ACCEPT", []string{"10.42.1.6:8080"}, true}},
+		{"nodeport without endpoints is rejected", "nodeport", pkt{Src: outside, Dst: testNodeIP, Proto: ProtoTCP, Port: 30081}, nil, TraceResult{Verdict: "REJECT"}},
+		{"load balancer ingress IP", "loadbalancer-externalips", tcpTo("203.0.113.50", "203.0.113.10", 80), nil,
+			TraceResult{"ACCEPT", []string{"10.42.1.6:8080"}, true}},
+		{"load balancer node port", "loadbalancer-externalips", pkt{Src: outside, Dst: testNodeIP, Proto: ProtoTCP, Port: 30080}, nil,
+			TraceResult{"ACCEPT", []string{"10.42.1.6:8080"}, true}},
+		{"external IP", "loadbalancer-externalips", tcpTo("203.0.113.50", "198.51.100.7", 80), nil,
+			TraceResult{"ACCEPT", []string{"10.42.0.5:8080"}, true}},
+		{"external IP, other port is not served", "loadbalancer-externalips", tcpTo("203.0.113.50", "198.51.100.7", 81), nil, TraceResult{Verdict: "ACCEPT"}},
+		{"etp Local: external traffic to local endpoints only, source kept", "external-traffic-policy-local", pkt{Src: outside, Dst: testNodeIP, Proto: ProtoTCP, Port: 30080}, nil,
+			TraceResult{"ACCEPT", []string{"10.42.0.5:8080"}, false}},
+		{"etp Local: pods short-circuit to all endpoints", "external-traffic-policy-local", pkt{Src: pod, Dst: testNodeIP, Proto: ProtoTCP, Port: 30080}, nil,
+			TraceResult{"ACCEPT", []string{"10.42.0.5:8080", "10.42.1.6:8080"}, false}},
+		{"etp Local: the node itself goes to all endpoints, masqueraded", "external-traffic-policy-local", pkt{Src: testNodeIP, Dst: testNodeIP, Proto: ProtoTCP, Port: 30080, Local: true}, nil,
+			TraceResult{"ACCEPT", []string{"10.42.0.5:8080", "10.42.1.6:8080"}, true}},
+		{"etp Local: no local endpoints drops external traffic", "external-traffic-policy-local", pkt{Src: outside, Dst: testNodeIP, Proto: ProtoTCP, Port: 30081}, nil, TraceResult{Verdict: "DROP"}},
+		{"etp Local: clusterIP still uses every endpoint", "external-traffic-policy-local", tcpTo("10.42.0.9", "10.43.0.21", 80), nil,
+			TraceResult{"ACCEPT", []string{"10.42.1.7:8080"}, false}},
+		{"itp Local: local endpoints only", "internal-traffic-policy-local", tcpTo("10.42.0.9", "10.43.0.20", 80), nil,
+			TraceResult{"ACCEPT", []string{"10.42.0.5:8080"}, false}},
+		{"itp Local: no local endpoints drops", "internal-traffic-policy-local", tcpTo("10.42.0.9", "10.43.0.21", 80), nil, TraceResult{Verdict: "DROP"}},
+		{"serving terminating endpoints when none is ready", "terminating-fallback", tcpTo("10.42.0.9", "10.43.0.20", 80), nil,
+			TraceResult{"ACCEPT", []string{"10.42.0.5:8080"}, false}},
+		{"PreferSameZone", "prefer-same-zone", tcpTo("10.42.0.9", "10.43.0.20", 80), nil, TraceResult{"ACCEPT", []string{"10.42.0.5:8080"}, false}},
+		{"PreferClose is PreferSameZone", "prefer-same-zone", tcpTo("10.42.0.9", "10.43.0.21", 80), nil, TraceResult{"ACCEPT", []string{"10.42.0.8:8080"}, false}},
+		{"zone hints ignored unless every endpoint has them", "prefer-same-zone", tcpTo("10.42.0.9", "10.43.0.22", 80), nil,
+			TraceResult{"ACCEPT", []string{"10.42.0.10:8080", "10.42.1.11:8080"}, false}},
+		{"PreferSameNode", "prefer-same-node", tcpTo("10.42.0.9", "10.43.0.20", 80), nil, TraceResult{"ACCEPT", []string{"10.42.0.5:8080", "10.42.0.6:8080"}, false}},
+		{"UDP and TCP on one port: UDP", "tcp-and-udp-same-port", pkt{Src: pod, Dst: a("10.43.0.53"), Proto: ProtoUDP, Port: 53}, nil, TraceResult{"ACCEPT", []string{"10.42.0.5:5353"}, false}},
+		{"UDP and TCP on one port: TCP", "tcp-and-udp-same-port", pkt{Src: pod, Dst: a("10.43.0.53"), Proto: ProtoTCP, Port: 53}, nil, TraceResult{"ACCEPT", []string{"10.42.0.5:5353"}, false}},
+		{"local DNS: UDP to the node's DNS server, source kept", "local-dns", pkt{Src: pod, Dst: a("10.43.0.10"), Proto: ProtoUDP, Port: 53}, nil, TraceResult{"ACCEPT", []string{"10.42.0.1:53"}, false}},
+		{"local DNS: TCP from the node itself, not masqueraded", "local-dns", pkt{Src: testNodeIP, Dst: a("10.43.0.10"), Proto: ProtoTCP, Port: 53, Local: true}, nil, TraceResult{"ACCEPT", []string{"10.42.0.1:53"}, false}},
+		{"local DNS: other ports go to endpoints", "local-dns", pkt{Src: pod, Dst: a("10.43.0.10"), Proto: ProtoTCP, Port: 9153}, nil, TraceResult{"ACCEPT", []string{"10.42.1.3:9153"}, false}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := NewTracer(models[tc.model], testBridge)
+			if tc.choose != nil {
+				i := 0
+				tr.Choose = func(int) int { c := tc.choose[i%len(tc.choose)]; i++; return c }
+			}
+			got := tr.Trace(tc.packet)
+			if got.Verdict != tc.want.Verdict || got.Masquerade != tc.want.Masquerade || !reflect.DeepEqual(got.Endpoints, tc.want.Endpoints) {
+				t.Errorf("trace %+v:\n got  %s\n want %s", tc.packet, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestTraceAffinity: with ClientIP affinity the second connection goes where the first went,
+// whatever random balancing would pick.
+func TestTraceAffinity(t *testing.T) {
+	var c buildCase
+	for _, x := range buildCases() {
+		if x.name == "affinity" {
+			c = x
+		}
+	}
+	m := Build(testBuildConfig(), c.services, c.slices)
+	picks := []int{1, 0, 0}
+	tr := NewTracer(m)
+	tr.Choose = func(int) int { p := picks[0]; picks = picks[1:]; return p }
+	p := TracePacket{Src: netip.MustParseAddr("10.42.0.9"), Dst: netip.MustParseAddr("10.43.0.20"), Proto: ProtoTCP, Port: 80}
+	first := tr.Trace(p)
+	second := tr.Trace(p)
+	if !reflect.DeepEqual(first.Endpoints, []string{"10.42.1.6:8080"}) || !reflect.DeepEqual(second.Endpoints, first.Endpoints) {
+		t.Errorf("affinity did not stick: first %s, second %s", first, second)
+	}
+	p.Src = netip.MustParseAddr("10.42.0.10")
+	if other := tr.Trace(p); !reflect.DeepEqual(other.Endpoints, []string{"10.42.0.5:8080"}) {
+		t.Errorf("another client follows balancing, got %s", other)
+	}
+}
