@@ -61,6 +61,10 @@ type Options struct {
 	// ClusterDNS are the addresses ClusterFirst pods resolve with (default:
 	// the kube-system/kube-dns Service's cluster IP).
 	ClusterDNS []string
+	// ResolvConf is the host's resolver configuration (default
+	// /etc/resolv.conf): Default pods get it, cluster DNS forwards to its
+	// nameservers.
+	ResolvConf string
 	// NodeIP is the node's address (default: the address of the interface
 	// of the default route, else of the first interface up).
 	NodeIP string
@@ -192,7 +196,7 @@ func Run(ctx context.Context, o Options) error {
 		sandboxBO: newBackoff(time.Second, time.Minute, nil),
 		now:       time.Now,
 		workers:   map[types.UID]*podWorker{},
-		hostDNS:   hostDNS(),
+		hostDNS:   hostDNS(o.ResolvConf),
 
 		statusKick: make(chan struct{}, 1),
 	}

@@ -183,11 +183,19 @@ func parseResolvConf(data []byte) *runtimeapi.DNSConfig {
 	return c
 }
 
-// hostDNS reads the host's resolver configuration. A loopback nameserver
-// (systemd-resolved's stub) is unreachable from pods: resolved's upstream
-// list is used instead when there is one.
-func hostDNS() *runtimeapi.DNSConfig {
-	data, err := os.ReadFile("/etc/resolv.conf")
+// DefaultResolvConf is the host resolver configuration Default pods and
+// cluster DNS's forwarding use unless configured (the kubelet's
+// --resolv-conf).
+const DefaultResolvConf = "/etc/resolv.conf"
+
+// hostDNS reads the host's resolver configuration from path. A loopback
+// nameserver (systemd-resolved's stub) is unreachable from pods:
+// resolved's upstream list is used instead when there is one.
+func hostDNS(path string) *runtimeapi.DNSConfig {
+	if path == "" {
+		path = DefaultResolvConf
+	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return &runtimeapi.DNSConfig{}
 	}

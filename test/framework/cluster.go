@@ -48,6 +48,7 @@ type Cluster struct {
 	Nodes    []*Node
 	// namespaces are the network namespaces made, removed last.
 	namespaces []string
+	resolvConf string
 }
 
 // Node is one node of a Cluster.
@@ -88,6 +89,10 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	}
 	c := &Cluster{t: t, id: freeClusterID()}
 	c.Underlay = fmt.Sprintf("hv%d-u", c.id)
+	c.resolvConf = filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(c.resolvConf, []byte("nameserver "+c.OutsideAddr()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(c.removeNetwork)
 	if err := c.setUpUnderlay(); err != nil {
 		t.Fatalf("setting up the cluster's underlay: %v", err)
@@ -102,7 +107,7 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	server := c.Nodes[0]
 	opts = append([]Option{WithAgent(), func(o *serverOptions) {
 		o.netns, o.host, o.nodeName = server.NetNS, server.IP, server.Name
-	}}, opts...)
+	}, WithArgs("--resolv-conf", c.resolvConf)}, opts...)
 	c.Server = StartServer(t, opts...)
 	server.dataDir = c.Server.DataDir()
 	for _, node := range c.Nodes[1:] {
@@ -208,15 +213,13 @@ func (c *Cluster) addNode(i int) (*Node, error) {
 			return nil, err
 		}
 	}
-	// `ip netns exec` puts /etc/netns/NAME/resolv.conf in place of the
-	// host's: the node resolves through the underlay, never the host's
-	// resolvers.
-	dir := filepath.Join("/etc/netns", n.NetNS)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	return n, os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte("nameserver "+c.OutsideAddr()+"\n"), 0o644)
+	return n, nil
 }
+
+// ResolvConf is the resolver configuration the cluster's nodes are given
+// (--resolv-conf): the outside address, so that they never reach the host's
+// resolvers.
+func (c *Cluster) ResolvConf() string { return c.resolvConf }
 
 // removeNetwork deletes the cluster's namespaces and links (the agents
 // and the server were stopped and reset by their own cleanups, which run
@@ -224,7 +227,6 @@ func (c *Cluster) addNode(i int) (*Node, error) {
 func (c *Cluster) removeNetwork() {
 	for _, name := range c.namespaces {
 		_ = ip("netns", "delete", name)
-		_ = os.RemoveAll(filepath.Join("/etc/netns", name))
 	}
 	// Deleting the underlay took the root veth's peer, and so the veth.
 	_ = ip("link", "delete", fmt.Sprintf("hv%dr", c.id))
@@ -271,7 +273,7 @@ func (c *Cluster) WaitNodesReady(t testing.TB, timeout time.Duration) {
 func (c *Cluster) ImportImage(t testing.TB, archive string) {
 	t.Helper()
 	for _, n := range c.Nodes {
-		out, err := runCommand(c.Server.binary, "image", "import", "--data-dir", n.dataDir, archive)
+		out, err := runCommand("", c.Server.binary, "image", "import", "--data-dir", n.dataDir, archive)
 		if err != nil {
 			t.Fatalf("importing %s on %s: %v\n%s", archive, n.Name, err, out)
 		}
@@ -298,6 +300,7 @@ func (n *Node) args() []string {
 		"--data-dir", n.dataDir,
 		"--node-name", n.Name,
 		"--node-ip", n.IP,
+		"--resolv-conf", n.c.resolvConf,
 	}
 }
 
@@ -308,9 +311,8 @@ func (n *Node) start() error {
 	if err != nil {
 		return err
 	}
-	args := append([]string{"netns", "exec", n.NetNS, n.c.Server.binary}, n.args()...)
-	fmt.Fprintf(logFile, "===== framework: start at %s: ip %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
-	cmd := exec.Command("ip", args...)
+	cmd := inNode(context.Background(), n.NetNS, n.c.Server.binary, n.args()...)
+	fmt.Fprintf(logFile, "===== framework: start at %s: %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(cmd.Args, " "))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	configureChild(cmd)
 	if err := cmd.Start(); err != nil {
@@ -375,7 +377,7 @@ func (n *Node) Logs() string {
 
 func (n *Node) cleanup() {
 	n.Stop()
-	out, err := runCommand("ip", "netns", "exec", n.NetNS, n.c.Server.binary, "agent", "reset", "--data-dir", n.dataDir)
+	out, err := runCommand(n.NetNS, n.c.Server.binary, "agent", "reset", "--data-dir", n.dataDir)
 	if err != nil {
 		n.c.t.Errorf("havre agent reset on %s: %v\n%s", n.Name, err, out)
 	}
@@ -466,7 +468,18 @@ func get(client *http.Client, url string) (int, string, error) {
 // Exec runs a command in the node's network namespace (a host binary, as
 // the node's own processes would run it) and returns its combined output.
 func (n *Node) Exec(name string, args ...string) (string, error) {
-	return runCommand("ip", append([]string{"netns", "exec", n.NetNS, name}, args...)...)
+	return runCommand(n.NetNS, name, args...)
+}
+
+// inNode is a command run in the network namespace netns ("": this
+// process's). nsenter, not `ip netns exec`: that also gives the command a
+// mount namespace with a fresh /sys, without the cgroup filesystem runc
+// needs.
+func inNode(ctx context.Context, netns, name string, args ...string) *exec.Cmd {
+	if netns == "" {
+		return exec.CommandContext(ctx, name, args...)
+	}
+	return exec.CommandContext(ctx, "nsenter", append([]string{"--net=/run/netns/" + netns, "--", name}, args...)...)
 }
 
 // ErrRefused reports whether err is a refused connection.

@@ -411,29 +411,26 @@ func (s *Server) cleanup() {
 // Havre runs the havre binary with args (not as a server) and returns its
 // combined output.
 func (s *Server) Havre(args ...string) (string, error) {
-	return runCommand(s.binary, args...)
+	return runCommand("", s.binary, args...)
 }
 
 // HavreInNode runs the havre binary with args in the server's node: in
 // its network namespace when it has one (for `havre agent reset`, which
 // removes the node's network).
 func (s *Server) HavreInNode(args ...string) (string, error) {
-	if s.netns == "" {
-		return s.Havre(args...)
-	}
-	return runCommand("ip", append([]string{"netns", "exec", s.netns, s.binary}, args...)...)
+	return runCommand(s.netns, s.binary, args...)
 }
 
-// runCommand runs name with args (for at most two minutes) and returns its
-// combined output.
-func runCommand(name string, args ...string) (string, error) {
+// runCommand runs name with args, in the network namespace netns unless it
+// is "", for at most two minutes, and returns its combined output.
+func runCommand(netns, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), kubectlTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := inNode(ctx, netns, name, args...)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		err = fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+		err = fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), err)
 	}
 	return string(out), err
 }
@@ -441,10 +438,7 @@ func runCommand(name string, args ...string) (string, error) {
 // command is the server binary run with args, in the server's network
 // namespace when it has one.
 func (s *Server) command(args ...string) *exec.Cmd {
-	if s.netns == "" {
-		return exec.Command(s.binary, args...)
-	}
-	return exec.Command("ip", append([]string{"netns", "exec", s.netns, s.binary}, args...)...)
+	return inNode(context.Background(), s.netns, s.binary, args...)
 }
 
 // bindHost is the address the server listens on.
