@@ -325,10 +325,13 @@ func (a *Agent) startNodeLoops(ctx context.Context, wg *sync.WaitGroup) error {
 		<-ctx.Done()
 		factory.Shutdown()
 	}()
-	// Network: write the CNI configuration once the node has a pod CIDR.
+	// Network: once the node has a pod CIDR, set up the bridge, start the
+	// service proxy and DNS (the DNS server listens on the bridge), then
+	// write the CNI configuration, after which pods start.
 	go func() {
 		defer wg.Done()
 		written := ""
+		servicesStarted := false
 		for {
 			select {
 			case <-ctx.Done():
@@ -347,9 +350,21 @@ func (a *Agent) startNodeLoops(ctx context.Context, wg *sync.WaitGroup) error {
 				continue
 			}
 			cidr := node.Spec.PodCIDRs[0]
-			wrote, err := a.setUpPodNetwork(cidr, false)
+			gateway, err := a.setUpBridge(cidr)
 			if err != nil {
 				slog.Error("setting up the pod network", "podCIDR", cidr, "err", err)
+				continue
+			}
+			if !servicesStarted {
+				if err := a.startServices(ctx, wg, gateway); err != nil {
+					slog.Error("starting the service proxy and DNS", "err", err)
+					continue
+				}
+				servicesStarted = true
+			}
+			wrote, err := a.writeCNIConfig(cidr, false)
+			if err != nil {
+				slog.Error("writing the CNI configuration", "podCIDR", cidr, "err", err)
 				continue
 			}
 			written = cidr
@@ -449,7 +464,7 @@ func (a *Agent) nudgeNetwork(since *time.Time) {
 		return
 	}
 	*since = time.Now()
-	if _, err := a.setUpPodNetwork(cidr, true); err != nil {
+	if _, err := a.writeCNIConfig(cidr, true); err != nil {
 		slog.Warn("rewriting the CNI configuration", "err", err)
 		return
 	}

@@ -29,33 +29,43 @@ func (a *Agent) clusterCIDR() string {
 	return DefaultClusterCIDR
 }
 
-// setUpPodNetwork makes the node's bridge what the pod CIDR wants (the
-// agent owns it: an address an earlier run left is replaced) and writes
-// the CNI configuration (force: even if unchanged), and masquerades what
-// leaves the cluster's pod network. It reports whether the
-// configuration was written.
-func (a *Agent) setUpPodNetwork(cidr string, force bool) (bool, error) {
+// setUpBridge makes the node's bridge what the pod CIDR wants (the agent
+// owns it: an address an earlier run left is replaced), sets the sysctls
+// the pod network needs and masquerades what leaves the cluster's pod
+// network. It returns the bridge's address.
+func (a *Agent) setUpBridge(cidr string) (netip.Addr, error) {
 	prefix, err := netip.ParsePrefix(cidr)
 	if err != nil {
-		return false, fmt.Errorf("pod CIDR %q: %w", cidr, err)
+		return netip.Addr{}, fmt.Errorf("pod CIDR %q: %w", cidr, err)
 	}
 	if err := podnet.SetSysctls(); err != nil {
-		return false, err
+		return netip.Addr{}, err
 	}
-	if err := podnet.EnsureBridge(nil, a.bridge(), podnet.Gateway(prefix), 0); err != nil {
-		return false, err
+	gateway := podnet.Gateway(prefix)
+	if err := podnet.EnsureBridge(nil, a.bridge(), gateway, 0); err != nil {
+		return netip.Addr{}, err
 	}
 	cluster, err := netip.ParsePrefix(a.clusterCIDR())
 	if err != nil {
-		return false, fmt.Errorf("cluster CIDR %q: %w", a.clusterCIDR(), err)
+		return netip.Addr{}, fmt.Errorf("cluster CIDR %q: %w", a.clusterCIDR(), err)
 	}
 	conn, err := nftables.New()
 	if err != nil {
-		return false, err
+		return netip.Addr{}, err
 	}
 	defer conn.CloseLasting()
 	if err := podnet.EnsureMasquerade(conn, podnet.MasqueradeTable(a.bridge()), cluster); err != nil {
-		return false, err
+		return netip.Addr{}, err
+	}
+	return gateway.Addr(), nil
+}
+
+// writeCNIConfig writes the CNI configuration for the pod CIDR (force:
+// even if unchanged) and reports whether it wrote.
+func (a *Agent) writeCNIConfig(cidr string, force bool) (bool, error) {
+	prefix, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return false, fmt.Errorf("pod CIDR %q: %w", cidr, err)
 	}
 	return podnet.WriteConfig(a.dirs.cniConf, a.dirs.cniIPAM, prefix, a.bridge(), 0, force)
 }
