@@ -8,15 +8,11 @@ import (
 	"github.com/havre/havre/test/framework"
 )
 
-const webImage = "havre.test/web:e2e"
-
 // TestClusterHarness: two nodes in namespaces of their own join, run pods,
 // and reach each other's node addresses; the pods get their own node's
 // pod CIDR.
 func TestClusterHarness(t *testing.T) {
-	c := framework.StartCluster(t, 2)
-	archive := framework.BuildImage(t, "test/images/web", webImage)
-	c.ImportImage(t, archive)
+	c := startCluster(t, 2)
 	out := c.Server.MustKubectl(t, "get", "nodes", "-o", "wide")
 	for _, n := range c.Nodes {
 		if !strings.Contains(out, n.Name) || !strings.Contains(out, n.IP) {

@@ -4,6 +4,7 @@
 //
 //	/            "web <hostname>"
 //	/healthz     "ok"
+//	/clientip    the client's address, as the server sees it
 //	/env         the environment, sorted, one NAME=value a line
 //	/file?path=P the content of file P
 //	/exit?code=N exits with code N after answering
@@ -20,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -39,6 +41,7 @@ func main() {
 	sleep := flag.Duration("sleep", 0, "sleep this long before anything else")
 	appendLine := flag.String("append", "", "FILE=LINE: append LINE to FILE first")
 	termDelay := flag.Duration("term-delay", 0, "how long to wait after SIGTERM before exiting")
+	udpAddr := flag.String("udp", "", "also answer UDP datagrams on this address (e.g. :8080)")
 	flag.Parse()
 	runProbe()
 
@@ -57,6 +60,9 @@ func main() {
 		os.Exit(*exitCode)
 	}
 
+	if *udpAddr != "" {
+		go serveUDP(*udpAddr)
+	}
 	mux := http.NewServeMux()
 	addLogHandler(mux)
 	addHealthHandlers(mux)
@@ -65,6 +71,10 @@ func main() {
 		fmt.Fprintf(w, "web %s\n", h)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/clientip", func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		fmt.Fprintln(w, host)
+	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		env := os.Environ()
 		sort.Strings(env)
