@@ -226,7 +226,7 @@ func TestMirror(t *testing.T) {
 		wantEvt string
 	}{
 		{name: "one subset", svc: service("db"),
-			ep: endpoints("db", corev1.EndpointSubset{Addresses: ips(0, 2), NotReadyAddresses: ips(2, 1), Ports: dbPort}),
+			ep:   endpoints("db", corev1.EndpointSubset{Addresses: ips(0, 2), NotReadyAddresses: ips(2, 1), Ports: dbPort}),
 			want: []string{"IPv4 db=5432: 192.168.0.1,192.168.0.2 | 192.168.0.3"}},
 		{name: "two port sets, two families", svc: service("db"),
 			ep: endpoints("db",
