@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 core/v1 Endpoints is deprecated upstream but still served.
+
 // Package endpoint is the Endpoints controller, as kube-controller-manager's
 // (the legacy one beside EndpointSlices): for every Service with a selector
 // it keeps an Endpoints object of the same name listing the matching pods'

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 core/v1 Endpoints is deprecated upstream but still served.
+
 // Package endpointslicemirroring is the EndpointSlice mirroring controller,
 // as kube-controller-manager's: for every Service without a selector whose
 // Endpoints object was written by hand (or by another controller), it keeps

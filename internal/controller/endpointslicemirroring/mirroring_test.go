@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 core/v1 Endpoints is deprecated upstream but still served.
+
 package endpointslicemirroring
 
 import (

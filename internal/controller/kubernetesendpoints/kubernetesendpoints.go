@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 core/v1 Endpoints is deprecated upstream but still served.
+
 // Package kubernetesendpoints keeps the endpoints of the default/kubernetes
 // Service, as kube-apiserver's endpoint reconciler does: an Endpoints
 // object and an EndpointSlice, both named kubernetes, listing every API
