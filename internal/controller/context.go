@@ -6,6 +6,7 @@ package controller
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -52,6 +53,21 @@ type Options struct {
 	// DefaultNotReadyTolerationSeconds and DefaultUnreachableTolerationSeconds
 	// are the tolerations added to pods that have none (0: 300 as upstream).
 	DefaultNotReadyTolerationSeconds, DefaultUnreachableTolerationSeconds int64
+	// APIServerAddresses are the addresses every API server advertises;
+	// the default/kubernetes Endpoints and EndpointSlice list them. Empty:
+	// they are not written.
+	APIServerAddresses []string
+	// APIServerPort is the port those addresses serve the API on (0: 6443).
+	APIServerPort int32
+	// EndpointUpdatesBatchPeriod and EndpointSliceUpdatesBatchPeriod delay
+	// the Endpoints and EndpointSlice syncs a pod change triggers, to write
+	// several changes at once (upstream's --endpoint-updates-batch-period
+	// and --endpointslice-updates-batch-period; 0, the default, writes at
+	// once).
+	EndpointUpdatesBatchPeriod, EndpointSliceUpdatesBatchPeriod time.Duration
+	// MaxEndpointsPerSlice bounds the endpoints of one EndpointSlice
+	// (upstream's --max-endpoints-per-slice; 0: 100).
+	MaxEndpointsPerSlice int32
 }
 
 // Starter starts one controller: it registers its informers on

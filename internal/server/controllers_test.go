@@ -30,3 +30,19 @@ func TestCheckSelection(t *testing.T) {
 		t.Error("a misspelt controller name was accepted")
 	}
 }
+
+func TestControllerTable(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range controllers {
+		if seen[c.name] {
+			t.Errorf("controller %q listed twice", c.name)
+		}
+		seen[c.name] = true
+	}
+	for _, name := range []string{"endpointslice-controller", "endpoints-controller", "endpointslice-mirroring-controller",
+		"kubernetes-endpoints", "service-lb-controller"} {
+		if !seen[name] {
+			t.Errorf("controller %q is not in the table", name)
+		}
+	}
+}
