@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,7 +29,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		Spec: corev1.ServiceSpec{
 			ClusterIP: s.services.kubernetesServiceIP(),
 			Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP,
-				TargetPort: intstr.FromInt32(6443)}},
+				TargetPort: intstr.FromInt32(s.port())}},
 		},
 	}
 	if err := ensure(ctx, s.handler("", "v1", "services"), svc); err != nil {
@@ -43,6 +44,16 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// port is the port the API is served on (6443 until the server listens).
+func (s *Server) port() int32 {
+	if s.listener != nil {
+		if a, ok := s.listener.Addr().(*net.TCPAddr); ok {
+			return int32(a.Port)
+		}
+	}
+	return 6443
 }
 
 // dnsService is kube-system/kube-dns on the tenth address of the service

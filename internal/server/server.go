@@ -152,6 +152,12 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(os.Stderr, "\nKubeconfig written to %s\nTry: KUBECONFIG=%s kubectl get namespaces\n\n", kubeconfig, kubeconfig)
 
 	copts := o.Controllers
+	advertise, err := advertiseAddress(o)
+	if err != nil {
+		return err
+	}
+	copts.APIServerAddresses = []string{advertise}
+	copts.APIServerPort = int32(o.HTTPSPort)
 	if o.NodeIPAM && copts.ClusterCIDR == "" {
 		copts.ClusterCIDR = nodeipam.DefaultClusterCIDR
 	}
@@ -244,6 +250,29 @@ func startControllers(ctx context.Context, srv *apiserver.Server, resources []*r
 	}
 	cc.Informers.Start(ctx.Done())
 	return nil
+}
+
+// advertiseAddress is the address the kubernetes Service's endpoints point
+// at: --advertise-address, else --bind-address when it names a routable
+// address, else the node's address.
+func advertiseAddress(o Options) (string, error) {
+	if o.AdvertiseAddress != "" {
+		if ip := net.ParseIP(o.AdvertiseAddress); ip == nil || ip.To4() == nil {
+			return "", fmt.Errorf("--advertise-address %q: want an IPv4 address", o.AdvertiseAddress)
+		}
+		return o.AdvertiseAddress, nil
+	}
+	if ip := net.ParseIP(o.BindAddress); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+		return ip.String(), nil
+	}
+	if o.Agent.NodeIP != "" {
+		return o.Agent.NodeIP, nil
+	}
+	ip, err := agent.DefaultNodeIP()
+	if err != nil {
+		return "", fmt.Errorf("finding the address to advertise: %w (pass --advertise-address)", err)
+	}
+	return ip.String(), nil
 }
 
 // nodeClientCert is the certificate the API server presents to node agents

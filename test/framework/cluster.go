@@ -37,7 +37,8 @@ import (
 // Addresses: underlay 100.64.X.0/24 — the test process .254, the underlay
 // itself .253 (where a test may serve what stands for the outside world,
 // e.g. an upstream DNS server: every node's /etc/resolv.conf names it),
-// node ni .(10+i). Pods and Services use Havre's defaults: each cluster
+// node ni .(10+i). The nodes' default route leads into the underlay,
+// which forwards nothing. Pods and Services use Havre's defaults: each cluster
 // has namespaces of its own, so clusters of tests running at once do not
 // meet.
 type Cluster struct {
@@ -207,6 +208,10 @@ func (c *Cluster) addNode(i int) (*Node, error) {
 		{"-n", c.Underlay, "link", "set", n.Name, "master", "br0", "up"},
 		{"-n", n.NetNS, "addr", "add", n.IP + "/24", "dev", "eth0"},
 		{"-n", n.NetNS, "link", "set", "eth0", "up"},
+		// A default route, as every host has (a connection to a Service
+		// address is routed before it is NATed): into the underlay, which
+		// forwards nothing.
+		{"-n", n.NetNS, "route", "add", "default", "via", c.OutsideAddr()},
 	}
 	for _, s := range steps {
 		if err := ip(s...); err != nil {

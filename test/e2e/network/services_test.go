@@ -113,12 +113,15 @@ func TestServices(t *testing.T) {
 				return false, err
 			}
 			for _, cond := range svc.Status.Conditions {
-				if cond.Status == metav1.ConditionFalse && strings.Contains(cond.Message, ns+"/web") {
+				if cond.Type == "LoadBalancerPortsError" && cond.Status == metav1.ConditionTrue && strings.Contains(cond.Message, ns+"/web") {
 					return len(svc.Status.LoadBalancer.Ingress) == 0, nil
 				}
 			}
 			return false, nil
 		}, "the second LoadBalancer on port 8088 has a condition naming the first")
+		if ev := c.Server.MustKubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.name=web2"); !strings.Contains(ev, ns+"/web") {
+			t.Errorf("no Event names the Service holding the port:\n%s", ev)
+		}
 	})
 
 	t.Run("Services should have session affinity work for service with type clusterIP [LinuxOnly]", func(t *testing.T) {
