@@ -2,11 +2,14 @@ package dns
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -38,6 +41,13 @@ func clusterObjects() []runtime.Object {
 		headlessService("data", "empty", port("pg", v1.ProtocolTCP, 5432)),
 		slice("data", "empty", "empty-1", pgPorts, ep{ip: "10.42.0.21", notReady: true}),
 		externalService("default", "ext-in", "web.default.svc.cluster.local"),
+		func() *v1.Service {
+			s := service("default", "dual", "10.43.0.50", port("http", v1.ProtocolTCP, 80))
+			s.Spec.ClusterIPs = []string{"10.43.0.50", "fd00:43::50"}
+			return s
+		}(),
+		headlessService("data", "v6", port("pg", v1.ProtocolTCP, 5432)),
+		slice("data", "v6", "v6-1", pgPorts, ep{ip: "fd00:42::5", hostname: "v6-0"}),
 		// Slices without their Service yet resolve to nothing.
 		slice("data", "orphan", "orphan-1", pgPorts, ep{ip: "10.42.0.40"}),
 	}
@@ -137,6 +147,16 @@ func TestClusterRecords(t *testing.T) {
 			answer: []string{"6.0.42.10.in-addr.arpa. 0 IN PTR db-1.db.data.svc.cluster.local."}},
 		{name: "PTR of a headless endpoint without one", qname: "7.0.42.10.in-addr.arpa.", qtype: dns.TypePTR, rcode: ok,
 			answer: []string{"7.0.42.10.in-addr.arpa. 0 IN PTR 10-42-0-7.db.data.svc.cluster.local."}},
+
+		{name: "dual-stack A", qname: "dual.default.svc.cluster.local.", qtype: dns.TypeA, rcode: ok,
+			answer: []string{"dual.default.svc.cluster.local. 0 IN A 10.43.0.50"}},
+		{name: "dual-stack AAAA", qname: "dual.default.svc.cluster.local.", qtype: dns.TypeAAAA, rcode: ok,
+			answer: []string{"dual.default.svc.cluster.local. 0 IN AAAA fd00:43::50"}},
+		{name: "PTR of an IPv6 ClusterIP", qname: "0.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.4.0.0.0.0.d.f.ip6.arpa.", qtype: dns.TypePTR, rcode: ok,
+			answer: []string{"0.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.4.0.0.0.0.d.f.ip6.arpa. 0 IN PTR dual.default.svc.cluster.local."}},
+		{name: "IPv6 headless endpoint", qname: "v6-0.v6.data.svc.cluster.local.", qtype: dns.TypeAAAA, rcode: ok,
+			answer: []string{"v6-0.v6.data.svc.cluster.local. 0 IN AAAA fd00:42::5"}},
+		{name: "IPv6 headless endpoint, A: NODATA", qname: "v6.data.svc.cluster.local.", qtype: dns.TypeA, rcode: ok},
 
 		{name: "pod A", qname: "10-42-0-99.default.pod.cluster.local.", qtype: dns.TypeA, rcode: ok,
 			answer: []string{"10-42-0-99.default.pod.cluster.local. 0 IN A 10.42.0.99"}},
@@ -359,4 +379,119 @@ func TestUpdates(t *testing.T) {
 	}
 	wait("the slice's deletion empties the Service", "hs.team.svc.cluster.local.", dns.TypeA, dns.RcodeNameError)
 	wait("and drops its PTR", "1.3.42.10.in-addr.arpa.", dns.TypePTR, dns.RcodeNameError)
+}
+
+// TestMalformed checks the answers to queries that are not plain
+// questions, over both transports.
+func TestMalformed(t *testing.T) {
+	h := newHarness(t, Config{})
+	tests := []struct {
+		name  string
+		edit  func(*dns.Msg)
+		rcode int
+	}{
+		{name: "two questions", edit: func(q *dns.Msg) {
+			q.Question = append(q.Question, dns.Question{Name: "b.cluster.local.", Qtype: dns.TypeA, Qclass: dns.ClassINET})
+		}, rcode: dns.RcodeFormatError},
+		{name: "NOTIFY", edit: func(q *dns.Msg) { q.Opcode = dns.OpcodeNotify }, rcode: dns.RcodeNotImplemented},
+		{name: "EDNS version 1", edit: func(q *dns.Msg) { q.SetEdns0(1232, false); q.IsEdns0().SetVersion(1) }, rcode: dns.RcodeBadVers},
+		{name: "class CHAOS", edit: func(q *dns.Msg) { q.Question[0].Qclass = dns.ClassCHAOS }, rcode: dns.RcodeRefused},
+	}
+	for _, tt := range tests {
+		for _, network := range []string{"udp", "tcp"} {
+			t.Run(tt.name+"/"+network, func(t *testing.T) {
+				m, err := h.exchange(network, "dns-version.cluster.local.", dns.TypeTXT, tt.edit)
+				if err != nil && m == nil {
+					t.Fatal(err)
+				}
+				if m.Rcode != tt.rcode {
+					t.Fatalf("rcode %s, want %s", dns.RcodeToString[m.Rcode], dns.RcodeToString[tt.rcode])
+				}
+				if len(m.Answer) != 0 {
+					t.Errorf("answers: %v", m.Answer)
+				}
+			})
+		}
+	}
+
+	// Over UDP: garbage gets FORMERR; a response is never answered (that
+	// would let two servers bounce packets forever).
+	conn, err := net.Dial("udp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	garbage := []byte{0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xff}
+	if _, err := conn.Write(garbage); err != nil {
+		t.Fatal(err)
+	}
+	resp := make([]byte, 512)
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := conn.Read(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m dns.Msg
+	if err := m.Unpack(resp[:n]); err != nil || m.Id != 0x1234 || m.Rcode != dns.RcodeFormatError {
+		t.Fatalf("answer to garbage: %v %v", err, &m)
+	}
+	response := new(dns.Msg).SetQuestion("dns-version.cluster.local.", dns.TypeTXT)
+	response.Response, response.Id = true, 1
+	query := new(dns.Msg).SetQuestion("dns-version.cluster.local.", dns.TypeTXT)
+	query.Id = 2
+	for _, msg := range []*dns.Msg{response, query} {
+		b, _ := msg.Pack()
+		if _, err := conn.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err = conn.Read(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unpack(resp[:n]); err != nil || m.Id != 2 {
+		t.Fatalf("first datagram back is not the answer to the query (id 2): %v %v", err, &m)
+	}
+}
+
+// TestWildcardListen checks a listener on the wildcard address (served
+// by miekg/dns's server, which answers from the address asked); the test
+// sends only to 127.0.0.1.
+func TestWildcardListen(t *testing.T) {
+	h := newHarness(t, Config{Listen: []string{"0.0.0.0:0"}}, service("default", "web", "10.43.0.20"))
+	_, p, _ := net.SplitHostPort(h.addr)
+	h.addr = net.JoinHostPort("127.0.0.1", p)
+	for _, network := range []string{"udp", "tcp"} {
+		m := h.query(network, "web.default.svc.cluster.local.", dns.TypeA)
+		if !slices.Equal(rrStrings(m.Answer), []string{"web.default.svc.cluster.local. 0 IN A 10.43.0.20"}) {
+			t.Fatalf("over %s: %v", network, m)
+		}
+	}
+}
+
+// TestCollectors checks that the collectors register together.
+func TestCollectors(t *testing.T) {
+	h := newHarness(t, Config{})
+	reg := prometheus.NewRegistry()
+	for _, c := range h.srv.Collectors() {
+		if err := reg.Register(c); err != nil {
+			t.Fatalf("registering %T: %v", c, err)
+		}
+	}
+	h.query("udp", "dns-version.cluster.local.", dns.TypeTXT)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	for _, want := range []string{"havre_dns_requests_total", "havre_dns_cache_entries", "havre_dns_forward_loop_upstreams"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("%s not gathered (have %v)", want, names)
+		}
+	}
 }

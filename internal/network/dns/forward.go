@@ -21,6 +21,10 @@ import (
 // clients (the DNS Flag Day 2020 value).
 const ednsSize = 1232
 
+// errWouldBlock is returned for a question not in the cache when the
+// caller cannot wait for an upstream.
+var errWouldBlock = errors.New("the answer needs an upstream")
+
 // errNoUpstream is returned when there is nothing to forward to.
 var errNoUpstream = errors.New("no usable upstream resolver: give the node a nameserver in /etc/resolv.conf that is not this server")
 
@@ -57,8 +61,9 @@ func newForwarder(upstreams []string, timeout time.Duration, c *answerCache, m *
 	return f
 }
 
-// resolve answers a question from the cache or the upstreams.
-func (f *forwarder) resolve(ctx context.Context, name string, qtype uint16, do bool) (result, error) {
+// resolve answers a question from the cache or, unless inline, the
+// upstreams.
+func (f *forwarder) resolve(ctx context.Context, name string, qtype uint16, do, inline bool) (result, error) {
 	k := cacheKey{name: strings.ToLower(name), qtype: qtype, do: do}
 	if r, ok := f.cache.get(k); ok {
 		if r.rcode == dns.RcodeSuccess && len(r.answer) > 0 {
@@ -67,6 +72,9 @@ func (f *forwarder) resolve(ctx context.Context, name string, qtype uint16, do b
 			f.m.hitDenial.Inc()
 		}
 		return r, nil
+	}
+	if inline {
+		return result{}, errWouldBlock
 	}
 	f.m.cacheMisses.Inc()
 	f.mu.Lock()

@@ -81,6 +81,7 @@ type Server struct {
 	pcs     []net.PacketConn
 	lns     []net.Listener
 	running atomic.Bool
+	closing atomic.Bool
 	ctx     context.Context // Run's, for the forwarder
 }
 
@@ -249,7 +250,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.ctx = ctx
 	var servers []*dns.Server
+	var udps []*udpServer
 	for _, pc := range s.pcs {
+		if uc, ok := pc.(*net.UDPConn); ok && !uc.LocalAddr().(*net.UDPAddr).IP.IsUnspecified() {
+			udps = append(udps, newUDPServer(s, uc))
+			continue
+		}
 		servers = append(servers, &dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.DefaultMsgSize})
 	}
 	for _, ln := range s.lns {
@@ -265,12 +271,21 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- err
 		}()
 	}
+	var udpDone sync.WaitGroup
+	for _, u := range udps {
+		udpDone.Add(1)
+		go func() {
+			defer udpDone.Done()
+			u.serve()
+		}()
+	}
 	allStarted := make(chan struct{})
 	go func() { started.Wait(); close(allStarted) }()
 	select {
 	case <-allStarted:
 	case err := <-errc:
 		s.closeListeners()
+		udpDone.Wait()
 		return fmt.Errorf("dns: serving: %w", err)
 	}
 	s.log.Info("DNS server started", "addrs", s.Addrs(), "domain", s.zone, "upstreams", *s.fwd.upstreams.Load())
@@ -288,10 +303,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	s.closing.Store(true)
 	for _, srv := range servers {
 		_ = srv.ShutdownContext(shutdownCtx)
 	}
 	s.closeListeners()
+	udpDone.Wait()
 	return runErr
 }
 
@@ -318,17 +335,28 @@ func (s *Server) inZone(lname string) bool {
 // maxChase bounds CNAME chasing through ExternalName Services.
 const maxChase = 8
 
+// rcodeWouldBlock is the rcode of a result that needs an upstream when
+// the query was to be answered without waiting.
+const rcodeWouldBlock = -1
+
+// query is what every step of answering one query needs.
+type query struct {
+	ctx    context.Context
+	do     bool // DNSSEC OK
+	inline bool // answer only what needs no upstream (rcodeWouldBlock otherwise)
+}
+
 // lookup answers one question: from the index inside the cluster domain
 // (chasing an ExternalName's target), from the reverse index for cluster
 // addresses, otherwise through the forwarder.
-func (s *Server) lookup(ctx context.Context, qname, lname string, qtype uint16, do bool, depth int) result {
+func (s *Server) lookup(q *query, qname, lname string, qtype uint16, depth int) result {
 	if s.inZone(lname) {
 		if !s.isSynced() {
 			return result{rcode: dns.RcodeServerFailure}
 		}
 		r := s.cluster(qname, lname, qtype)
 		if r.chase != "" {
-			r = s.chase(ctx, r, qtype, do, depth)
+			r = s.chase(q, r, qtype, depth)
 		}
 		return r
 	}
@@ -337,7 +365,10 @@ func (s *Server) lookup(ctx context.Context, qname, lname string, qtype uint16, 
 			return r
 		}
 	}
-	r, err := s.fwd.resolve(ctx, qname, qtype, do)
+	r, err := s.fwd.resolve(q.ctx, qname, qtype, q.do, q.inline)
+	if err == errWouldBlock {
+		return result{rcode: rcodeWouldBlock}
+	}
 	if err != nil {
 		s.log.Debug("forwarding failed", "name", qname, "type", dns.TypeToString[qtype], "err", err)
 		return result{rcode: dns.RcodeServerFailure}
@@ -350,13 +381,16 @@ func (s *Server) lookup(ctx context.Context, qname, lname string, qtype uint16, 
 // forwarder otherwise. The answer is the CNAME followed by the target's
 // records and rcode; when the target cannot be resolved (SERVFAIL, no
 // upstream) it is the CNAME alone, for the client to follow.
-func (s *Server) chase(ctx context.Context, r result, qtype uint16, do bool, depth int) result {
+func (s *Server) chase(q *query, r result, qtype uint16, depth int) result {
 	target := r.chase
 	r.chase = ""
 	if depth >= maxChase {
 		return r
 	}
-	t := s.lookup(ctx, target, target, qtype, do, depth+1)
+	t := s.lookup(q, target, target, qtype, depth+1)
+	if t.rcode == rcodeWouldBlock {
+		return t
+	}
 	if t.rcode != dns.RcodeSuccess && t.rcode != dns.RcodeNameError {
 		return r
 	}
@@ -378,7 +412,7 @@ func (s *Server) chase(ctx context.Context, r result, qtype uint16, do bool, dep
 // false when autopath does not apply; when no candidate exists, or one
 // fails, the answer is the NXDOMAIN of the name asked, and the client
 // goes on along its search path itself.
-func (s *Server) autopath(ctx context.Context, client netip.Addr, qname, lname string, qtype uint16, do bool) (result, bool) {
+func (s *Server) autopath(q *query, client netip.Addr, qname, lname string, qtype uint16) (result, bool) {
 	if s.namespace == nil || !client.IsValid() {
 		return result{}, false
 	}
@@ -393,17 +427,19 @@ func (s *Server) autopath(ctx context.Context, client netip.Addr, qname, lname s
 	if cns, ok := s.namespace(client); !ok || strings.ToLower(cns) != ns {
 		return result{}, false
 	}
-	r := s.lookup(ctx, qname, lname, qtype, do, 0)
+	r := s.lookup(q, qname, lname, qtype, 0)
 	if r.rcode != dns.RcodeNameError {
 		return r, true
 	}
 	baseQ := qname[:len(base)]
 	for _, suffix := range s.searchTail {
 		cand := baseQ + "." + suffix
-		c := s.lookup(ctx, cand, strings.ToLower(cand), qtype, do, 0)
+		c := s.lookup(q, cand, strings.ToLower(cand), qtype, 0)
 		switch c.rcode {
 		case dns.RcodeNameError:
 			continue
+		case rcodeWouldBlock:
+			return c, true
 		case dns.RcodeSuccess:
 			s.m.autopath.Inc()
 			ans := make([]dns.RR, 0, 1+len(c.answer))
@@ -426,14 +462,16 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	case *net.TCPAddr:
 		client, _ = netip.AddrFromSlice(a.IP)
 	}
-	m := s.respond(client.Unmap(), req, udp)
+	m := s.respond(client.Unmap(), req, udp, false)
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("writing a DNS answer failed", "client", w.RemoteAddr(), "err", err)
 	}
 }
 
-// respond builds the answer to req from a client.
-func (s *Server) respond(client netip.Addr, req *dns.Msg, udp bool) *dns.Msg {
+// respond builds the answer to req from a client. With inline set it
+// answers only what needs no upstream exchange, and returns nil for the
+// rest.
+func (s *Server) respond(client netip.Addr, req *dns.Msg, udp, inline bool) *dns.Msg {
 	m := new(dns.Msg)
 	if len(req.Question) != 1 {
 		m.SetRcode(req, dns.RcodeFormatError)
@@ -462,14 +500,17 @@ func (s *Server) respond(client netip.Addr, req *dns.Msg, udp bool) *dns.Msg {
 			r.rcode = dns.RcodeServerFailure
 			break
 		}
-		ctx := s.ctx
-		if ctx == nil {
-			ctx = context.Background()
+		qc := &query{ctx: s.ctx, do: do, inline: inline}
+		if qc.ctx == nil {
+			qc.ctx = context.Background()
 		}
 		lname := strings.ToLower(q.Name)
 		var ok bool
-		if r, ok = s.autopath(ctx, client, q.Name, lname, q.Qtype, do); !ok {
-			r = s.lookup(ctx, q.Name, lname, q.Qtype, do, 0)
+		if r, ok = s.autopath(qc, client, q.Name, lname, q.Qtype); !ok {
+			r = s.lookup(qc, q.Name, lname, q.Qtype, 0)
+		}
+		if r.rcode == rcodeWouldBlock {
+			return nil
 		}
 	}
 	m.SetReply(req)

@@ -1,0 +1,157 @@
+package dns
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// udpBatch is how many datagrams a worker reads (recvmmsg) and answers
+// (sendmmsg) in one system call.
+const udpBatch = 32
+
+// batchConn is ipv4.PacketConn or ipv6.PacketConn (their Message types
+// are one type).
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// udpServer answers one UDP socket bound to a specific address.
+//
+// miekg/dns's server starts a goroutine per datagram and makes two system
+// calls per query; at tens of thousands of queries a second on a small
+// node that, and growing each new goroutine's stack, is most of the cost.
+// Here a few long-lived workers read queries in batches, answer at once
+// what needs no waiting (cluster names, cached answers: respond with
+// inline set) and send the answers in one batch. A query that has to wait
+// for an upstream is handed to a goroutine of its own, so a slow upstream
+// never holds up cluster names.
+//
+// Sockets bound to a wildcard address are served by miekg/dns's server
+// instead, which answers from the address each query was sent to.
+type udpServer struct {
+	s    *Server
+	conn *net.UDPConn
+	bc   batchConn
+	wg   sync.WaitGroup // workers and slow queries
+}
+
+func newUDPServer(s *Server, conn *net.UDPConn) *udpServer {
+	u := &udpServer{s: s, conn: conn}
+	if conn.LocalAddr().(*net.UDPAddr).IP.To4() != nil {
+		u.bc = ipv4.NewPacketConn(conn)
+	} else {
+		u.bc = ipv6.NewPacketConn(conn)
+	}
+	return u
+}
+
+// serve runs the workers until the socket is closed.
+func (u *udpServer) serve() {
+	n := max(2, runtime.GOMAXPROCS(0))
+	for range n {
+		u.wg.Add(1)
+		go u.worker()
+	}
+	u.wg.Wait()
+}
+
+func (u *udpServer) worker() {
+	defer u.wg.Done()
+	in := make([]ipv4.Message, udpBatch)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, dns.DefaultMsgSize)}
+	}
+	out := make([]ipv4.Message, udpBatch)
+	outBufs := make([][]byte, udpBatch)
+	for i := range out {
+		outBufs[i] = make([]byte, dns.DefaultMsgSize) // PackBuffer packs into its length
+		out[i].Buffers = make([][]byte, 1)
+	}
+	for {
+		n, err := u.bc.ReadBatch(in, 0)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || u.s.closing.Load() {
+				return
+			}
+			u.s.log.Debug("reading DNS queries failed", "err", err)
+			continue
+		}
+		k := 0
+		for i := range n {
+			ua, ok := in[i].Addr.(*net.UDPAddr)
+			if !ok {
+				continue
+			}
+			resp, req := u.answer(in[i].Buffers[0][:in[i].N], ua)
+			if resp == nil {
+				if req != nil {
+					// Needs an upstream: answer it on its own.
+					u.wg.Add(1)
+					go u.slow(req, ua)
+				}
+				continue
+			}
+			packed, err := resp.PackBuffer(outBufs[k])
+			if err != nil {
+				u.s.log.Debug("packing a DNS answer failed", "err", err)
+				continue
+			}
+			out[k].Buffers[0] = packed
+			out[k].Addr = ua
+			k++
+		}
+		for sent := 0; sent < k; {
+			m, err := u.bc.WriteBatch(out[sent:k], 0)
+			if err != nil {
+				u.s.log.Debug("sending DNS answers failed", "err", err)
+				break
+			}
+			sent += m
+		}
+	}
+}
+
+// answer answers a datagram without waiting. It returns the answer, or
+// nil and the parsed query when the query needs an upstream, or nil and
+// nil when the datagram is to be dropped.
+func (u *udpServer) answer(b []byte, from *net.UDPAddr) (*dns.Msg, *dns.Msg) {
+	if len(b) < 12 || b[2]&0x80 != 0 {
+		return nil, nil // too short for a header, or a response: never answer those
+	}
+	req := new(dns.Msg)
+	if err := req.Unpack(b); err != nil {
+		var hdr dns.Msg
+		hdr.Id = uint16(b[0])<<8 | uint16(b[1])
+		m := new(dns.Msg)
+		m.SetRcodeFormatError(&hdr)
+		u.s.m.request(0, dns.RcodeFormatError)
+		return m, nil
+	}
+	client, _ := netip.AddrFromSlice(from.IP)
+	if m := u.s.respond(client.Unmap(), req, true, true); m != nil {
+		return m, nil
+	}
+	return nil, req
+}
+
+// slow answers a query that needs an upstream.
+func (u *udpServer) slow(req *dns.Msg, to *net.UDPAddr) {
+	defer u.wg.Done()
+	client, _ := netip.AddrFromSlice(to.IP)
+	m := u.s.respond(client.Unmap(), req, true, false)
+	b, err := m.Pack()
+	if err == nil {
+		_, err = u.conn.WriteToUDP(b, to)
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		u.s.log.Debug("sending a DNS answer failed", "client", to, "err", err)
+	}
+}
