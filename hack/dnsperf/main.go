@@ -295,17 +295,25 @@ func latencyRun(port, file string, seconds int, args []string) string {
 		}
 	}
 	args = append(args, "-v")
-	cmd := exec.Command("dnsperf", args...)
-	stdout, err := cmd.StdoutPipe()
+	// dnsperf writes to a file, read afterwards: parsing its lines while it
+	// runs would take CPU from the server in this process.
+	out, err := os.CreateTemp(filepath.Dir(file), "verbose")
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	defer os.Remove(out.Name())
+	defer out.Close()
+	cmd := exec.Command("dnsperf", args...)
+	cmd.Stdout = out
+	if err := cmd.Run(); err != nil {
+		log.Fatalf("dnsperf -v: %v", err)
+	}
+	if _, err := out.Seek(0, 0); err != nil {
 		log.Fatal(err)
 	}
 	var lat []float64
 	var qps string
-	sc := bufio.NewScanner(stdout)
+	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "> ") {
@@ -317,9 +325,6 @@ func latencyRun(port, file string, seconds int, args []string) string {
 		if strings.Contains(line, "Queries per second") {
 			qps = strings.TrimSpace(line)
 		}
-	}
-	if err := cmd.Wait(); err != nil {
-		log.Fatalf("dnsperf -v: %v", err)
 	}
 	if len(lat) == 0 {
 		return "  (no per-query latencies in dnsperf -v output)\n"

@@ -367,3 +367,82 @@ func TestOwnUpstreams(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitingBounded checks that past maxWaiting queries waiting for an
+// upstream, further ones get SERVFAIL at once while cluster names are
+// still answered.
+func TestWaitingBounded(t *testing.T) {
+	old := maxWaiting
+	maxWaiting = 4
+	t.Cleanup(func() { maxWaiting = old })
+	release := make(chan struct{})
+	up := newUpstream(t)
+	up.setHandler(func(w dns.ResponseWriter, r *dns.Msg) {
+		if strings.HasPrefix(r.Question[0].Name, "slow-") {
+			<-release
+		}
+		exampleUpstream(w, r)
+	})
+	h := newHarness(t, Config{Upstreams: []string{up.addr}, ForwardTimeout: 30 * time.Second})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	conn, err := net.Dial("udp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		q := new(dns.Msg).SetQuestion(fmt.Sprintf("slow-%d.example.com.", i), dns.TypeA)
+		b, _ := q.Pack()
+		if _, err := conn.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := new(dns.Msg).SetQuestion("dns-version.cluster.local.", dns.TypeTXT)
+	b, _ := q.Pack()
+	if _, err := conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	read := func() *dns.Msg {
+		buf := make([]byte, 4096)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	// Six slow names over the bound and the cluster name come back at once.
+	servfail, cluster := 0, 0
+	for range 7 {
+		m := read()
+		switch {
+		case m.Question[0].Qtype == dns.TypeTXT && m.Rcode == dns.RcodeSuccess:
+			cluster++
+		case m.Rcode == dns.RcodeServerFailure:
+			servfail++
+		default:
+			t.Fatalf("unexpected answer while 4 queries wait: %v", m)
+		}
+	}
+	if servfail != 6 || cluster != 1 {
+		t.Fatalf("%d SERVFAIL and %d cluster answers, want 6 and 1", servfail, cluster)
+	}
+	close(release)
+	for range 4 {
+		if m := read(); m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
+			t.Fatalf("waiting query: %v", m)
+		}
+	}
+}

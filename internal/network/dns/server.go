@@ -36,7 +36,10 @@ type Config struct {
 	// cluster ones.
 	Search []string
 	// NamespaceOf gives the namespace of a local pod by its IP, for
-	// server-side search path completion (autopath); nil turns it off.
+	// server-side search path completion (autopath); nil turns it off. It
+	// is called for every query under <ns>.svc.<domain> with at least
+	// one label before <ns>: it must be quick and must not block (a map
+	// lookup).
 	NamespaceOf func(ip netip.Addr) (string, bool)
 	// Clock drives cache expiry and the loop probe's retries; the real
 	// clock by default.
@@ -61,6 +64,7 @@ type Config struct {
 type Server struct {
 	zone       string // lowercase FQDN
 	svcZone    string // "svc." + zone
+	dotSvcZone string // ".svc." + zone
 	ttl        uint32
 	searchTail []string // autopath's candidates after <ns>.svc.<zone>: suffixes, "" for the bare name
 	namespace  func(netip.Addr) (string, bool)
@@ -123,6 +127,7 @@ func New(cfg Config, factory informers.SharedInformerFactory) (*Server, error) {
 	s := &Server{
 		zone:        zone,
 		svcZone:     "svc." + zone,
+		dotSvcZone:  ".svc." + zone,
 		ttl:         uint32(cfg.TTL / time.Second),
 		namespace:   cfg.NamespaceOf,
 		clock:       cfg.Clock,
@@ -163,6 +168,10 @@ func New(cfg Config, factory informers.SharedInformerFactory) (*Server, error) {
 	for _, u := range own {
 		s.log.Error("not forwarding to an upstream that is this server's own address", "upstream", u,
 			"fix", "leave this server out of the upstreams (the node's /etc/resolv.conf)")
+	}
+	if len(ups) == 0 {
+		s.log.Warn("no upstream resolver: names outside the cluster domain get SERVFAIL",
+			"fix", "give the node a nameserver in /etc/resolv.conf")
 	}
 	s.fwd = newForwarder(ups, cfg.ForwardTimeout, s.cache, s.m, s.log)
 	return s, nil
@@ -256,10 +265,10 @@ func (s *Server) Run(ctx context.Context) error {
 			udps = append(udps, newUDPServer(s, uc))
 			continue
 		}
-		servers = append(servers, &dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.DefaultMsgSize})
+		servers = append(servers, &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(s.serveDNS), UDPSize: dns.DefaultMsgSize})
 	}
 	for _, ln := range s.lns {
-		servers = append(servers, &dns.Server{Listener: ln, Handler: s, ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }})
+		servers = append(servers, &dns.Server{Listener: ln, Handler: dns.HandlerFunc(s.serveDNS), ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }})
 	}
 	errc := make(chan error, len(servers))
 	var started sync.WaitGroup
@@ -416,7 +425,7 @@ func (s *Server) autopath(q *query, client netip.Addr, qname, lname string, qtyp
 	if s.namespace == nil || !client.IsValid() {
 		return result{}, false
 	}
-	rest, ok := strings.CutSuffix(lname, "."+s.svcZone)
+	rest, ok := strings.CutSuffix(lname, s.dotSvcZone)
 	if !ok {
 		return result{}, false
 	}
@@ -451,8 +460,9 @@ func (s *Server) autopath(q *query, client netip.Addr, qname, lname string, qtyp
 	return r, true
 }
 
-// ServeDNS answers one query (dns.Handler).
-func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+// serveDNS answers one query for miekg/dns's servers (TCP, and UDP on
+// wildcard addresses).
+func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	var client netip.Addr
 	udp := false
 	switch a := w.RemoteAddr().(type) {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
@@ -15,6 +16,11 @@ import (
 // udpBatch is how many datagrams a worker reads (recvmmsg) and answers
 // (sendmmsg) in one system call.
 const udpBatch = 32
+
+// maxWaiting bounds the queries of one socket waiting for an upstream at
+// once; past it a query that needs one is answered SERVFAIL at once (a
+// flood of uncached names must not grow the agent without bound).
+var maxWaiting int64 = 1024 // a variable for tests
 
 // batchConn is ipv4.PacketConn or ipv6.PacketConn (their Message types
 // are one type).
@@ -39,8 +45,9 @@ type batchConn interface {
 type udpServer struct {
 	s    *Server
 	conn *net.UDPConn
-	bc   batchConn
-	wg   sync.WaitGroup // workers and slow queries
+	bc      batchConn
+	wg      sync.WaitGroup // workers and slow queries
+	waiting atomic.Int64   // slow queries under way
 }
 
 func newUDPServer(s *Server, conn *net.UDPConn) *udpServer {
@@ -91,12 +98,18 @@ func (u *udpServer) worker() {
 				continue
 			}
 			resp, req := u.answer(in[i].Buffers[0][:in[i].N], ua)
-			if resp == nil {
-				if req != nil {
+			if resp == nil && req != nil {
+				if u.waiting.Add(1) <= maxWaiting {
 					// Needs an upstream: answer it on its own.
 					u.wg.Add(1)
 					go u.slow(req, ua)
+					continue
 				}
+				u.waiting.Add(-1)
+				resp = new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
+				u.s.m.request(req.Question[0].Qtype, dns.RcodeServerFailure)
+			}
+			if resp == nil {
 				continue
 			}
 			packed, err := resp.PackBuffer(outBufs[k])
@@ -145,6 +158,7 @@ func (u *udpServer) answer(b []byte, from *net.UDPAddr) (*dns.Msg, *dns.Msg) {
 // slow answers a query that needs an upstream.
 func (u *udpServer) slow(req *dns.Msg, to *net.UDPAddr) {
 	defer u.wg.Done()
+	defer u.waiting.Add(-1)
 	client, _ := netip.AddrFromSlice(to.IP)
 	m := u.s.respond(client.Unmap(), req, true, false)
 	b, err := m.Pack()
