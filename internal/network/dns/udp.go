@@ -43,8 +43,8 @@ type batchConn interface {
 // Sockets bound to a wildcard address are served by miekg/dns's server
 // instead, which answers from the address each query was sent to.
 type udpServer struct {
-	s    *Server
-	conn *net.UDPConn
+	s       *Server
+	conn    *net.UDPConn
 	bc      batchConn
 	wg      sync.WaitGroup // workers and slow queries
 	waiting atomic.Int64   // slow queries under way
