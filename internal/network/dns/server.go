@@ -293,6 +293,7 @@ func (s *Server) Run(ctx context.Context) error {
 	select {
 	case <-allStarted:
 	case err := <-errc:
+		s.closing.Store(true)
 		s.closeListeners()
 		udpDone.Wait()
 		return fmt.Errorf("dns: serving: %w", err)
@@ -318,6 +319,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.closeListeners()
 	udpDone.Wait()
+	select { // the loop probe ends with ctx
+	case <-s.loopChecked:
+	case <-shutdownCtx.Done():
+	}
 	return runErr
 }
 
