@@ -17,7 +17,10 @@
 //     a pod's resolver first asks them with ndots:5
 //     (host-N.example.com.ns-0.svc.cluster.local), which autopath answers
 //     in one round trip (127.0.0.1 is a pod of ns-0; the host search
-//     domain corp.internal is in the path), with the cache warmed first.
+//     domain corp.internal is in the path), with the cache warmed first;
+//   - search: the same lookups without autopath, as five queries each
+//     (the four search candidates, NXDOMAIN, then the name), sent from
+//     127.0.0.2, which is no pod; lookups/s is its QPS / 5.
 //
 // dnsperf keeps -q 100 queries in flight, so at full speed its latency is
 // mostly its own queue (100 / QPS). Each run is therefore repeated for up
@@ -64,11 +67,11 @@ import (
 func main() {
 	services := flag.Int("services", 1000, "Services to load")
 	seconds := flag.Int("l", 30, "seconds per dnsperf run (at most 120)")
-	run := flag.String("run", "cluster,external", "runs: cluster, external")
+	run := flag.String("run", "cluster,external,search", "runs: cluster, external, search")
 	clients := flag.Int("c", 1, "dnsperf -c: clients (sockets)")
 	threads := flag.Int("T", 1, "dnsperf -T: threads")
 	latency := flag.Bool("latency", true, "also run dnsperf -v for latency percentiles")
-	latencyQPS := flag.String("latency-qps", "cluster=40000,external=25000", "dnsperf -Q (offered load) of the latency runs, per run; 0: unlimited")
+	latencyQPS := flag.String("latency-qps", "cluster=40000,external=25000,search=0", "dnsperf -Q (offered load) of the latency runs, per run; 0: unlimited")
 	cpuprofile := flag.String("cpuprofile", "", "write the server's CPU profile during the runs to this file")
 	flag.Parse()
 	if *seconds < 1 || *seconds > 120 {
@@ -146,12 +149,27 @@ func main() {
 			if m := query(addr, external[0]); m == nil || len(m.Answer) != 2 {
 				log.Fatalf("autopath did not answer %s with CNAME + A: %v", external[0], m)
 			}
+		case "search":
+			// The same lookups without autopath: each is the five queries of
+			// a pod's resolver walking its search path.
+			for i := range 1000 {
+				base := fmt.Sprintf("host-%d.example.com.", i)
+				for _, suffix := range []string{"ns-0.svc.cluster.local.", "svc.cluster.local.", "cluster.local.", "corp.internal.", ""} {
+					qnames = append(qnames, base+suffix)
+				}
+			}
+			for _, n := range qnames {
+				query(addr, n)
+			}
 		default:
 			log.Fatalf("unknown run %q", r)
 		}
 		file := filepath.Join(dir, r+".txt")
 		writeQueries(file, qnames)
 		args := []string{"-s", "127.0.0.1", "-p", portStr, "-d", file, "-l", strconv.Itoa(*seconds)}
+		if r == "search" {
+			args = append(args, "-a", "127.0.0.2") // not a pod: no autopath
+		}
 		if *clients != 1 {
 			args = append(args, "-c", strconv.Itoa(*clients))
 		}
@@ -168,6 +186,11 @@ func main() {
 		cpu := cpuSeconds() - cpu0
 		fmt.Print(pick(string(out), "Queries sent", "Queries completed", "Queries lost", "Response codes", "Run time", "Queries per second", "Average Latency", "Latency StdDev"))
 		fmt.Printf("  server CPU: %.2f cores; load average before %s, after %s\n", cpu/wall, load0, loadavg())
+		if r == "search" {
+			if q := qpsOf(string(out)); q > 0 {
+				fmt.Printf("  lookups per second: %.0f (QPS / 5)\n", q/5)
+			}
+		}
 		if *latency {
 			for _, q := range strings.Split(*latencyQPS, ",") {
 				if name, v, ok := strings.Cut(q, "="); ok && name == r && v != "0" {
@@ -348,6 +371,17 @@ func pick(out string, prefixes ...string) string {
 		}
 	}
 	return b.String()
+}
+
+// qpsOf reads dnsperf's "Queries per second" figure.
+func qpsOf(out string) float64 {
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Queries per second:"); ok {
+			q, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return q
+		}
+	}
+	return 0
 }
 
 func loadavg() string {

@@ -20,6 +20,9 @@ type result struct {
 	answer []dns.RR
 	ns     []dns.RR
 	extra  []dns.RR
+	// soa asks for the cluster zone's SOA in the authority section (a
+	// negative answer of the zone); built only when the answer is sent.
+	soa bool
 	// chase is the ExternalName target the answer's CNAME points to, to
 	// be resolved for the same type; "" when there is nothing to chase.
 	chase string
@@ -52,11 +55,11 @@ func (s *Server) soa() dns.RR {
 }
 
 func (s *Server) nxdomain() result {
-	return result{rcode: dns.RcodeNameError, auth: true, ns: []dns.RR{s.soa()}}
+	return result{rcode: dns.RcodeNameError, auth: true, soa: true}
 }
 
 func (s *Server) nodata() result {
-	return result{rcode: dns.RcodeSuccess, auth: true, ns: []dns.RR{s.soa()}}
+	return result{rcode: dns.RcodeSuccess, auth: true, soa: true}
 }
 
 // answer is a positive answer, or NODATA when rrs is empty.
@@ -273,6 +276,16 @@ func (s *Server) serviceAnswer(qname string, e *entry, qtype uint16) result {
 			r.chase = e.svc.external
 		}
 		return r
+	}
+	if qname == e.fqdn { // records built in advance (read-only)
+		switch qtype {
+		case dns.TypeA:
+			return s.answer(e.a4, nil)
+		case dns.TypeAAAA:
+			return s.answer(e.a6, nil)
+		}
+	}
+	switch e.svc.kind {
 	case kindHeadless:
 		if qtype == dns.TypeSRV {
 			recs := make([]srvRecord, 0, len(e.hl.srv))

@@ -1,12 +1,14 @@
 package dns
 
 import (
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/miekg/dns"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/client-go/tools/cache"
@@ -80,6 +82,9 @@ type entry struct {
 	slices   map[string]*sliceData // by slice name
 	hl       *headless             // nil unless headless with selected endpoints
 	revs     []revEntry
+	// a4 and a6 are the A and AAAA records of the Service's own name
+	// (fqdn), built once per change for the common query; read-only.
+	a4, a6 []dns.RR
 }
 
 type nsName struct{ ns, name string }
@@ -88,6 +93,7 @@ type nsName struct{ ns, name string }
 // events and read by queries.
 type index struct {
 	zone string // lowercase, with the trailing dot
+	ttl  uint32 // of the records built in advance
 
 	mu         sync.RWMutex
 	entries    map[nsName]*entry
@@ -99,9 +105,10 @@ type index struct {
 	onChange   func()                  // called after every change; may be nil
 }
 
-func newIndex(zone string, now func() uint32) *index {
+func newIndex(zone string, ttl uint32, now func() uint32) *index {
 	ix := &index{
 		zone:       zone,
+		ttl:        ttl,
 		entries:    make(map[nsName]*entry),
 		nsServices: make(map[string]int),
 		rev:        make(map[netip.Addr][]string),
@@ -222,15 +229,18 @@ func dashed(a netip.Addr) string {
 func (ix *index) derive(e *entry) {
 	e.hl = nil
 	var revs []revEntry
+	var addrs []netip.Addr
 	switch {
 	case e.svc == nil:
 	case e.svc.kind == kindClusterIP:
+		addrs = e.svc.ips
 		for _, a := range e.svc.ips {
 			revs = append(revs, revEntry{a, e.fqdn})
 		}
 	case e.svc.kind == kindHeadless:
 		e.hl = buildHeadless(e.svc, e.slices)
 		if e.hl != nil {
+			addrs = e.hl.addrs
 			for label, addrs := range e.hl.labels {
 				name := label + "." + e.fqdn
 				for _, a := range addrs {
@@ -239,6 +249,20 @@ func (ix *index) derive(e *entry) {
 			}
 		}
 	}
+	e.a4, e.a6 = nil, nil
+	for _, a := range addrs {
+		hdr := dns.RR_Header{Name: e.fqdn, Class: dns.ClassINET, Ttl: ix.ttl}
+		if a.Is4() {
+			hdr.Rrtype = dns.TypeA
+			b := a.As4()
+			e.a4 = append(e.a4, &dns.A{Hdr: hdr, A: net.IP(b[:])})
+		} else {
+			hdr.Rrtype = dns.TypeAAAA
+			b := a.As16()
+			e.a6 = append(e.a6, &dns.AAAA{Hdr: hdr, AAAA: net.IP(b[:])})
+		}
+	}
+	e.a4, e.a6 = slices.Clip(e.a4), slices.Clip(e.a6)
 	ix.setRevs(e, revs)
 }
 

@@ -70,7 +70,7 @@ func TestUndash(t *testing.T) {
 // TestIndexIncremental drives the index through events and checks what
 // each leaves behind, down to nothing.
 func TestIndexIncremental(t *testing.T) {
-	ix := newIndex("cluster.local.", func() uint32 { return 100 })
+	ix := newIndex("cluster.local.", 5, func() uint32 { return 100 })
 	ports := []discoveryv1.EndpointPort{slicePort("web", v1.ProtocolTCP, 8080)}
 	rev := func(ip string) []string { return ix.rev[netip.MustParseAddr(ip)] }
 	serial := ix.serial.Load()

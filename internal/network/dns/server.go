@@ -142,7 +142,7 @@ func New(cfg Config, factory informers.SharedInformerFactory) (*Server, error) {
 		}
 	}
 	s.searchTail = append(s.searchTail, "")
-	s.idx = newIndex(zone, func() uint32 { return uint32(cfg.Clock.Now().Unix()) })
+	s.idx = newIndex(zone, s.ttl, func() uint32 { return uint32(cfg.Clock.Now().Unix()) })
 	s.cache = newAnswerCache(cfg.Clock, cfg.CacheSize, cfg.CacheMaxTTL, cfg.CacheMaxNegativeTTL)
 	s.m = newMetrics(s.cache.len)
 
@@ -412,7 +412,7 @@ func (s *Server) chase(q *query, r result, qtype uint16, depth int) result {
 	r.answer = append(append(ans, r.answer...), t.answer...)
 	r.rcode = t.rcode
 	if len(t.answer) == 0 {
-		r.ns = t.ns
+		r.ns, r.soa = t.ns, t.soa
 	}
 	r.extra = t.extra
 	return r
@@ -458,7 +458,7 @@ func (s *Server) autopath(q *query, client netip.Addr, qname, lname string, qtyp
 			s.m.autopath.Inc()
 			ans := make([]dns.RR, 0, 1+len(c.answer))
 			ans = append(ans, &dns.CNAME{Hdr: s.hdr(qname, dns.TypeCNAME), Target: cand})
-			return result{rcode: c.rcode, auth: c.auth, answer: append(ans, c.answer...), ns: c.ns, extra: c.extra}, true
+			return result{rcode: c.rcode, auth: c.auth, answer: append(ans, c.answer...), ns: c.ns, soa: c.soa, extra: c.extra}, true
 		}
 		break
 	}
@@ -528,11 +528,16 @@ func (s *Server) respond(client netip.Addr, req *dns.Msg, udp, inline bool) *dns
 			return nil
 		}
 	}
-	m.SetReply(req)
+	m.Id, m.Response, m.Opcode = req.Id, true, req.Opcode
+	m.RecursionDesired, m.CheckingDisabled = req.RecursionDesired, req.CheckingDisabled
+	m.Question = req.Question // the request is not reused
 	m.Rcode = r.rcode // the high bits of an extended rcode go into the OPT when packed
 	m.Authoritative = r.auth
 	m.RecursionAvailable = true
 	m.Answer, m.Ns = r.answer, r.ns
+	if r.soa {
+		m.Ns = []dns.RR{s.soa()}
+	}
 	size := dns.MaxMsgSize
 	if opt != nil {
 		// A fresh slice: r.extra may be shared with the cache.
