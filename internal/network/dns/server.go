@@ -531,7 +531,7 @@ func (s *Server) respond(client netip.Addr, req *dns.Msg, udp, inline bool) *dns
 	m.Id, m.Response, m.Opcode = req.Id, true, req.Opcode
 	m.RecursionDesired, m.CheckingDisabled = req.RecursionDesired, req.CheckingDisabled
 	m.Question = req.Question // the request is not reused
-	m.Rcode = r.rcode // the high bits of an extended rcode go into the OPT when packed
+	m.Rcode = r.rcode         // the high bits of an extended rcode go into the OPT when packed
 	m.Authoritative = r.auth
 	m.RecursionAvailable = true
 	m.Answer, m.Ns = r.answer, r.ns
