@@ -477,27 +477,29 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	case *net.TCPAddr:
 		client, _ = netip.AddrFromSlice(a.IP)
 	}
-	m := s.respond(client.Unmap(), req, udp, false)
+	m := new(dns.Msg)
+	s.respond(m, client.Unmap(), req, udp, false)
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("writing a DNS answer failed", "client", w.RemoteAddr(), "err", err)
 	}
 }
 
-// respond builds the answer to req from a client. With inline set it
-// answers only what needs no upstream exchange, and returns nil for the
-// rest.
-func (s *Server) respond(client netip.Addr, req *dns.Msg, udp, inline bool) *dns.Msg {
-	m := new(dns.Msg)
+// respond builds in m the answer to req from a client (m is reset
+// first; it may be reused once the answer is packed). With inline set it
+// answers only what needs no upstream exchange, and returns false for the
+// rest, m then being of no use.
+func (s *Server) respond(m *dns.Msg, client netip.Addr, req *dns.Msg, udp, inline bool) bool {
+	*m = dns.Msg{}
 	if len(req.Question) != 1 {
 		m.SetRcode(req, dns.RcodeFormatError)
 		s.m.request(0, m.Rcode)
-		return m
+		return true
 	}
 	q := req.Question[0]
 	if req.Opcode != dns.OpcodeQuery {
 		m.SetRcode(req, dns.RcodeNotImplemented)
 		s.m.request(q.Qtype, m.Rcode)
-		return m
+		return true
 	}
 	opt := req.IsEdns0()
 	do := opt != nil && opt.Do()
@@ -525,7 +527,7 @@ func (s *Server) respond(client netip.Addr, req *dns.Msg, udp, inline bool) *dns
 			r = s.lookup(qc, q.Name, lname, q.Qtype, 0)
 		}
 		if r.rcode == rcodeWouldBlock {
-			return nil
+			return false
 		}
 	}
 	m.Id, m.Response, m.Opcode = req.Id, true, req.Opcode
@@ -558,5 +560,5 @@ func (s *Server) respond(client netip.Addr, req *dns.Msg, udp, inline bool) *dns
 	}
 	m.Truncate(size)
 	s.m.request(q.Qtype, r.rcode)
-	return m
+	return true
 }

@@ -82,6 +82,10 @@ func (u *udpServer) worker() {
 		outBufs[i] = make([]byte, dns.DefaultMsgSize) // PackBuffer packs into its length
 		out[i].Buffers = make([][]byte, 1)
 	}
+	// One request and one answer per worker, reused: an answer is packed
+	// before the next query is read into the request. A request handed to
+	// a slow query's goroutine is replaced.
+	req, resp := new(dns.Msg), new(dns.Msg)
 	for {
 		n, err := u.bc.ReadBatch(in, 0)
 		if err != nil {
@@ -94,23 +98,28 @@ func (u *udpServer) worker() {
 		k := 0
 		for i := range n {
 			ua, ok := in[i].Addr.(*net.UDPAddr)
-			if !ok {
-				continue
+			b := in[i].Buffers[0][:in[i].N]
+			if !ok || len(b) < 12 || b[2]&0x80 != 0 {
+				continue // too short for a header, or a response: never answer those
 			}
-			resp, req := u.answer(in[i].Buffers[0][:in[i].N], ua)
-			if resp == nil && req != nil {
-				if u.waiting.Add(1) <= maxWaiting {
-					// Needs an upstream: answer it on its own.
-					u.wg.Add(1)
-					go u.slow(req, ua)
-					continue
+			if err := req.Unpack(b); err != nil {
+				*resp = dns.Msg{}
+				resp.SetRcodeFormatError(&dns.Msg{MsgHdr: dns.MsgHdr{Id: uint16(b[0])<<8 | uint16(b[1])}})
+				u.s.m.request(0, dns.RcodeFormatError)
+			} else {
+				client, _ := netip.AddrFromSlice(ua.IP)
+				if !u.s.respond(resp, client.Unmap(), req, true, true) {
+					if u.waiting.Add(1) <= maxWaiting {
+						// Needs an upstream: answer it on its own.
+						u.wg.Add(1)
+						go u.slow(req, ua)
+						req = new(dns.Msg)
+						continue
+					}
+					u.waiting.Add(-1)
+					resp.SetRcode(req, dns.RcodeServerFailure)
+					u.s.m.request(req.Question[0].Qtype, dns.RcodeServerFailure)
 				}
-				u.waiting.Add(-1)
-				resp = new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
-				u.s.m.request(req.Question[0].Qtype, dns.RcodeServerFailure)
-			}
-			if resp == nil {
-				continue
 			}
 			packed, err := resp.PackBuffer(outBufs[k])
 			if err != nil {
@@ -132,35 +141,13 @@ func (u *udpServer) worker() {
 	}
 }
 
-// answer answers a datagram without waiting. It returns the answer, or
-// nil and the parsed query when the query needs an upstream, or nil and
-// nil when the datagram is to be dropped.
-func (u *udpServer) answer(b []byte, from *net.UDPAddr) (*dns.Msg, *dns.Msg) {
-	if len(b) < 12 || b[2]&0x80 != 0 {
-		return nil, nil // too short for a header, or a response: never answer those
-	}
-	req := new(dns.Msg)
-	if err := req.Unpack(b); err != nil {
-		var hdr dns.Msg
-		hdr.Id = uint16(b[0])<<8 | uint16(b[1])
-		m := new(dns.Msg)
-		m.SetRcodeFormatError(&hdr)
-		u.s.m.request(0, dns.RcodeFormatError)
-		return m, nil
-	}
-	client, _ := netip.AddrFromSlice(from.IP)
-	if m := u.s.respond(client.Unmap(), req, true, true); m != nil {
-		return m, nil
-	}
-	return nil, req
-}
-
 // slow answers a query that needs an upstream.
 func (u *udpServer) slow(req *dns.Msg, to *net.UDPAddr) {
 	defer u.wg.Done()
 	defer u.waiting.Add(-1)
 	client, _ := netip.AddrFromSlice(to.IP)
-	m := u.s.respond(client.Unmap(), req, true, false)
+	m := new(dns.Msg)
+	u.s.respond(m, client.Unmap(), req, true, false)
 	b, err := m.Pack()
 	if err == nil {
 		_, err = u.conn.WriteToUDP(b, to)
