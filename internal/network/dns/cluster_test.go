@@ -42,6 +42,16 @@ func clusterObjects() []runtime.Object {
 		slice("data", "empty", "empty-1", pgPorts, ep{ip: "10.42.0.21", notReady: true}),
 		externalService("default", "ext-in", "web.default.svc.cluster.local"),
 		func() *v1.Service {
+			s := service("default", "np", "10.43.0.60", port("http", v1.ProtocolTCP, 80))
+			s.Spec.Type = v1.ServiceTypeNodePort
+			return s
+		}(),
+		func() *v1.Service {
+			s := service("default", "lb", "10.43.0.61", port("http", v1.ProtocolTCP, 80))
+			s.Spec.Type = v1.ServiceTypeLoadBalancer
+			return s
+		}(),
+		func() *v1.Service {
 			s := service("default", "dual", "10.43.0.50", port("http", v1.ProtocolTCP, 80))
 			s.Spec.ClusterIPs = []string{"10.43.0.50", "fd00:43::50"}
 			return s
@@ -148,6 +158,10 @@ func TestClusterRecords(t *testing.T) {
 		{name: "PTR of a headless endpoint without one", qname: "7.0.42.10.in-addr.arpa.", qtype: dns.TypePTR, rcode: ok,
 			answer: []string{"7.0.42.10.in-addr.arpa. 0 IN PTR 10-42-0-7.db.data.svc.cluster.local."}},
 
+		{name: "NodePort A", qname: "np.default.svc.cluster.local.", qtype: dns.TypeA, rcode: ok,
+			answer: []string{"np.default.svc.cluster.local. 0 IN A 10.43.0.60"}},
+		{name: "LoadBalancer A", qname: "lb.default.svc.cluster.local.", qtype: dns.TypeA, rcode: ok,
+			answer: []string{"lb.default.svc.cluster.local. 0 IN A 10.43.0.61"}},
 		{name: "dual-stack A", qname: "dual.default.svc.cluster.local.", qtype: dns.TypeA, rcode: ok,
 			answer: []string{"dual.default.svc.cluster.local. 0 IN A 10.43.0.50"}},
 		{name: "dual-stack AAAA", qname: "dual.default.svc.cluster.local.", qtype: dns.TypeAAAA, rcode: ok,
