@@ -509,3 +509,20 @@ func TestCollectors(t *testing.T) {
 		}
 	}
 }
+
+// TestIPv6Listen checks a listener on ::1 (the batching UDP workers over
+// an IPv6 socket).
+func TestIPv6Listen(t *testing.T) {
+	if ln, err := net.ListenPacket("udp", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	} else {
+		ln.Close()
+	}
+	h := newHarness(t, Config{Listen: []string{"[::1]:0"}}, service("default", "web", "10.43.0.20"))
+	for _, network := range []string{"udp", "tcp"} {
+		m := h.query(network, "web.default.svc.cluster.local.", dns.TypeA)
+		if !slices.Equal(rrStrings(m.Answer), []string{"web.default.svc.cluster.local. 0 IN A 10.43.0.20"}) {
+			t.Fatalf("over %s: %v", network, m)
+		}
+	}
+}
