@@ -8,3 +8,6 @@ echo ">> store (internal/storage/bolt)"
 go test -run '^$' -bench . -benchtime 2s -benchmem ./internal/storage/bolt/
 echo ">> API through client-go over HTTPS (test/e2e/api)"
 go test -run '^$' -bench . -benchtime 3s ./test/e2e/api/
+echo ">> cluster DNS (internal/network/dns)"
+go test -run '^$' -bench . -benchtime 2s -benchmem ./internal/network/dns/
+go run ./hack/dnsperf
