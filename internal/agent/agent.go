@@ -122,13 +122,16 @@ type Agent struct {
 	objects  objectSource
 
 	podIndexer cache.Indexer
-	services   func(namespace string) []*corev1.Service
-	ipCache    sync.Map // sandbox id → []string
-	statuses   statusCache
-	crashBO    *backoff
-	pullBO     *backoff
-	sandboxBO  *backoff
-	now        func() time.Time
+	// localPods (*cache.Indexer) is podIndexer for readers on other
+	// goroutines (cluster DNS) once the pod informer exists.
+	localPods atomic.Value
+	services  func(namespace string) []*corev1.Service
+	ipCache   sync.Map // sandbox id → []string
+	statuses  statusCache
+	crashBO   *backoff
+	pullBO    *backoff
+	sandboxBO *backoff
+	now       func() time.Time
 
 	// Probes (probes.go), the ConfigMaps and Secrets pods use, watched
 	// (objects.go), tmpfs volumes (tmpfs.go) and resource usage (stats.go).

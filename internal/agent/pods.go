@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ const (
 	// resyncInterval is how often a pod is synced with nothing happening.
 	resyncInterval = 30 * time.Second
 	uidIndex       = "uid"
+	podIPIndex     = "podIP"
 )
 
 // podWorker serializes the syncs of one pod. Only its goroutine touches
@@ -78,15 +80,29 @@ func (a *Agent) startPods(ctx context.Context, wg *sync.WaitGroup) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(a.client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "spec.nodeName=" + a.nodeName }))
 	inf := factory.Core().V1().Pods().Informer()
-	if err := inf.AddIndexers(cache.Indexers{uidIndex: func(obj any) ([]string, error) {
-		if p, ok := obj.(*corev1.Pod); ok {
-			return []string{string(p.UID)}, nil
-		}
-		return nil, nil
-	}}); err != nil {
+	if err := inf.AddIndexers(cache.Indexers{
+		uidIndex: func(obj any) ([]string, error) {
+			if p, ok := obj.(*corev1.Pod); ok {
+				return []string{string(p.UID)}, nil
+			}
+			return nil, nil
+		},
+		podIPIndex: func(obj any) ([]string, error) {
+			p, ok := obj.(*corev1.Pod)
+			if !ok || p.Spec.HostNetwork {
+				return nil, nil
+			}
+			var ips []string
+			for _, ip := range p.Status.PodIPs {
+				ips = append(ips, ip.IP)
+			}
+			return ips, nil
+		},
+	}); err != nil {
 		return err
 	}
 	a.podIndexer = inf.GetIndexer()
+	a.localPods.Store(&a.podIndexer)
 	a.workerCtx = ctx
 	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
@@ -304,4 +320,18 @@ func (a *Agent) relist(ctx context.Context) (map[types.UID]string, error) {
 		out[uid] = strings.Join(p, ",")
 	}
 	return out, nil
+}
+
+// namespaceOf is the namespace of the local pod with this IP (for cluster
+// DNS's search-path completion); false before the pods are known.
+func (a *Agent) namespaceOf(ip netip.Addr) (string, bool) {
+	idx, _ := a.localPods.Load().(*cache.Indexer)
+	if idx == nil {
+		return "", false
+	}
+	objs, err := (*idx).ByIndex(podIPIndex, ip.String())
+	if err != nil || len(objs) == 0 {
+		return "", false
+	}
+	return objs[0].(*corev1.Pod).Namespace, true
 }

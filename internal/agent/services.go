@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/havre/havre/internal/network/dns"
 	"github.com/havre/havre/internal/network/proxy"
 )
 
@@ -21,7 +23,8 @@ var kubeDNS = types.NamespacedName{Namespace: "kube-system", Name: "kube-dns"}
 
 // startServices starts what makes Services work on this node once its pod
 // network is up: the service proxy and the cluster DNS server, which
-// listens on the pod bridge's address (gateway). It returns once both run
+// listens on the pod bridge's address (gateway) and forwards other names
+// to the host's resolvers. It returns once both run
 // and ClusterFirst pods can be given the cluster DNS address.
 func (a *Agent) startServices(ctx context.Context, wg *sync.WaitGroup, gateway netip.Addr) error {
 	factory := informers.NewSharedInformerFactory(a.client, 0)
@@ -33,13 +36,27 @@ func (a *Agent) startServices(ctx context.Context, wg *sync.WaitGroup, gateway n
 	if err != nil {
 		return fmt.Errorf("service proxy: %w", err)
 	}
+	var upstreams []string
+	for _, s := range a.hostDNS.Servers {
+		upstreams = append(upstreams, net.JoinHostPort(s, "53"))
+	}
+	d, err := dns.New(dns.Config{
+		Domain:      a.clusterDomain(),
+		Listen:      []string{net.JoinHostPort(gateway.String(), "53")},
+		Upstreams:   upstreams,
+		Search:      a.hostDNS.Searches,
+		NamespaceOf: a.namespaceOf,
+	}, factory)
+	if err != nil {
+		return fmt.Errorf("cluster DNS: %w", err)
+	}
 	svcInformer := factory.Core().V1().Services().Informer()
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), svcInformer.HasSynced) {
 		return ctx.Err()
 	}
 	a.watchClusterDNS(svcInformer)
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		if err := p.Run(ctx); err != nil && ctx.Err() == nil {
@@ -48,10 +65,17 @@ func (a *Agent) startServices(ctx context.Context, wg *sync.WaitGroup, gateway n
 	}()
 	go func() {
 		defer wg.Done()
+		if err := d.Run(ctx); err != nil && ctx.Err() == nil {
+			slog.Error("cluster DNS stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
 		<-ctx.Done()
 		factory.Shutdown()
 	}()
-	slog.Info("service proxy started", "table", cfg.Table, "nodeIPs", cfg.NodeIPs, "serviceCIDRs", cfg.ServiceCIDRs, "dns", gateway)
+	slog.Info("service proxy and cluster DNS started", "table", cfg.Table, "nodeIPs", cfg.NodeIPs, "serviceCIDRs", cfg.ServiceCIDRs,
+		"dns", net.JoinHostPort(gateway.String(), "53"), "domain", a.clusterDomain(), "upstreams", upstreams)
 	return nil
 }
 
