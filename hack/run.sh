@@ -36,10 +36,28 @@ echo ">> applying the demo workload (deploy/demo.yaml)"
 kubectl apply -f deploy/demo.yaml
 kubectl -n demo rollout status deployment/web --timeout=120s
 kubectl get all -n demo
+echo ">> waiting for the demo's address (a LoadBalancer Service, served on the node's address)"
+lb=""
+for _ in $(seq 1 100); do
+  lb=$(kubectl -n demo get service web -o jsonpath='{.status.loadBalancer.ingress[0].ip}' 2>/dev/null || true)
+  [ -n "$lb" ] && break
+  sleep 0.2
+done
+answer=""
+for _ in $(seq 1 50); do
+  if answer=$(curl -fsS -m 2 "http://$lb/" 2>/dev/null); then break; fi
+  sleep 0.2
+done
+echo ">> GET http://$lb/ answers: ${answer:-nothing yet}"
+echo ">> inside the cluster, by name: GET http://web.demo.svc.cluster.local/ from a demo pod answers:"
+kubectl -n demo exec deploy/web -- get http://web.demo.svc.cluster.local/ || true
 cat <<MSG
 
-Havre is running. Use it with:
+Havre is running, with the demo at http://$lb/ (and http://web.demo.svc.cluster.local/ in the cluster).
+Use it with:
   $(pwd)/bin/havre kubectl --data-dir $data_dir get namespaces
 or any kubectl with KUBECONFIG=$data_dir/admin.kubeconfig.
-Stop it with: kill \$(cat $data_dir/havre.pid)
+Stop the server with: kill \$(cat $data_dir/havre.pid)   (its pods keep running, as a node's do)
+Stop the node cleanly or uninstall: after that, bin/havre agent reset --data-dir $data_dir
+  (removes the pods, their mounts, the pod bridge and Havre's nftables tables)
 MSG

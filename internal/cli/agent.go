@@ -125,7 +125,12 @@ func newAgentCommand() *cobra.Command {
 
 	reset := &cobra.Command{
 		Use:   "reset",
-		Short: "Stop and remove every pod of this node and the agent's containerd (the agent must be stopped)",
+		Short: "Remove this node's pods, mounts, pod bridge and nftables tables, and stop the agent's containerd (the agent or server must be stopped)",
+		Long: `Tear this node down after its agent (havre agent, or havre server with its
+agent) stopped: stop and remove every pod the agent ran, stop the agent's
+containerd, unmount what is mounted under <data-dir>/agent, and remove the
+pod bridge (with its routes) and Havre's nftables tables (service proxy,
+masquerading). Works on a server's data dir too. Images and files stay.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			setupLogging(verbose)

@@ -56,6 +56,16 @@ func newServerCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a Havre server: the API server, its store and the controllers",
+		Long: `Run a Havre server: the API server, its store, the controllers and (unless
+--disable-agent) the node agent of this machine, with its service proxy and
+cluster DNS.
+
+Stopping the server (SIGTERM) leaves this node's pods running, as a node's
+pods outlive its agent; the next start adopts them. To stop the node cleanly
+or to uninstall, stop the server, then run
+  havre agent reset --data-dir DIR
+which removes the pods, their mounts, the pod bridge and Havre's nftables
+tables (the data directory itself stays; remove it to forget the cluster).`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			setupLogging(verbose)
