@@ -371,6 +371,9 @@ func (n *Node) Restart() {
 	}
 }
 
+// DataDir is the node's data directory.
+func (n *Node) DataDir() string { return n.dataDir }
+
 // Logs returns the agent's log (the server's, for n0).
 func (n *Node) Logs() string {
 	if n.proc == nil {

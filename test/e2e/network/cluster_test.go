@@ -1,16 +1,18 @@
 package network_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/havre/havre/test/framework"
 )
 
-// TestClusterHarness: two nodes in namespaces of their own join, run pods,
-// and reach each other's node addresses; the pods get their own node's
-// pod CIDR.
+// TestClusterHarness: two nodes in namespaces of their own join and run
+// pods, which each node reaches on its own bridge.
 func TestClusterHarness(t *testing.T) {
 	c := startCluster(t, 2)
 	out := c.Server.MustKubectl(t, "get", "nodes", "-o", "wide")
@@ -33,5 +35,48 @@ func TestClusterHarness(t *testing.T) {
 			code, body, err := node.Get("http://"+f[1]+":8080/", 2*time.Second)
 			return err == nil && code == 200 && strings.HasPrefix(body, "web "), nil
 		}, "GET http://%s:8080/ from %s", f[1], f[0])
+	}
+}
+
+// TestAgentOwnsItsNetwork: an agent restarted on a node whose pod bridge
+// has another address (left by an earlier run, another pod CIDR) puts its
+// own back and runs pods; `havre agent reset` then removes the pods, the
+// bridge and the node's nftables tables.
+func TestAgentOwnsItsNetwork(t *testing.T) {
+	c := startCluster(t, 2)
+	n1 := c.Node("n1")
+	n1.Stop()
+	for _, args := range [][]string{{"addr", "flush", "dev", "havre0"}, {"addr", "add", "10.200.0.1/24", "dev", "havre0"}} {
+		if out, err := n1.Exec("ip", args...); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	n1.Restart()
+	c.WaitNodesReady(t, time.Minute)
+	c.Server.MustKubectl(t, "run", "pinned", "--image="+webImage, "--image-pull-policy=Never",
+		`--overrides={"spec":{"nodeName":"n1"}}`)
+	c.Server.MustKubectl(t, "wait", "--for=condition=Ready", "pod/pinned", "--timeout=90s")
+	node, err := c.Server.Clientset().CoreV1().Nodes().Get(framework.RequestContext(t), "n1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gateway := strings.TrimSuffix(node.Spec.PodCIDR, "0/24") + "1/24"
+	out, err := n1.Exec("ip", "-4", "-o", "addr", "show", "dev", "havre0")
+	if err != nil || !strings.Contains(out, gateway) || strings.Contains(out, "10.200.0.1") {
+		t.Errorf("the bridge's addresses after the restart: %s (%v)", out, err)
+	}
+
+	n1.Stop()
+	if out, err := n1.Exec(framework.Havre(t), "agent", "reset", "--data-dir", n1.DataDir()); err != nil {
+		t.Fatalf("havre agent reset: %v\n%s", err, out)
+	}
+	if out, err := n1.Exec("ip", "link", "show", "havre0"); err == nil {
+		t.Errorf("the pod bridge is still there after reset:\n%s", out)
+	}
+	if out, err := n1.Exec("nft", "list", "tables"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("nftables tables left after reset: %q (%v)", out, err)
+	}
+	if mounts, err := os.ReadFile("/proc/self/mounts"); err == nil && strings.Contains(string(mounts), n1.DataDir()) {
+		t.Errorf("mounts left under %s after reset", n1.DataDir())
 	}
 }

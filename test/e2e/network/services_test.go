@@ -154,8 +154,8 @@ func TestServices(t *testing.T) {
 		}
 		body := getOutside(t, c, n0.URL(hc, "/"))
 		var doc struct {
-			Service struct{ Namespace, Name string } `json:"service"`
-			LocalEndpoints int `json:"localEndpoints"`
+			Service        struct{ Namespace, Name string } `json:"service"`
+			LocalEndpoints int                              `json:"localEndpoints"`
 		}
 		if err := json.Unmarshal([]byte(body), &doc); err != nil || doc.LocalEndpoints != 1 || doc.Service.Name != "web" || doc.Service.Namespace != ns {
 			t.Errorf("health check answer %q (%v)", body, err)
