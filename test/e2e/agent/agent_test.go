@@ -353,10 +353,14 @@ spec:
 	s.MustKubectlStdin(t, manifest, "-n", ns, "apply", "-f", "-")
 	pod := waitPod(t, s, ns, "envpod", 60*time.Second, "Running and Ready", running)
 	env := waitHTTP(t, "http://"+pod.Status.PodIP+":8080/env", 20*time.Second)
+	kube, err := s.Clientset().CoreV1().Services("default").Get(framework.RequestContext(t), "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{
 		"FIRST=one", "SECOND=one-two", "POD_NAME=envpod", "POD_NAMESPACE=env", "POD_IP=" + pod.Status.PodIP,
 		"NODE_NAME=" + nodeName, "APP=envpod", "COLOR=blue", "PASSWORD=s3cret", "MEM_LIMIT_MI=64", "CM_color=blue", "CM_size=large",
-		"KUBERNETES_SERVICE_HOST=10.43.0.1", "KUBERNETES_SERVICE_PORT=443",
+		"KUBERNETES_SERVICE_HOST=" + kube.Spec.ClusterIP, "KUBERNETES_SERVICE_PORT=443",
 	} {
 		if !strings.Contains(env, want+"\n") {
 			t.Errorf("environment lacks %s:\n%s", want, env)
