@@ -371,6 +371,16 @@ func (n *Node) Restart() {
 	}
 }
 
+// PID is the process ID of the node's agent (the server's, for n0).
+func (n *Node) PID() int {
+	if n.proc == nil {
+		return n.c.Server.PID()
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.proc.cmd.Process.Pid
+}
+
 // DataDir is the node's data directory.
 func (n *Node) DataDir() string { return n.dataDir }
 

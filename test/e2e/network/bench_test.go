@@ -1,0 +1,239 @@
+package network_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/havre/havre/test/framework"
+)
+
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[min(max(i-1, 0), len(s)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkReadyToReachable measures how long a pod that became Ready
+// takes to be reachable through its Service: the Service's only pod is
+// replaced each round; the clock starts when the watch delivers the new
+// pod Ready and stops when a connection to the ClusterIP from the node
+// succeeds (polled every 2 ms). Each iteration is one round.
+//
+//	go test ./test/e2e/network/ -run '^$' -bench ReadyToReachable -benchtime=20x
+func BenchmarkReadyToReachable(b *testing.B) {
+	c := framework.StartCluster(b, 1)
+	c.ImportImage(b, framework.BuildImage(b, "test/images/web", webImage))
+	cs := c.Server.Clientset()
+	ns := framework.NewNamespace(b, cs, "bench")
+	bg := context.Background()
+	svc, err := cs.CoreV1().Services(ns).Create(bg, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "one"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "one"},
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := net.JoinHostPort(svc.Spec.ClusterIP, "80")
+	n0 := c.Nodes[0]
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		name := fmt.Sprintf("one-%d", i)
+		w, err := cs.CoreV1().Pods(ns).Watch(bg, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+		if err != nil {
+			b.Fatal(err)
+		}
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "one"}},
+			Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(0)), Containers: []corev1.Container{{
+				Name: "web", Image: webImage, ImagePullPolicy: corev1.PullNever,
+				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1},
+			}}},
+		}
+		if _, err := cs.CoreV1().Pods(ns).Create(bg, pod, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		var ready time.Time
+		deadline := time.After(2 * time.Minute)
+		for ready.IsZero() {
+			select {
+			case ev := <-w.ResultChan():
+				if p, ok := ev.Object.(*corev1.Pod); ok && ev.Type == watch.Modified && podReady(p) {
+					ready = time.Now()
+				}
+			case <-deadline:
+				b.Fatalf("pod %s not Ready in 2 minutes", name)
+			}
+		}
+		w.Stop()
+		for {
+			dctx, cancel := context.WithTimeout(bg, time.Second)
+			conn, err := n0.DialContext(dctx, "tcp", addr)
+			cancel()
+			if err == nil {
+				conn.Close()
+				break
+			}
+			if time.Since(ready) > time.Minute {
+				b.Fatalf("pod %s not reachable through %s a minute after Ready: %v", name, addr, err)
+			}
+			time.Sleep(2 * time.Millisecond) // polling interval of the measurement
+		}
+		lat = append(lat, time.Since(ready))
+		if err := cs.CoreV1().Pods(ns).Delete(bg, name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))}); err != nil {
+			b.Fatal(err)
+		}
+		framework.Eventually(b, time.Minute, func() (bool, error) {
+			_, err := cs.CoreV1().Pods(ns).Get(bg, name, metav1.GetOptions{})
+			return err != nil, nil
+		}, "pod %s gone", name)
+	}
+	b.StopTimer()
+	b.ReportMetric(ms(percentile(lat, 50)), "p50-ms")
+	b.ReportMetric(ms(percentile(lat, 99)), "p99-ms")
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// BenchmarkServiceResolvable measures how long a new Service takes to be
+// answered by cluster DNS: from the create call's return to the first A
+// answer from 10.43.0.10, asked from the node every 2 ms. Each iteration
+// is one Service.
+//
+//	go test ./test/e2e/network/ -run '^$' -bench ServiceResolvable -benchtime=100x
+func BenchmarkServiceResolvable(b *testing.B) {
+	c := framework.StartCluster(b, 1)
+	cs := c.Server.Clientset()
+	ns := framework.NewNamespace(b, cs, "bench")
+	bg := context.Background()
+	n0 := c.Nodes[0]
+	var conn net.Conn
+	framework.Eventually(b, time.Minute, func() (bool, error) {
+		var err error
+		conn, err = n0.DialContext(bg, "udp", "10.43.0.10:53")
+		return err == nil, nil
+	}, "a socket to cluster DNS")
+	defer conn.Close()
+	co := &dns.Conn{Conn: conn}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		name := fmt.Sprintf("s%d", i)
+		q := new(dns.Msg)
+		q.SetQuestion(name+"."+ns+".svc.cluster.local.", dns.TypeA)
+		if _, err := cs.CoreV1().Services(ns).Create(bg, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+		}, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		created := time.Now()
+		for {
+			_ = conn.SetDeadline(time.Now().Add(time.Second))
+			q.Id = dns.Id()
+			if err := co.WriteMsg(q); err != nil {
+				b.Fatal(err)
+			}
+			r, err := co.ReadMsg()
+			if err == nil && r.Id == q.Id && len(r.Answer) > 0 {
+				break
+			}
+			if time.Since(created) > 30*time.Second {
+				b.Fatalf("service %s not resolvable 30 s after creation", name)
+			}
+			time.Sleep(2 * time.Millisecond) // polling interval of the measurement
+		}
+		lat = append(lat, time.Since(created))
+	}
+	b.StopTimer()
+	b.ReportMetric(ms(percentile(lat, 50)), "p50-ms")
+	b.ReportMetric(ms(percentile(lat, 99)), "p99-ms")
+}
+
+// BenchmarkAgentServicesRSS measures the memory the service proxy and
+// cluster DNS add to a node agent: the RSS of a joined agent (n1; the
+// server runs on n0) before and after 1,000 Services, each with an
+// EndpointSlice of one endpoint (1,000 endpoints, standing for 1,000 pods),
+// once the node's proxy has programmed them.
+//
+//	go test ./test/e2e/network/ -run '^$' -bench AgentServicesRSS -benchtime=1x
+func BenchmarkAgentServicesRSS(b *testing.B) {
+	c := framework.StartCluster(b, 2)
+	cs := c.Server.Clientset()
+	n1 := c.Node("n1")
+	bg := context.Background()
+	for range b.N {
+		ns := framework.NewNamespace(b, cs, "rss")
+		time.Sleep(10 * time.Second) // let the idle agent settle: a measurement interval, not synchronisation
+		before, err := framework.ProcessRSS(n1.PID())
+		if err != nil {
+			b.Fatal(err)
+		}
+		const n = 1000
+		for i := range n {
+			svc, err := cs.CoreV1().Services(ns).Create(bg, &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("s%d", i)},
+				Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ip := fmt.Sprintf("10.42.%d.%d", 100+i/250, 1+i%250)
+			if _, err := cs.DiscoveryV1().EndpointSlices(ns).Create(bg, &discoveryv1.EndpointSlice{
+				ObjectMeta: metav1.ObjectMeta{Name: svc.Name, Labels: map[string]string{
+					discoveryv1.LabelServiceName: svc.Name, discoveryv1.LabelManagedBy: "bench"}},
+				AddressType: discoveryv1.AddressTypeIPv4,
+				Endpoints: []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: new(true)},
+					TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: fmt.Sprintf("p%d", i)}}},
+				Ports: []discoveryv1.EndpointPort{{Name: new("http"), Port: new(int32(8080)), Protocol: new(corev1.ProtocolTCP)}},
+			}, metav1.CreateOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// Programmed: the last Service answers (its endpoint does not exist:
+		// a refusal would mean no endpoints, a timeout means DNAT happened).
+		last := fmt.Sprintf("s%d", n-1)
+		svc, err := cs.CoreV1().Services(ns).Get(bg, last, metav1.GetOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		framework.Eventually(b, 2*time.Minute, func() (bool, error) {
+			out, _ := n1.Exec("nft", "list", "map", "ip", "havre0", "service-ips")
+			return strings.Contains(out, svc.Spec.ClusterIP+" . tcp . 80"), nil
+		}, "n1's proxy programs all 1,000 Services")
+		time.Sleep(10 * time.Second) // as above
+		after, err := framework.ProcessRSS(n1.PID())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(before)/(1<<20), "idle-rss-MiB")
+		b.ReportMetric(float64(after)/(1<<20), "1000svc-rss-MiB")
+		b.ReportMetric(float64(after-before)/(1<<20), "added-MiB")
+	}
+}
