@@ -133,14 +133,28 @@ func BenchmarkServiceResolvable(b *testing.B) {
 	ns := framework.NewNamespace(b, cs, "bench")
 	bg := context.Background()
 	n0 := c.Nodes[0]
+	// A socket that cluster DNS answers (one made before the node's proxy
+	// programmed kube-dns would stay on its un-NATed conntrack entry).
 	var conn net.Conn
+	var co *dns.Conn
 	framework.Eventually(b, time.Minute, func() (bool, error) {
 		var err error
-		conn, err = n0.DialContext(bg, "udp", "10.43.0.10:53")
-		return err == nil, nil
-	}, "a socket to cluster DNS")
+		if conn, err = n0.DialContext(bg, "udp", "10.43.0.10:53"); err != nil {
+			return false, nil
+		}
+		co = &dns.Conn{Conn: conn}
+		q := new(dns.Msg)
+		q.SetQuestion("kubernetes.default.svc.cluster.local.", dns.TypeA)
+		_ = conn.SetDeadline(time.Now().Add(time.Second))
+		if err := co.WriteMsg(q); err == nil {
+			if r, err := co.ReadMsg(); err == nil && len(r.Answer) > 0 {
+				return true, nil
+			}
+		}
+		conn.Close()
+		return false, nil
+	}, "cluster DNS answers the node")
 	defer conn.Close()
-	co := &dns.Conn{Conn: conn}
 	var lat []time.Duration
 	b.ResetTimer()
 	for i := range b.N {
