@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -24,8 +25,9 @@ var kubeDNS = types.NamespacedName{Namespace: "kube-system", Name: "kube-dns"}
 // startServices starts what makes Services work on this node once its pod
 // network is up: the service proxy and the cluster DNS server, which
 // listens on the pod bridge's address (gateway) and forwards other names
-// to the host's resolvers. It returns once both run
-// and ClusterFirst pods can be given the cluster DNS address.
+// to the host's resolvers. It returns once both run, the node's Services
+// are programmed and ClusterFirst pods can be given the cluster DNS
+// address.
 func (a *Agent) startServices(ctx context.Context, wg *sync.WaitGroup, gateway netip.Addr) error {
 	factory := informers.NewSharedInformerFactory(a.client, 0)
 	cfg, err := a.proxyConfig(gateway)
@@ -56,6 +58,7 @@ func (a *Agent) startServices(ctx context.Context, wg *sync.WaitGroup, gateway n
 		return ctx.Err()
 	}
 	a.watchClusterDNS(svcInformer)
+	programmed := p.NextSync()
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
@@ -74,6 +77,15 @@ func (a *Agent) startServices(ctx context.Context, wg *sync.WaitGroup, gateway n
 		<-ctx.Done()
 		factory.Shutdown()
 	}()
+	// Pods start only once the node's Services are programmed: a pod's first
+	// packets to a Service must not be routed as if it did not exist.
+	select {
+	case <-programmed:
+	case <-time.After(30 * time.Second):
+		slog.Warn("the service proxy has not programmed the node's Services in 30s; starting pods anyway (see the proxy's errors above)")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	slog.Info("service proxy and cluster DNS started", "table", cfg.Table, "nodeIPs", cfg.NodeIPs, "serviceCIDRs", cfg.ServiceCIDRs,
 		"dns", net.JoinHostPort(gateway.String(), "53"), "domain", a.clusterDomain(), "upstreams", upstreams)
 	return nil
