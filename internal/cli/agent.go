@@ -131,7 +131,7 @@ agent) stopped: stop and remove every pod the agent ran, stop the agent's
 containerd, unmount what is mounted under <data-dir>/agent, and remove the
 pod bridge (with its routes) and Havre's nftables tables (service proxy,
 masquerading). Works on a server's data dir too. Images and files stay.`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			setupLogging(verbose)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -66,7 +66,7 @@ or to uninstall, stop the server, then run
   havre agent reset --data-dir DIR
 which removes the pods, their mounts, the pod bridge and Havre's nftables
 tables (the data directory itself stays; remove it to forget the cluster).`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			setupLogging(verbose)
 			o.Started = started
