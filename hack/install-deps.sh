@@ -36,6 +36,15 @@ if ! command -v containerd >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends containerd runc containernetworking-plugins iptables >/dev/null
 fi
+# Debian's nft reads the service proxy's tables back in tests (Havre itself
+# programs nftables over netlink); nsenter (util-linux) runs the test
+# clusters' nodes in their network namespaces.
+if ! command -v nft >/dev/null 2>&1 || ! command -v nsenter >/dev/null 2>&1; then
+  echo ">> installing nftables and util-linux from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nftables util-linux >/dev/null
+fi
 
 # GOTOOLCHAIN=auto makes an older go download go$want through the module proxy.
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}

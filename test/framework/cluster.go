@@ -424,13 +424,26 @@ func inNetNS(name string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		// The thread is never unlocked: it ends with the goroutine rather
-		// than going back to the pool in another namespace.
-		if err := netns.Set(ns); err != nil {
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
-		errc <- fn()
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		err = fn()
+		// The thread goes back to the pool in this process's namespace.
+		// Were it left to end instead, a child the test started from it
+		// (a server, an agent) would get its parent-death signal.
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }

@@ -57,18 +57,30 @@ func New(t testing.TB) (netns.NsHandle, *netlink.Handle) {
 
 // Do runs fn on an OS thread inside ns. Sockets fn creates stay in ns
 // after it returns, so a test can listen or dial there and use the
-// connection from any goroutine.
+// connection from any goroutine. The thread then goes back to this
+// process's namespace (were it left to end, a child process started from
+// it would get its parent-death signal).
 func Do(ns netns.NsHandle, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		// The thread is not unlocked: it exits with the goroutine rather
-		// than going back to the pool in another namespace.
-		if err := netns.Set(ns); err != nil {
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
-		errc <- fn()
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		err = fn()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }

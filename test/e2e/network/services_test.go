@@ -137,6 +137,100 @@ func TestServices(t *testing.T) {
 		}
 	})
 
+	t.Run("Services should have session affinity work for NodePort service [LinuxOnly]", func(t *testing.T) {
+		ns := framework.NewNamespace(t, cs, "npaffinity")
+		webDeployment(t, c, ns, "web", 3)
+		svc := service(t, c, ns, "web", "web", func(s *corev1.Service) {
+			s.Spec.Type = corev1.ServiceTypeNodePort
+			s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+		})
+		waitEndpoints(t, c, ns, "web", 3)
+		url := n0.URL(svc.Spec.Ports[0].NodePort, "/")
+		first := getOutside(t, c, url)
+		for i := range 20 {
+			if body := getOutside(t, c, url); body != first {
+				t.Fatalf("request %d went to %q, the first to %q", i, body, first)
+			}
+		}
+	})
+
+	t.Run("Services should be able to change the type from ExternalName to ClusterIP", func(t *testing.T) {
+		ns := framework.NewNamespace(t, cs, "extname")
+		webDeployment(t, c, ns, "web", 1)
+		service(t, c, ns, "ext", "", func(s *corev1.Service) {
+			s.Spec.Selector, s.Spec.Ports = nil, nil
+			s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "www.example.test"
+		})
+		patch := `{"spec":{"type":"ClusterIP","externalName":null,"selector":{"app":"web"},"ports":[{"name":"http","port":80,"targetPort":8080}]}}`
+		svc, err := cs.CoreV1().Services(ns).Patch(ctx(t), "ext", types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if svc.Spec.ClusterIP == "" {
+			t.Fatal("no cluster IP after the change from ExternalName")
+		}
+		waitEndpoints(t, c, ns, "ext", 1)
+		getFrom(t, n0, "http://"+svc.Spec.ClusterIP+"/")
+	})
+
+	t.Run("EndpointsController should create and delete Endpoints for a Service with a selector that matches no pods", func(t *testing.T) {
+		ns := framework.NewNamespace(t, cs, "epnone")
+		service(t, c, ns, "none", "nothing", nil)
+		framework.Eventually(t, 30*time.Second, func() (bool, error) {
+			_, err := cs.CoreV1().Endpoints(ns).Get(ctx(t), "none", metav1.GetOptions{})
+			return err == nil, nil
+		}, "Endpoints of a Service that selects no pod")
+		framework.Eventually(t, 30*time.Second, func() (bool, error) {
+			list, err := cs.DiscoveryV1().EndpointSlices(ns).List(ctx(t), metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=none"})
+			return err == nil && len(list.Items) == 1 && len(list.Items[0].Endpoints) == 0, nil
+		}, "an empty EndpointSlice of a Service that selects no pod")
+		if err := cs.CoreV1().Services(ns).Delete(ctx(t), "none", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		framework.Eventually(t, 30*time.Second, func() (bool, error) {
+			_, err := cs.CoreV1().Endpoints(ns).Get(ctx(t), "none", metav1.GetOptions{})
+			list, lerr := cs.DiscoveryV1().EndpointSlices(ns).List(ctx(t), metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=none"})
+			return err != nil && lerr == nil && len(list.Items) == 0, nil
+		}, "Endpoints and EndpointSlices removed with their Service")
+	})
+
+	t.Run("EndpointSliceMirroring should mirror a custom Endpoints resource through create update and delete", func(t *testing.T) {
+		ns := framework.NewNamespace(t, cs, "mirror")
+		webDeployment(t, c, ns, "web", 1)
+		pod := podsOf(t, c, ns, "web")[0]
+		svc := service(t, c, ns, "custom", "", func(s *corev1.Service) { s.Spec.Selector = nil; s.Spec.Ports[0].TargetPort = intstr.FromInt32(8080) })
+		ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "custom"}, Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: pod.Status.PodIP}}, Ports: []corev1.EndpointPort{{Name: "http", Port: 8080}}}}}
+		if _, err := cs.CoreV1().Endpoints(ns).Create(ctx(t), ep, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		mirrored := func(ip string) func() (bool, error) {
+			return func() (bool, error) {
+				list, err := cs.DiscoveryV1().EndpointSlices(ns).List(ctx(t), metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=custom"})
+				if err != nil {
+					return false, err
+				}
+				if ip == "" {
+					return len(list.Items) == 0, nil
+				}
+				return len(list.Items) == 1 && len(list.Items[0].Endpoints) == 1 && list.Items[0].Endpoints[0].Addresses[0] == ip &&
+					list.Items[0].Labels["endpointslice.kubernetes.io/managed-by"] == "endpointslicemirroring-controller.k8s.io", nil
+			}
+		}
+		framework.Eventually(t, 30*time.Second, mirrored(pod.Status.PodIP), "the Endpoints mirrored")
+		// Mirrored slices are proxied like any other.
+		getFrom(t, n0, "http://"+svc.Spec.ClusterIP+"/")
+		ep.Subsets[0].Addresses[0].IP = "10.42.200.9"
+		if _, err := cs.CoreV1().Endpoints(ns).Update(ctx(t), ep, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		framework.Eventually(t, 30*time.Second, mirrored("10.42.200.9"), "the update mirrored")
+		if err := cs.CoreV1().Endpoints(ns).Delete(ctx(t), "custom", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		framework.Eventually(t, 30*time.Second, mirrored(""), "the mirrored slice removed with the Endpoints")
+	})
+
 	t.Run("externalTrafficPolicy Local keeps the client's address and the health check node port answers", func(t *testing.T) {
 		ns := framework.NewNamespace(t, cs, "etp")
 		webDeployment(t, c, ns, "web", 1)
