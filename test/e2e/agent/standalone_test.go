@@ -44,6 +44,7 @@ func TestStandaloneAgentJoinsWithTheToken(t *testing.T) {
 		"--ca-file", filepath.Join(s.DataDir(), "tls", "ca.crt"),
 		"--data-dir", agentDir,
 		"--node-name", nodeName,
+		"--cluster-cidr", clusterCIDR,
 		"--cni-bridge", bridge)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -57,6 +58,15 @@ func TestStandaloneAgentJoinsWithTheToken(t *testing.T) {
 		out, err := exec.Command(havre, "agent", "reset", "--data-dir", agentDir).CombinedOutput()
 		if err != nil {
 			t.Errorf("havre agent reset: %v\n%s", err, out)
+		}
+		// Reset removed the node's network: its bridge and nftables tables.
+		if out, err := exec.Command("ip", "link", "show", bridge).CombinedOutput(); err == nil {
+			t.Errorf("bridge %s left after reset:\n%s", bridge, out)
+		}
+		for _, table := range []string{bridge, bridge + "-masq"} {
+			if out, err := exec.Command("nft", "list", "table", "ip", table).CombinedOutput(); err == nil {
+				t.Errorf("nftables table %s left after reset:\n%s", table, out)
+			}
 		}
 	})
 	t.Cleanup(func() {
