@@ -11,3 +11,7 @@ go test -run '^$' -bench . -benchtime 3s ./test/e2e/api/
 echo ">> cluster DNS (internal/network/dns)"
 go test -run '^$' -bench . -benchtime 2s -benchmem ./internal/network/dns/
 go run ./hack/dnsperf
+echo ">> Services end to end (test/e2e/network)"
+go test ./test/e2e/network/ -run '^$' -bench ReadyToReachable -benchtime=20x
+go test ./test/e2e/network/ -run '^$' -bench ServiceResolvable -benchtime=100x
+go test ./test/e2e/network/ -run '^$' -bench AgentServicesRSS -benchtime=1x
