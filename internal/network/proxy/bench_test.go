@@ -33,10 +33,17 @@ func world(n int) ([]*v1.Service, []*discovery.EndpointSlice) {
 	return svcs, slices
 }
 
+// benchBuildConfig is the tests' configuration with the production shard count.
+func benchBuildConfig() *BuildConfig {
+	bc := testBuildConfig()
+	bc.Shards = 0
+	return bc
+}
+
 // BenchmarkModelBuild: the model of 10,000 Services × 2 endpoints, built alone.
 func BenchmarkModelBuild(b *testing.B) {
 	svcs, slices := world(10000)
-	bc := testBuildConfig()
+	bc := benchBuildConfig()
 	b.ReportAllocs()
 	for b.Loop() {
 		Build(bc, svcs, slices)
@@ -46,7 +53,7 @@ func BenchmarkModelBuild(b *testing.B) {
 // BenchmarkModelMemory reports the heap the committed model of 1,000 Services takes.
 func BenchmarkModelMemory(b *testing.B) {
 	svcs, slices := world(1000)
-	bc := testBuildConfig()
+	bc := benchBuildConfig()
 	var kept *Model
 	var before, after runtime.MemStats
 	for b.Loop() {
@@ -61,12 +68,12 @@ func BenchmarkModelMemory(b *testing.B) {
 	runtime.KeepAlive(kept)
 }
 
-// BenchmarkColdSync: 10,000 Services × 2 endpoints programmed into an empty table of a
+// BenchmarkColdSync: 10,000 Services × 2 endpoints programmed into the empty tables of a
 // fresh netns, in bounded transactions.
 func BenchmarkColdSync(b *testing.B) {
 	ns := newNetns(b)
 	svcs, slices := world(10000)
-	bc := testBuildConfig()
+	bc := benchBuildConfig()
 	m := Build(bc, svcs, slices)
 	k, err := newKernel(bc.Table, int(ns))
 	if err != nil {
@@ -77,12 +84,11 @@ func BenchmarkColdSync(b *testing.B) {
 	txns := 0
 	for b.Loop() {
 		b.StopTimer()
-		if err := k.deleteTable(); err != nil {
+		if err := k.deleteTables(); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		p, _ := reconcile(&kstate{}, m.fragments())
-		if err := k.apply(p, m.setDefs(), true); err != nil {
+		if err := k.syncModel(kernelState{}, m); err != nil {
 			b.Fatal(err)
 		}
 		txns = k.stats.transactions
@@ -159,7 +165,7 @@ func BenchmarkFirstPacket(b *testing.B) {
 			svcs, slices := world(n)
 			// Service 0 goes to the test pod.
 			slices[0] = slice("bench", "svc-00000", "svc-00000-1", []slicePort{tcp("http", 8080)}, ep("10.42.0.5"))
-			bc := testBuildConfig()
+			bc := benchBuildConfig()
 			bc.NodeIPs = []netip.Addr{tn.nodeIP}
 			m := Build(bc, svcs, slices)
 			k, err := newKernel(bc.Table, int(tn.node))
@@ -167,10 +173,7 @@ func BenchmarkFirstPacket(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer k.close()
-			p, _ := reconcile(&kstate{}, m.fragments())
-			if err := k.apply(p, m.setDefs(), true); err != nil {
-				b.Fatal(err)
-			}
+			program(b, k, m)
 			defer func() { _ = cleanup(bc.Table, int(tn.node)) }()
 			for _, target := range []struct{ name, addr string }{{"pod", "10.42.0.5:8080"}, {"clusterip", svcs[0].Spec.ClusterIP + ":80"}} {
 				b.Run(target.name, func(b *testing.B) {

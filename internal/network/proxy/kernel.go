@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sort"
 	"strings"
@@ -11,21 +12,23 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
-// Bounds of one transaction: a cold sync of 10,000 Services is sent as many of these, never
-// as one giant netlink message.
+// Bounds of one transaction: a cold sync of 10,000 Services is sent as several of these,
+// never as one giant netlink message.
 const (
 	maxTxnMessages = 1000
 	maxTxnBytes    = 192 << 10 // estimated: under the socket's default send buffer
 	maxSetElems    = 256       // elements per element message
 )
 
-// kernel programs one table over netlink.
+// kernel programs the proxy's tables over netlink: the main table and its shards.
 type kernel struct {
-	conn  *nftables.Conn
-	table *nftables.Table
-	// what the last apply sent, for metrics
+	conn   *nftables.Conn
+	table  string // the main table's name
+	tables map[string]*nftables.Table
+	// what the last transactions sent, for metrics
 	stats applyStats
 }
 
@@ -46,16 +49,32 @@ func newKernel(table string, nsFD int) (*kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netlink socket for nftables (is the process root, with CAP_NET_ADMIN?): %w", err)
 	}
-	return &kernel{conn: c, table: &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}}, nil
+	return &kernel{conn: c, table: table, tables: map[string]*nftables.Table{}}, nil
 }
 
 func (k *kernel) close() { _ = k.conn.CloseLasting() }
 
-// txn batches messages and commits them when a unit would overflow the bound.
+func (k *kernel) tableRef(name string) *nftables.Table {
+	t := k.tables[name]
+	if t == nil {
+		t = &nftables.Table{Name: name, Family: nftables.TableFamilyIPv4}
+		k.tables[name] = t
+	}
+	return t
+}
+
+// txn batches messages, possibly for several tables, and commits them when a unit would
+// overflow the bound. The kernel validates, at each commit, only the tables it touched.
 type txn struct {
 	k     *kernel
 	msgs  int
 	bytes int
+}
+
+// begin starts a sequence of bounded transactions.
+func (k *kernel) begin() *txn {
+	k.stats = applyStats{}
+	return &txn{k: k}
 }
 
 // unit makes room for an atomic group of n messages of about size bytes: everything queued
@@ -78,7 +97,7 @@ func (t *txn) commit() error {
 	t.msgs, t.bytes = 0, 0
 	t.k.stats.transactions++
 	if err := t.k.conn.Flush(); err != nil {
-		return fmt.Errorf("nftables transaction on table ip %s: %w", t.k.table.Name, err)
+		return fmt.Errorf("nftables transaction on the tables of ip %s: %w", t.k.table, err)
 	}
 	return nil
 }
@@ -99,8 +118,8 @@ var (
 	addrProtoPortType = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
 )
 
-func (k *kernel) nftSet(s Set) *nftables.Set {
-	ns := &nftables.Set{Table: k.table, Name: s.Name, KeyType: setKeyType(s.Key), Comment: s.Comment, Concatenation: s.Key != KeyAddr}
+func nftSet(table *nftables.Table, s Set) *nftables.Set {
+	ns := &nftables.Set{Table: table, Name: s.Name, KeyType: setKeyType(s.Key), Comment: s.Comment, Concatenation: s.Key != KeyAddr}
 	if s.Map {
 		ns.IsMap = true
 		ns.DataType = nftables.TypeVerdict
@@ -136,19 +155,20 @@ func decodeKey(kind KeyKind, b []byte) (Key, bool) {
 	return Key{}, false
 }
 
-// sharedSets are the fixed sets and maps whose elements the proxy reads back at start.
+// sharedSets are the fixed sets and maps whose elements the proxy reads back at start: the
+// main table's and the shards' (a name means the same set wherever it is).
 var sharedSets = map[string]KeyKind{
 	setClusterIPs: KeyAddr, setNodePortIPs: KeyAddr,
 	mapServiceIPs: KeyAddrProtoPort, mapNoEndpointServices: KeyAddrProtoPort,
 	mapServiceNodePorts: KeyProtoPort, mapNoEndpointNodePorts: KeyProtoPort,
 }
 
-func (k *kernel) chainRef(name string) *nftables.Chain {
-	return &nftables.Chain{Name: name, Table: k.table}
+func chainRef(table *nftables.Table, name string) *nftables.Chain {
+	return &nftables.Chain{Name: name, Table: table}
 }
 
-func (k *kernel) addChain(c *Chain) {
-	nc := k.chainRef(c.Name)
+func (k *kernel) addChain(table *nftables.Table, c *Chain) {
+	nc := chainRef(table, c.Name)
 	if c.Base != nil {
 		accept := nftables.ChainPolicyAccept
 		nc.Policy = &accept
@@ -192,10 +212,10 @@ func ruleMessages(c *Chain) (n, size int) {
 }
 
 // addRules queues the chain's rules, each compiled from the model's primitives.
-func (k *kernel) addRules(c *Chain) error {
-	ref := k.chainRef(c.Name)
+func (k *kernel) addRules(table *nftables.Table, c *Chain) error {
+	ref := chainRef(table, c.Name)
 	for _, r := range c.Rules {
-		cc := &compiler{table: k.table}
+		cc := &compiler{table: table}
 		var exprs []expr.Any
 		for _, m := range r.Match {
 			exprs = append(exprs, m.compile(cc)...)
@@ -211,7 +231,7 @@ func (k *kernel) addRules(c *Chain) error {
 				}
 			}
 		}
-		nr := &nftables.Rule{Table: k.table, Chain: ref, Exprs: exprs}
+		nr := &nftables.Rule{Table: table, Chain: ref, Exprs: exprs}
 		if r.Comment != "" {
 			nr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.Comment)
 		}
@@ -230,7 +250,8 @@ func nftElement(e Element, kind KeyKind, isMap bool) nftables.SetElement {
 }
 
 // elementOps queues element additions or deletions, grouped by set and chunked.
-func (k *kernel) elementOps(t *txn, elems []Element, defs map[string]Set, del, add bool) error {
+func (t *txn) elementOps(table *nftables.Table, elems []Element, defs map[string]Set, del, add bool) error {
+	k := t.k
 	bySet := map[string][]Element{}
 	var names []string
 	for _, e := range elems {
@@ -245,7 +266,7 @@ func (k *kernel) elementOps(t *txn, elems []Element, defs map[string]Set, del, a
 		if !ok {
 			return fmt.Errorf("element of unknown set %s", name)
 		}
-		ns := &nftables.Set{Table: k.table, Name: name}
+		ns := &nftables.Set{Table: table, Name: name}
 		list := bySet[name]
 		for len(list) > 0 {
 			n := min(len(list), maxSetElems)
@@ -284,19 +305,23 @@ func (k *kernel) elementOps(t *txn, elems []Element, defs map[string]Set, del, a
 	return nil
 }
 
-// apply sends the plan in bounded transactions (see plan for the order).
-func (k *kernel) apply(p *plan, defs map[string]Set, createTable bool) error {
-	k.stats = applyStats{}
-	t := &txn{k: k}
+// queue adds a table's plan to the transaction (see plan for the order), committing what
+// came before whenever the bound would be passed.
+func (t *txn) queue(name string, p *plan, defs map[string]Set, createTable bool) error {
+	k := t.k
+	table := k.tableRef(name)
 	if createTable {
-		k.conn.AddTable(k.table)
+		if err := t.unit(1); err != nil {
+			return err
+		}
+		k.conn.AddTable(table)
 		t.msgs++
 	}
 	for _, s := range p.addSets {
 		if err := t.unit(1); err != nil {
 			return err
 		}
-		if err := k.conn.AddSet(k.nftSet(s), nil); err != nil {
+		if err := k.conn.AddSet(nftSet(table, s), nil); err != nil {
 			return err
 		}
 		t.msgs++
@@ -306,41 +331,41 @@ func (k *kernel) apply(p *plan, defs map[string]Set, createTable bool) error {
 		if err := t.unit(1); err != nil {
 			return err
 		}
-		k.addChain(c)
+		k.addChain(table, c)
 		t.msgs++
 		k.stats.chains++
 	}
 	for _, c := range p.addChains {
-		if err := t.fill(c, false); err != nil {
+		if err := t.fill(table, c, false); err != nil {
 			return err
 		}
 	}
 	for _, c := range p.fillChains {
-		if err := t.fill(c, true); err != nil {
+		if err := t.fill(table, c, true); err != nil {
 			return err
 		}
 	}
-	if err := k.elementOps(t, p.delElems, defs, true, false); err != nil {
+	if err := t.elementOps(table, p.delElems, defs, true, false); err != nil {
 		return err
 	}
-	if err := k.elementOps(t, p.replElems, defs, true, true); err != nil {
+	if err := t.elementOps(table, p.replElems, defs, true, true); err != nil {
 		return err
 	}
-	if err := k.elementOps(t, p.addElems, defs, false, true); err != nil {
+	if err := t.elementOps(table, p.addElems, defs, false, true); err != nil {
 		return err
 	}
 	for _, name := range p.delChains {
 		if err := t.unit(1); err != nil {
 			return err
 		}
-		k.conn.FlushChain(k.chainRef(name))
+		k.conn.FlushChain(chainRef(table, name))
 		t.msgs++
 	}
 	for _, name := range p.delChains {
 		if err := t.unit(1); err != nil {
 			return err
 		}
-		k.conn.DelChain(k.chainRef(name))
+		k.conn.DelChain(chainRef(table, name))
 		t.msgs++
 		k.stats.chains++
 	}
@@ -348,15 +373,15 @@ func (k *kernel) apply(p *plan, defs map[string]Set, createTable bool) error {
 		if err := t.unit(1); err != nil {
 			return err
 		}
-		k.conn.DelSet(&nftables.Set{Table: k.table, Name: name})
+		k.conn.DelSet(&nftables.Set{Table: table, Name: name})
 		t.msgs++
 		k.stats.sets++
 	}
-	return t.commit()
+	return nil
 }
 
 // fill queues a chain's rules (after a flush when it already existed) as one atomic unit.
-func (t *txn) fill(c *Chain, flush bool) error {
+func (t *txn) fill(table *nftables.Table, c *Chain, flush bool) error {
 	n, size := ruleMessages(c)
 	if flush {
 		n++
@@ -366,43 +391,125 @@ func (t *txn) fill(c *Chain, flush bool) error {
 		return err
 	}
 	if flush {
-		t.k.conn.FlushChain(t.k.chainRef(c.Name))
+		t.k.conn.FlushChain(chainRef(table, c.Name))
 		t.k.stats.chains++
 	}
-	if err := t.k.addRules(c); err != nil {
+	if err := t.k.addRules(table, c); err != nil {
 		return err
 	}
 	t.msgs += n
 	return nil
 }
 
-// read lists the table once: its chains, its sets and the shared maps' element keys.
-func (k *kernel) read() (*kstate, error) {
-	ks := &kstate{chains: map[string]bool{}, sets: map[string]Set{}, elems: map[elemID]bool{}}
+// deleteTable queues the removal of a whole table.
+func (t *txn) deleteTable(name string) error {
+	if err := t.unit(1); err != nil {
+		return err
+	}
+	t.k.conn.DelTable(t.k.tableRef(name))
+	t.msgs++
+	return nil
+}
+
+// syncModel turns what the kernel holds (ks, read once) into the whole model m: the main
+// table's additions, every shard, the main table's removals, then the removal of shard
+// tables m does not have (the shard count went down).
+func (k *kernel) syncModel(ks kernelState, m *Model) error {
+	defs := m.setDefs()
+	views := m.tables()
+	plans := make([]*plan, len(views))
+	for i, v := range views {
+		p, err := reconcile(ks[v.name], v.frags)
+		if errors.Is(err, errRecreate) {
+			slog.Warn("proxy: a table holds a set the proxy would define differently; recreating the table", "table", v.name, "err", err)
+			t := k.begin()
+			if err := t.deleteTable(v.name); err != nil {
+				return err
+			}
+			if err := t.commit(); err != nil {
+				return err
+			}
+			delete(ks, v.name)
+			p, err = reconcile(nil, v.frags)
+		}
+		if err != nil {
+			return err
+		}
+		plans[i] = p
+	}
+	t := k.begin()
+	mainAdds, mainDels := plans[0].split()
+	if err := t.queue(views[0].name, mainAdds, defs, true); err != nil {
+		return err
+	}
+	for i := 1; i < len(views); i++ {
+		if err := t.queue(views[i].name, plans[i], defs, true); err != nil {
+			return err
+		}
+	}
+	if err := t.queue(views[0].name, mainDels, defs, false); err != nil {
+		return err
+	}
+	wanted := map[string]bool{}
+	for _, v := range views {
+		wanted[v.name] = true
+	}
+	for _, name := range sortedTables(ks) {
+		if !wanted[name] {
+			if err := t.deleteTable(name); err != nil {
+				return err
+			}
+		}
+	}
+	return t.commit()
+}
+
+func sortedTables(ks kernelState) []string {
+	out := make([]string, 0, len(ks))
+	for n := range ks {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// read lists the proxy's tables once: their chains, their sets and the fixed sets' element
+// keys.
+func (k *kernel) read() (kernelState, error) {
+	ks := kernelState{}
 	tables, err := k.conn.ListTablesOfFamily(nftables.TableFamilyIPv4)
 	if err != nil {
 		return nil, fmt.Errorf("list nftables tables: %w", err)
 	}
 	for _, t := range tables {
-		if t.Name == k.table.Name {
-			ks.exists = true
+		if t.Name == k.table || isShardTable(k.table, t.Name) {
+			ks[t.Name] = &kstate{chains: map[string]bool{}, sets: map[string]Set{}, elems: map[elemID]bool{}}
 		}
 	}
-	if !ks.exists {
+	if len(ks) == 0 {
 		return ks, nil
 	}
 	chains, err := k.conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
 	if err != nil {
-		return nil, fmt.Errorf("list chains of table ip %s: %w", k.table.Name, err)
+		return nil, fmt.Errorf("list chains of the tables of ip %s: %w", k.table, err)
 	}
 	for _, c := range chains {
-		if c.Table.Name == k.table.Name {
-			ks.chains[c.Name] = true
+		if ts := ks[c.Table.Name]; ts != nil {
+			ts.chains[c.Name] = true
 		}
 	}
-	sets, err := k.conn.GetSets(k.table)
+	for _, name := range sortedTables(ks) {
+		if err := k.readSets(name, ks[name]); err != nil {
+			return nil, err
+		}
+	}
+	return ks, nil
+}
+
+func (k *kernel) readSets(name string, ts *kstate) error {
+	sets, err := k.conn.GetSets(k.tableRef(name))
 	if err != nil {
-		return nil, fmt.Errorf("list sets of table ip %s: %w", k.table.Name, err)
+		return fmt.Errorf("list sets of table ip %s: %w", name, err)
 	}
 	for _, s := range sets {
 		if s.Anonymous || strings.HasPrefix(s.Name, "__") {
@@ -423,41 +530,46 @@ func (k *kernel) read() (*kstate, error) {
 		if s.HasTimeout {
 			def.Timeout = s.Timeout
 		}
-		ks.sets[s.Name] = def
+		ts.sets[s.Name] = def
 		kind, shared := sharedSets[s.Name]
 		if !shared {
 			continue
 		}
 		elems, err := k.conn.GetSetElements(s)
 		if err != nil {
-			return nil, fmt.Errorf("list elements of set %s in table ip %s: %w", s.Name, k.table.Name, err)
+			return fmt.Errorf("list elements of set %s in table ip %s: %w", s.Name, name, err)
 		}
 		for _, e := range elems {
 			if key, ok := decodeKey(kind, e.Key); ok {
-				ks.elems[elemID{s.Name, key}] = true
+				ts.elems[elemID{s.Name, key}] = true
 			}
 		}
-	}
-	return ks, nil
-}
-
-// deleteTable removes the table and everything in it, if it exists.
-func (k *kernel) deleteTable() error {
-	ks, err := k.read()
-	if err != nil || !ks.exists {
-		return err
-	}
-	k.conn.DelTable(k.table)
-	if err := k.conn.Flush(); err != nil && !errors.Is(err, errNotFound) {
-		return fmt.Errorf("delete table ip %s: %w", k.table.Name, err)
 	}
 	return nil
 }
 
-var errNotFound = errors.New("not found")
+// deleteTables removes, in one transaction, the proxy's tables that exist: the main table
+// and its shard tables of any shard count.
+func (k *kernel) deleteTables() error {
+	ks, err := k.read()
+	if err != nil || len(ks) == 0 {
+		return err
+	}
+	t := k.begin()
+	for _, name := range sortedTables(ks) {
+		if err := t.deleteTable(name); err != nil {
+			return err
+		}
+	}
+	if err := t.commit(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("delete the tables of ip %s: %w", k.table, err)
+	}
+	return nil
+}
 
-// Cleanup removes the proxy's table (for `havre agent reset`). A table that is not there is
-// not an error.
+// Cleanup removes the proxy's tables: the main table named table and its shard tables
+// (table-s00, table-s01, ...), for `havre agent reset`. Tables that are not there are not an
+// error.
 func Cleanup(table string) error {
 	return cleanup(table, -1)
 }
@@ -468,5 +580,5 @@ func cleanup(table string, nsFD int) error {
 		return err
 	}
 	defer k.close()
-	return k.deleteTable()
+	return k.deleteTables()
 }

@@ -185,10 +185,7 @@ func TestRealTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.close()
-	p, _ := reconcile(&kstate{}, m.fragments())
-	if err := k.apply(p, m.setDefs(), true); err != nil {
-		t.Fatal(err)
-	}
+	program(t, k, m)
 	t.Cleanup(func() { _ = cleanup(bc.Table, int(tn.node)) })
 	isPod := func(s string) bool { return s == "10.42.0.5" || s == "10.42.0.6" }
 
@@ -238,13 +235,7 @@ func TestRealTraffic(t *testing.T) {
 		slices2 := []*discovery.EndpointSlice{slices[0], slices[1], slice("default", "dns", "dns-1", []slicePort{udp("dns", 5353)}, ep("10.42.0.6"))}
 		m2 := Build(bc, services, slices2)
 		name := types.NamespacedName{Namespace: "default", Name: "dns"}
-		p2 := &plan{}
-		if err := p2.diff(m.Services[name], m2.Services[name]); err != nil {
-			t.Fatal(err)
-		}
-		if err := k.apply(p2, m2.setDefs(), false); err != nil {
-			t.Fatal(err)
-		}
+		applyChange(t, k, m, m2, name)
 		filters := staleUDP(m.Services[name], m2.Services[name])
 		h, err := netlink.NewHandleAt(tn.node)
 		if err != nil {
