@@ -6,8 +6,8 @@
 // traffic policies, topology hints, health-check node ports and UDP conntrack cleanup.
 //
 // The rules are first built as a plain Go model (model.go, build.go), a pure function of the
-// inputs, that renders to nft text (golden tests, humans), compiles to netlink expressions
-// (kernel.go) and can be walked by a packet tracer (trace.go). Syncs are
+// inputs, that renders to nft text (golden tests, humans), is encoded into netlink messages
+// (kernel.go, nlbatch.go) and can be walked by a packet tracer (trace.go). Syncs are
 // incremental: only the difference to the committed model is sent, in bounded transactions.
 //
 // # Layout: a main table and shards
@@ -41,6 +41,11 @@
 // through each shard's NAT base chain. A sync sends the main table's additions, then the
 // shards' changes, then the main table's removals, so that a Service moving between "no
 // endpoints" (main table) and "endpoints" (its shard) is at every instant in one or both.
+//
+// The proxy writes with nf_tables batches of its own (nlbatch.go), which ask the kernel for
+// one acknowledgement per transaction instead of one per message and an echo per rule as
+// google/nftables v0.3.0 does; google/nftables marshals the rule expressions and reads the
+// tables back.
 //
 // The proxy must never touch any table but its own, never shell out to nft or iptables, never
 // list the kernel's ruleset on the hot path (it reads its tables once, at start or after a

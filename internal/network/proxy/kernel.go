@@ -10,24 +10,25 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// Bounds of one transaction: a cold sync of 10,000 Services is sent as several of these,
-// never as one giant netlink message.
+// Bounds of one transaction: a cold sync of 10,000 Services is sent as ~150 of these, never
+// as one giant netlink message. Larger ones were measured to save nothing: each commit
+// validates only the one or two shards it touched.
 const (
 	maxTxnMessages = 1000
-	maxTxnBytes    = 192 << 10 // estimated: under the socket's default send buffer
+	maxTxnBytes    = 192 << 10 // the writer's send buffer holds twice this
 	maxSetElems    = 256       // elements per element message
 )
 
-// kernel programs the proxy's tables over netlink: the main table and its shards.
+// kernel programs the proxy's tables over netlink: the main table and its shards. It writes
+// with batches of its own (nlbatch.go) and reads with google/nftables.
 type kernel struct {
-	conn   *nftables.Conn
-	table  string // the main table's name
-	tables map[string]*nftables.Table
+	conn  *nftables.Conn // reads
+	w     *nlWriter      // writes
+	table string         // the main table's name
 	// what the last transactions sent, for metrics
 	stats applyStats
 }
@@ -38,8 +39,7 @@ type applyStats struct {
 
 func newKernel(table string, nsFD int) (*kernel, error) {
 	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
-		_ = c.SetReadBuffer(8 << 20) // room for a transaction's acknowledgements
-		_ = c.SetWriteBuffer(4 << 20)
+		_ = c.SetReadBuffer(8 << 20) // room for dumps of a large table
 		return nil
 	})}
 	if nsFD >= 0 {
@@ -49,26 +49,26 @@ func newKernel(table string, nsFD int) (*kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netlink socket for nftables (is the process root, with CAP_NET_ADMIN?): %w", err)
 	}
-	return &kernel{conn: c, table: table, tables: map[string]*nftables.Table{}}, nil
-}
-
-func (k *kernel) close() { _ = k.conn.CloseLasting() }
-
-func (k *kernel) tableRef(name string) *nftables.Table {
-	t := k.tables[name]
-	if t == nil {
-		t = &nftables.Table{Name: name, Family: nftables.TableFamilyIPv4}
-		k.tables[name] = t
+	w, err := newWriter(nsFD)
+	if err != nil {
+		_ = c.CloseLasting()
+		return nil, err
 	}
-	return t
+	return &kernel{conn: c, w: w, table: table}, nil
 }
 
-// txn batches messages, possibly for several tables, and commits them when a unit would
-// overflow the bound. The kernel validates, at each commit, only the tables it touched.
+func (k *kernel) close() {
+	_ = k.conn.CloseLasting()
+	k.w.close()
+}
+
+// txn gathers messages, possibly for several tables, and commits them as one transaction
+// whenever the next atomic unit would pass the bound. The kernel validates, at each commit,
+// only the tables it touched.
 type txn struct {
-	k     *kernel
-	msgs  int
-	bytes int
+	k    *kernel
+	b    batch // queued, not yet sent
+	unit batch // the unit being encoded
 }
 
 // begin starts a sequence of bounded transactions.
@@ -77,57 +77,29 @@ func (k *kernel) begin() *txn {
 	return &txn{k: k}
 }
 
-// unit makes room for an atomic group of n messages of about size bytes: everything queued
-// so far is committed first if the group would not fit.
-func (t *txn) unit(n int) error { return t.unitSized(n, n*128) }
-
-func (t *txn) unitSized(n, size int) error {
-	var err error
-	if t.msgs > 0 && (t.msgs+n > maxTxnMessages || t.bytes+size > maxTxnBytes) {
-		err = t.commit()
+// push queues the encoded unit, committing what was queued before if both would not fit.
+func (t *txn) push() error {
+	u := &t.unit
+	defer u.reset()
+	if t.b.messages() > 0 && (t.b.messages()+u.messages() > maxTxnMessages || t.b.bytes()+u.bytes() > maxTxnBytes) {
+		if err := t.commit(); err != nil {
+			return err
+		}
 	}
-	t.bytes += size
-	return err
-}
-
-func (t *txn) commit() error {
-	if t.msgs == 0 {
-		return nil
-	}
-	t.msgs, t.bytes = 0, 0
-	t.k.stats.transactions++
-	if err := t.k.conn.Flush(); err != nil {
-		return fmt.Errorf("nftables transaction on the tables of ip %s: %w", t.k.table, err)
-	}
+	t.b.append(u)
 	return nil
 }
 
-func setKeyType(k KeyKind) nftables.SetDatatype {
-	switch k {
-	case KeyAddr:
-		return nftables.TypeIPAddr
-	case KeyProtoPort:
-		return protoPortType
-	default:
-		return addrProtoPortType
+func (t *txn) commit() error {
+	if t.b.messages() == 0 {
+		return t.b.err
 	}
-}
-
-var (
-	protoPortType     = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
-	addrProtoPortType = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
-)
-
-func nftSet(table *nftables.Table, s Set) *nftables.Set {
-	ns := &nftables.Set{Table: table, Name: s.Name, KeyType: setKeyType(s.Key), Comment: s.Comment, Concatenation: s.Key != KeyAddr}
-	if s.Map {
-		ns.IsMap = true
-		ns.DataType = nftables.TypeVerdict
+	defer t.b.reset()
+	t.k.stats.transactions++
+	if err := t.k.w.send(&t.b); err != nil {
+		return fmt.Errorf("nftables transaction on the tables of ip %s: %w", t.k.table, err)
 	}
-	if s.Timeout > 0 {
-		ns.HasTimeout, ns.Dynamic, ns.Timeout = true, true, s.Timeout
-	}
-	return ns
+	return nil
 }
 
 func encodeKey(kind KeyKind, k Key) []byte {
@@ -163,95 +135,27 @@ var sharedSets = map[string]KeyKind{
 	mapServiceNodePorts: KeyProtoPort, mapNoEndpointNodePorts: KeyProtoPort,
 }
 
-func chainRef(table *nftables.Table, name string) *nftables.Chain {
-	return &nftables.Chain{Name: name, Table: table}
-}
-
-func (k *kernel) addChain(table *nftables.Table, c *Chain) {
-	nc := chainRef(table, c.Name)
-	if c.Base != nil {
-		accept := nftables.ChainPolicyAccept
-		nc.Policy = &accept
-		nc.Type = nftables.ChainTypeFilter
-		if c.Base.Type == "nat" {
-			nc.Type = nftables.ChainTypeNAT
-		}
-		nc.Hooknum = map[string]*nftables.ChainHook{
-			"prerouting": nftables.ChainHookPrerouting, "input": nftables.ChainHookInput,
-			"forward": nftables.ChainHookForward, "output": nftables.ChainHookOutput,
-			"postrouting": nftables.ChainHookPostrouting,
-		}[c.Base.Hook]
-		nc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(c.Base.Priority))
-	}
-	k.conn.AddChain(nc)
-}
-
-// ruleMessages is how many messages a chain's rules take, and about how many bytes.
-func ruleMessages(c *Chain) (n, size int) {
-	n = len(c.Rules)
+// encodeRules encodes the chain's rules into the unit, each compiled from the model's
+// primitives, with the anonymous maps they use before them.
+func (t *txn) encodeRules(table string, c *Chain) {
 	for _, r := range c.Rules {
-		size += 256 + len(c.Name) + len(r.Comment)
-		switch s := r.Stmt.(type) {
-		case StmtNumgen:
-			n += 2
-			for _, t := range s.Targets {
-				size += 64 + len(t)
-			}
-		case StmtVerdict:
-			size += len(s.Chain)
-		case StmtAffinity:
-			size += len(s.Set)
-		}
-		for _, m := range r.Match {
-			if m, ok := m.(MatchAddrInSet); ok {
-				size += len(m.Set)
-			}
-		}
-	}
-	return n, size
-}
-
-// addRules queues the chain's rules, each compiled from the model's primitives.
-func (k *kernel) addRules(table *nftables.Table, c *Chain) error {
-	ref := chainRef(table, c.Name)
-	for _, r := range c.Rules {
-		cc := &compiler{table: table}
+		cc := &compiler{}
 		var exprs []expr.Any
 		for _, m := range r.Match {
 			exprs = append(exprs, m.compile(cc)...)
 		}
 		exprs = append(exprs, r.Stmt.compile(cc)...)
 		for _, a := range cc.anon {
-			if err := k.conn.AddSet(a.set, a.elems); err != nil {
-				return err
-			}
-			for _, e := range exprs {
-				if l, ok := e.(*expr.Lookup); ok && l.SetName == anonRef {
-					l.SetName, l.SetID = a.set.Name, a.set.ID
-				}
-			}
+			t.unit.addAnonMap(table, a)
 		}
-		nr := &nftables.Rule{Table: table, Chain: ref, Exprs: exprs}
-		if r.Comment != "" {
-			nr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.Comment)
-		}
-		k.conn.AddRule(nr)
-		k.stats.rules++
+		t.unit.addRule(table, c.Name, exprs, r.Comment)
+		t.k.stats.rules++
 	}
-	return nil
 }
 
-func nftElement(e Element, kind KeyKind, isMap bool) nftables.SetElement {
-	se := nftables.SetElement{Key: encodeKey(kind, e.Key)}
-	if isMap {
-		se.VerdictData = nftVerdict(e.Verdict)
-	}
-	return se
-}
-
-// elementOps queues element additions or deletions, grouped by set and chunked.
-func (t *txn) elementOps(table *nftables.Table, elems []Element, defs map[string]Set, del, add bool) error {
-	k := t.k
+// elementOps queues element additions or deletions (replacements: both, in one unit),
+// grouped by set and chunked.
+func (t *txn) elementOps(table string, elems []Element, defs map[string]Set, del, add bool) error {
 	bySet := map[string][]Element{}
 	var names []string
 	for _, e := range elems {
@@ -266,39 +170,19 @@ func (t *txn) elementOps(table *nftables.Table, elems []Element, defs map[string
 		if !ok {
 			return fmt.Errorf("element of unknown set %s", name)
 		}
-		ns := &nftables.Set{Table: table, Name: name}
 		list := bySet[name]
 		for len(list) > 0 {
 			n := min(len(list), maxSetElems)
-			chunk := make([]nftables.SetElement, n)
-			for i, e := range list[:n] {
-				chunk[i] = nftElement(e, def.Key, def.Map)
-			}
-			msgs, size := 0, 0
-			for _, e := range list[:n] {
-				size += 48 + len(e.Verdict.Chain)
-			}
 			if del {
-				msgs++
+				t.unit.setElements(table, def, list[:n], true)
 			}
 			if add {
-				msgs++
+				t.unit.setElements(table, def, list[:n], false)
 			}
-			if err := t.unitSized(msgs, msgs*size); err != nil {
+			if err := t.push(); err != nil {
 				return err
 			}
-			if del {
-				if err := k.conn.SetDeleteElements(ns, chunk); err != nil {
-					return err
-				}
-			}
-			if add {
-				if err := k.conn.SetAddElements(ns, chunk); err != nil {
-					return err
-				}
-			}
-			t.msgs += msgs
-			k.stats.elements += n
+			t.k.stats.elements += n
 			list = list[n:]
 		}
 	}
@@ -307,32 +191,26 @@ func (t *txn) elementOps(table *nftables.Table, elems []Element, defs map[string
 
 // queue adds a table's plan to the transaction (see plan for the order), committing what
 // came before whenever the bound would be passed.
-func (t *txn) queue(name string, p *plan, defs map[string]Set, createTable bool) error {
+func (t *txn) queue(table string, p *plan, defs map[string]Set, createTable bool) error {
 	k := t.k
-	table := k.tableRef(name)
 	if createTable {
-		if err := t.unit(1); err != nil {
+		t.unit.addTable(table)
+		if err := t.push(); err != nil {
 			return err
 		}
-		k.conn.AddTable(table)
-		t.msgs++
 	}
 	for _, s := range p.addSets {
-		if err := t.unit(1); err != nil {
+		t.unit.addSet(table, s)
+		if err := t.push(); err != nil {
 			return err
 		}
-		if err := k.conn.AddSet(nftSet(table, s), nil); err != nil {
-			return err
-		}
-		t.msgs++
 		k.stats.sets++
 	}
 	for _, c := range p.addChains {
-		if err := t.unit(1); err != nil {
+		t.unit.addChain(table, c)
+		if err := t.push(); err != nil {
 			return err
 		}
-		k.addChain(table, c)
-		t.msgs++
 		k.stats.chains++
 	}
 	for _, c := range p.addChains {
@@ -355,65 +233,44 @@ func (t *txn) queue(name string, p *plan, defs map[string]Set, createTable bool)
 		return err
 	}
 	for _, name := range p.delChains {
-		if err := t.unit(1); err != nil {
+		t.unit.flushChain(table, name)
+		if err := t.push(); err != nil {
 			return err
 		}
-		k.conn.FlushChain(chainRef(table, name))
-		t.msgs++
 	}
 	for _, name := range p.delChains {
-		if err := t.unit(1); err != nil {
+		t.unit.delChain(table, name)
+		if err := t.push(); err != nil {
 			return err
 		}
-		k.conn.DelChain(chainRef(table, name))
-		t.msgs++
 		k.stats.chains++
 	}
 	for _, name := range p.delSets {
-		if err := t.unit(1); err != nil {
+		t.unit.delSet(table, name)
+		if err := t.push(); err != nil {
 			return err
 		}
-		k.conn.DelSet(&nftables.Set{Table: table, Name: name})
-		t.msgs++
 		k.stats.sets++
 	}
 	return nil
 }
 
 // fill queues a chain's rules (after a flush when it already existed) as one atomic unit.
-func (t *txn) fill(table *nftables.Table, c *Chain, flush bool) error {
-	n, size := ruleMessages(c)
+func (t *txn) fill(table string, c *Chain, flush bool) error {
 	if flush {
-		n++
-		size += 128
-	}
-	if err := t.unitSized(n, size); err != nil {
-		return err
-	}
-	if flush {
-		t.k.conn.FlushChain(chainRef(table, c.Name))
+		t.unit.flushChain(table, c.Name)
 		t.k.stats.chains++
 	}
-	if err := t.k.addRules(table, c); err != nil {
-		return err
-	}
-	t.msgs += n
-	return nil
+	t.encodeRules(table, c)
+	return t.push()
 }
 
 // deleteTable queues the removal of a whole table.
 func (t *txn) deleteTable(name string) error {
-	if err := t.unit(1); err != nil {
-		return err
-	}
-	t.k.conn.DelTable(t.k.tableRef(name))
-	t.msgs++
-	return nil
+	t.unit.delTable(name)
+	return t.push()
 }
 
-// syncModel turns what the kernel holds (ks, read once) into the whole model m: the main
-// table's additions, every shard, the main table's removals, then the removal of shard
-// tables m does not have (the shard count went down).
 func (k *kernel) syncModel(ks kernelState, m *Model) error {
 	defs := m.setDefs()
 	views := m.tables()
@@ -507,7 +364,7 @@ func (k *kernel) read() (kernelState, error) {
 }
 
 func (k *kernel) readSets(name string, ts *kstate) error {
-	sets, err := k.conn.GetSets(k.tableRef(name))
+	sets, err := k.conn.GetSets(&nftables.Table{Name: name, Family: nftables.TableFamilyIPv4})
 	if err != nil {
 		return fmt.Errorf("list sets of table ip %s: %w", name, err)
 	}

@@ -33,8 +33,9 @@ func BenchmarkCommitValidation(b *testing.B) {
 			b.Fatal(err)
 		}
 		program(b, k, m)
-		table := k.tableRef(shard)
-		scratch := chainRef(table, "bench-scratch")
+		// The changes are sent with google/nftables: a few messages per commit.
+		table := &nftables.Table{Name: shard, Family: nftables.TableFamilyIPv4}
+		scratch := &nftables.Chain{Name: "bench-scratch", Table: table}
 		k.conn.AddChain(scratch)
 		if err := k.conn.Flush(); err != nil {
 			b.Fatal(err)
@@ -48,7 +49,10 @@ func BenchmarkCommitValidation(b *testing.B) {
 		}
 		elem := func(set string, kind KeyKind, isMap bool, v Verdict) func(int) {
 			return func(i int) {
-				e := nftElement(Element{Key: Key{Addr: netipMust("10.44.0.1"), Proto: ProtoTCP, Port: 80}, Verdict: v}, kind, isMap)
+				e := nftables.SetElement{Key: encodeKey(kind, Key{Addr: netipMust("10.44.0.1"), Proto: ProtoTCP, Port: 80})}
+				if isMap {
+					e.VerdictData = nftVerdict(v)
+				}
 				s := &nftables.Set{Table: table, Name: set}
 				if i%2 == 0 {
 					_ = k.conn.SetAddElements(s, []nftables.SetElement{e})
