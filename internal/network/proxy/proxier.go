@@ -41,14 +41,15 @@ type Proxier struct {
 
 	trigger chan struct{}
 
-	mu     sync.Mutex
-	dirty  map[types.NamespacedName]bool
-	all    bool // rebuild every service (the node's zone changed)
-	full   bool // reconcile with what the kernel holds (start, after a failure)
-	zone   string
-	frags  map[types.NamespacedName]*Fragment
-	owners map[elemID]types.NamespacedName
-	base   *Fragment // the main table's skeleton, as last committed
+	mu      sync.Mutex
+	dirty   map[types.NamespacedName]bool
+	all     bool // rebuild every service (the node's zone changed)
+	full    bool // reconcile with what the kernel holds (start, after a failure)
+	zone    string
+	frags   map[types.NamespacedName]*Fragment
+	owners  map[elemID]types.NamespacedName
+	checked map[types.NamespacedName]bool // the Services of frags with a health-check node port
+	base    *Fragment                     // the main table's skeleton, as last committed
 	// shardBase is every shard table's skeleton, as last committed.
 	shardBase *Fragment
 	synced1   chan struct{} // closed and replaced after every successful sync
@@ -83,6 +84,7 @@ func New(cfg Config, factory informers.SharedInformerFactory) (*Proxier, error) 
 		full:    true,
 		frags:   map[types.NamespacedName]*Fragment{},
 		owners:  map[elemID]types.NamespacedName{},
+		checked: map[types.NamespacedName]bool{},
 		synced1: make(chan struct{}),
 	}
 	p.health = newHealthServer(cfg.NodeIPs, p.log)
@@ -395,12 +397,27 @@ func (p *Proxier) sync(k *kernel, ct *netlink.Handle) (err error) {
 		}
 	}
 
-	// Health-check node ports.
-	want := map[uint16]hcWant{}
-	for n, f := range p.frags {
-		if f.HealthCheckPort != 0 {
-			want[f.HealthCheckPort] = hcWant{name: n, local: f.LocalEndpoints}
+	// Health-check node ports: the Services that have one, kept without a walk over all.
+	if full {
+		p.checked = map[types.NamespacedName]bool{}
+		for n, f := range p.frags {
+			if f.HealthCheckPort != 0 {
+				p.checked[n] = true
+			}
 		}
+	} else {
+		for _, n := range ordered {
+			if f := p.frags[n]; f != nil && f.HealthCheckPort != 0 {
+				p.checked[n] = true
+			} else {
+				delete(p.checked, n)
+			}
+		}
+	}
+	want := make(map[uint16]hcWant, len(p.checked))
+	for n := range p.checked {
+		f := p.frags[n]
+		want[f.HealthCheckPort] = hcWant{name: n, local: f.LocalEndpoints}
 	}
 	p.health.sync(want)
 
