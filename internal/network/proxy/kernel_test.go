@@ -2,8 +2,14 @@ package proxy
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -115,6 +121,56 @@ func TestShardTables(t *testing.T) {
 		if c < 10000/DefaultShards*8/10 || c > 10000/DefaultShards*12/10 {
 			t.Errorf("shard %d holds %d of 10000 Services: %v", i, c, counts)
 		}
+	}
+}
+
+// TestDispatchInOneShard: every dispatch key (address, protocol, port; node port) of a large
+// model is in exactly one shard's maps, every Service's chains in its own shard only, and the
+// main table holds every ClusterIP: so a packet is dispatched by at most one shard, and what
+// no shard dispatches meets the main table's checks as before.
+func TestDispatchInOneShard(t *testing.T) {
+	bc := testBuildConfig()
+	bc.Shards = DefaultShards
+	svcs, slices := world(2000)
+	svcs[7] = svc("bench", "svc-00007", svcs[7].Spec.ClusterIP, typ(v1.ServiceTypeNodePort), port("http", v1.ProtocolTCP, 80, 30007))
+	m := Build(bc, svcs, slices)
+	keys := map[elemID]string{}
+	chains := map[string]string{}
+	clusterIPs := 0
+	for _, v := range m.tables() {
+		for i, f := range v.frags {
+			for _, e := range f.Elements {
+				if e.Set != mapServiceIPs && e.Set != mapServiceNodePorts {
+					continue
+				}
+				if other, ok := keys[e.id()]; ok {
+					t.Errorf("%s %s is in %s and in %s", e.Set, e.Key.text(KeyAddrProtoPort), other, v.name)
+				}
+				keys[e.id()] = v.name
+			}
+			for _, c := range f.Chains {
+				if i == 0 {
+					continue // the skeleton's chains are in every shard
+				}
+				if other, ok := chains[c.Name]; ok {
+					t.Errorf("chain %s is in %s and in %s", c.Name, other, v.name)
+				}
+				chains[c.Name] = v.name
+			}
+			if v.shard < 0 {
+				for _, e := range f.Elements {
+					if e.Set == setClusterIPs {
+						clusterIPs++
+					}
+				}
+			}
+		}
+	}
+	if len(keys) != len(svcs)+1 || clusterIPs != len(svcs) {
+		t.Errorf("%d dispatch keys and %d ClusterIPs in the main table, want %d and %d", len(keys), clusterIPs, len(svcs)+1, len(svcs))
+	}
+	if got := keys[elemID{mapServiceNodePorts, Key{Proto: ProtoTCP, Port: 30007}}]; got != ShardTable(bc.Table, shardOf(typesNN("bench", "svc-00007"), bc.Shards)) {
+		t.Errorf("node port 30007 is in %q, not in its Service's shard", got)
 	}
 }
 
@@ -256,4 +312,115 @@ func TestKernelProgramsModel(t *testing.T) {
 	if err := cleanup(bc.Table, int(ns)); err != nil {
 		t.Errorf("second cleanup: %v", err)
 	}
+}
+
+// singleTable is the layout before sharding: every set, chain and element in the main table.
+func singleTable(m *Model) []*Fragment {
+	shardBase := &Fragment{Chains: m.ShardBase.Chains}
+	for _, s := range m.ShardBase.Sets {
+		if s.Name != setNodePortIPs { // the main table has it
+			shardBase.Sets = append(shardBase.Sets, s)
+		}
+	}
+	frags := []*Fragment{m.Base, shardBase}
+	for _, n := range sortedNames(m.Services) {
+		f := *m.Services[n]
+		f.Elements = append(append([]Element(nil), f.Elements...), f.Main...)
+		frags = append(frags, &f)
+	}
+	return frags
+}
+
+// TestUpgradeFromSingleTable: a node whose table holds the single-table layout (before
+// sharding) is reconciled at start into exactly what a fresh start programs, and traffic
+// to a ClusterIP flows.
+func TestUpgradeFromSingleTable(t *testing.T) {
+	tn := newTestNet(t)
+	tn.serve(t, 8080, 5353)
+	fresh := newNetns(t)
+	bc := testBuildConfig()
+	bc.NodeIPs = []netip.Addr{tn.nodeIP}
+	services := []*v1.Service{
+		svc("default", "web", "10.43.0.20", typ(v1.ServiceTypeNodePort), port("http", v1.ProtocolTCP, 80, 30080)),
+		svc("default", "sticky", "10.43.0.22", port("http", v1.ProtocolTCP, 80, 0), affinity(600)),
+		svc("default", "empty", "10.43.0.21", port("http", v1.ProtocolTCP, 80, 0)),
+	}
+	slices := []*discovery.EndpointSlice{
+		slice("default", "web", "web-1", []slicePort{tcp("http", 8080)}, ep("10.42.0.5"), ep("10.42.0.6")),
+		slice("default", "sticky", "sticky-1", []slicePort{tcp("http", 8080)}, ep("10.42.0.6")),
+	}
+	m := Build(bc, services, slices)
+
+	k, err := newKernel(bc.Table, int(tn.node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.close()
+	t.Cleanup(func() { _ = cleanup(bc.Table, int(tn.node)) })
+	old, err := reconcile(nil, singleTable(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := k.begin()
+	if err := tx.queue(bc.Table, old, m.setDefs(), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.commit(); err != nil {
+		t.Fatalf("program the single-table layout: %v", err)
+	}
+	if got, err := tn.dialTCP(t, "10.43.0.20:80"); err != nil || (got != "10.42.0.5" && got != "10.42.0.6") {
+		t.Fatalf("the single-table layout does not serve the ClusterIP: %q, %v", got, err)
+	}
+
+	program(t, k, m) // the restart's reconciliation
+
+	kf, err := newKernel(bc.Table, int(fresh))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kf.close()
+	t.Cleanup(func() { _ = cleanup(bc.Table, int(fresh)) })
+	program(t, kf, m)
+	upgraded, err := nftJSON(t, tn.node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := nftJSON(t, fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := normalized(parseNftJSON(t, upgraded)), normalized(parseNftJSON(t, want)); got != want {
+		t.Errorf("the upgraded tables differ from a fresh start's:\n%s\nwant:\n%s", got, want)
+	}
+	for range 8 {
+		if got, err := tn.dialTCP(t, "10.43.0.20:80"); err != nil || (got != "10.42.0.5" && got != "10.42.0.6") {
+			t.Fatalf("after the upgrade the ClusterIP answers %q, %v", got, err)
+		}
+	}
+	if got, err := tn.dialTCP(t, "10.43.0.22:80"); err != nil || got != "10.42.0.6" {
+		t.Fatalf("after the upgrade the affinity Service answers %q, %v", got, err)
+	}
+	if _, err := tn.dialTCP(t, "10.43.0.21:80"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("after the upgrade a Service without endpoints: want connection refused, got %v", err)
+	}
+}
+
+// normalized is the ruleset as comparable text: tables, chains, sets with sorted elements,
+// and rules, each in order.
+func normalized(tables map[string]*nftTable) string {
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(tables)) {
+		nt := tables[name]
+		fmt.Fprintf(&b, "table %s\n", name)
+		for _, c := range slices.Sorted(maps.Keys(nt.chains)) {
+			fmt.Fprintf(&b, " chain %s\n", c)
+			for _, r := range nt.rules[c] {
+				fmt.Fprintf(&b, "  %s\n", r)
+			}
+		}
+		for _, s := range slices.Sorted(maps.Keys(nt.sets)) {
+			fmt.Fprintf(&b, " set %s %v\n", s, slices.Sorted(slices.Values(nt.sets[s])))
+		}
+	}
+	return b.String()
 }

@@ -180,6 +180,13 @@ func TestRealTraffic(t *testing.T) {
 		slice("default", "dns", "dns-1", []slicePort{udp("dns", 5353)}, ep("10.42.0.5")),
 	}
 	m := Build(bc, services, slices)
+	inShard := map[int]bool{}
+	for _, s := range services {
+		inShard[shardOf(typesNN(s.Namespace, s.Name), m.Shards)] = true
+	}
+	if len(inShard) < 2 {
+		t.Fatalf("the test's Services all hash to one of %d shards: pick other names", m.Shards)
+	}
 	k, err := newKernel(bc.Table, int(tn.node))
 	if err != nil {
 		t.Fatal(err)
