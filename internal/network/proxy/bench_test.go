@@ -6,8 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netns"
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
@@ -33,10 +37,25 @@ func world(n int) ([]*v1.Service, []*discovery.EndpointSlice) {
 	return svcs, slices
 }
 
+// cpuTime is the process's CPU time so far, user and system (the kernel's work in sendmsg
+// included): on a shared machine it varies less than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchBuildConfig is the tests' configuration with the production shard count.
+func benchBuildConfig() *BuildConfig {
+	bc := testBuildConfig()
+	bc.Shards = 0
+	return bc
+}
+
 // BenchmarkModelBuild: the model of 10,000 Services × 2 endpoints, built alone.
 func BenchmarkModelBuild(b *testing.B) {
 	svcs, slices := world(10000)
-	bc := testBuildConfig()
+	bc := benchBuildConfig()
 	b.ReportAllocs()
 	for b.Loop() {
 		Build(bc, svcs, slices)
@@ -46,7 +65,7 @@ func BenchmarkModelBuild(b *testing.B) {
 // BenchmarkModelMemory reports the heap the committed model of 1,000 Services takes.
 func BenchmarkModelMemory(b *testing.B) {
 	svcs, slices := world(1000)
-	bc := testBuildConfig()
+	bc := benchBuildConfig()
 	var kept *Model
 	var before, after runtime.MemStats
 	for b.Loop() {
@@ -61,12 +80,12 @@ func BenchmarkModelMemory(b *testing.B) {
 	runtime.KeepAlive(kept)
 }
 
-// BenchmarkColdSync: 10,000 Services × 2 endpoints programmed into an empty table of a
+// BenchmarkColdSync: 10,000 Services × 2 endpoints programmed into the empty tables of a
 // fresh netns, in bounded transactions.
 func BenchmarkColdSync(b *testing.B) {
 	ns := newNetns(b)
 	svcs, slices := world(10000)
-	bc := testBuildConfig()
+	bc := benchBuildConfig()
 	m := Build(bc, svcs, slices)
 	k, err := newKernel(bc.Table, int(ns))
 	if err != nil {
@@ -75,19 +94,22 @@ func BenchmarkColdSync(b *testing.B) {
 	defer k.close()
 	defer func() { _ = cleanup(bc.Table, int(ns)) }()
 	txns := 0
+	var cpu time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		if err := k.deleteTable(); err != nil {
+		if err := k.deleteTables(); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		p, _ := reconcile(&kstate{}, m.fragments())
-		if err := k.apply(p, m.setDefs(), true); err != nil {
+		start := cpuTime()
+		if err := k.syncModel(kernelState{}, m); err != nil {
 			b.Fatal(err)
 		}
+		cpu += cpuTime() - start
 		txns = k.stats.transactions
 	}
 	b.ReportMetric(float64(txns), "transactions")
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
 }
 
 // BenchmarkServiceChange: with 10,000 Services programmed, one EndpointSlice changes in the
@@ -130,6 +152,7 @@ func BenchmarkServiceChange(b *testing.B) {
 	alt := []discovery.Endpoint{ep("10.42.200.1"), ep("10.42.200.2", onNode("node-b"))}
 	orig := s.Endpoints
 	i := 0
+	start := cpuTime()
 	for b.Loop() {
 		if i%2 == 0 {
 			s.Endpoints = alt
@@ -147,46 +170,118 @@ func BenchmarkServiceChange(b *testing.B) {
 			b.Fatal("change not committed")
 		}
 	}
+	b.ReportMetric(float64((cpuTime()-start).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 }
 
-// BenchmarkFirstPacket: TCP connect (SYN to accept, then RST) from the node netns to a
-// ClusterIP versus to the pod IP directly, with 100 and 10,000 Services in the table.
+// BenchmarkFirstPacket: TCP connect (SYN to accept, then RST) from a node netns to a
+// ClusterIP and to the pod IP behind it, with 100 and 10,000 Services programmed in the
+// production layout (DefaultShards shards), and the same from a twin node netns whose tables
+// hold the same Services in one shard (one NAT chain per hook, as the single-table layout had).
+// The four dials take turns in every iteration, in rotating order, so that load on the machine
+// hits them alike; the benchmark reports their medians, added-µs (ClusterIP minus pod IP: what
+// a Service adds to a connection's first packet) and shards-µs (pod IP, sharded minus one
+// shard: what the extra shards' NAT chains cost a connection that is no Service's).
 func BenchmarkFirstPacket(b *testing.B) {
 	for _, n := range []int{100, 10000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			tn := newTestNet(b)
-			tn.serve(b, 8080, 5353)
 			svcs, slices := world(n)
 			// Service 0 goes to the test pod.
 			slices[0] = slice("bench", "svc-00000", "svc-00000-1", []slicePort{tcp("http", 8080)}, ep("10.42.0.5"))
-			bc := testBuildConfig()
-			bc.NodeIPs = []netip.Addr{tn.nodeIP}
-			m := Build(bc, svcs, slices)
-			k, err := newKernel(bc.Table, int(tn.node))
-			if err != nil {
-				b.Fatal(err)
+			vip := svcs[0].Spec.ClusterIP + ":80"
+			var workers []*nsWorker
+			for _, shards := range []int{0, 1} {
+				tn := newTestNet(b)
+				tn.serve(b, 8080, 5353)
+				bc := benchBuildConfig()
+				bc.Shards = shards
+				bc.NodeIPs = []netip.Addr{tn.nodeIP}
+				k, err := newKernel(bc.Table, int(tn.node))
+				if err != nil {
+					b.Fatal(err)
+				}
+				program(b, k, Build(bc, svcs, slices))
+				k.close()
+				b.Cleanup(func() { _ = cleanup(bc.Table, int(tn.node)) })
+				workers = append(workers, newNsWorker(b, tn.node))
 			}
-			defer k.close()
-			p, _ := reconcile(&kstate{}, m.fragments())
-			if err := k.apply(p, m.setDefs(), true); err != nil {
-				b.Fatal(err)
+			targets := []struct {
+				name string
+				w    *nsWorker
+				addr string
+			}{
+				{"pod", workers[0], "10.42.0.5:8080"},
+				{"clusterip", workers[0], vip},
+				{"pod-1shard", workers[1], "10.42.0.5:8080"},
+				{"clusterip-1shard", workers[1], vip},
 			}
-			defer func() { _ = cleanup(bc.Table, int(tn.node)) }()
-			for _, target := range []struct{ name, addr string }{{"pod", "10.42.0.5:8080"}, {"clusterip", svcs[0].Spec.ClusterIP + ":80"}} {
-				b.Run(target.name, func(b *testing.B) {
-					inNetns(b, tn.node, func() {
-						d := net.Dialer{Timeout: 5 * time.Second}
-						for b.Loop() {
-							c, err := d.Dial("tcp", target.addr)
-							if err != nil {
-								b.Fatal(err)
-							}
-							_ = c.(*net.TCPConn).SetLinger(0)
-							c.Close()
+			times := make([][]time.Duration, len(targets))
+			d := net.Dialer{Timeout: 5 * time.Second}
+			iter := 0
+			for b.Loop() {
+				for j := range targets {
+					i := (iter + j) % len(targets)
+					t := targets[i]
+					var err error
+					t.w.run(func() {
+						start := time.Now()
+						var c net.Conn
+						if c, err = d.Dial("tcp", t.addr); err != nil {
+							return
 						}
+						times[i] = append(times[i], time.Since(start))
+						_ = c.(*net.TCPConn).SetLinger(0)
+						c.Close()
 					})
-				})
+					if err != nil {
+						b.Fatalf("dial %s (%s): %v", t.addr, t.name, err)
+					}
+				}
+				iter++
 			}
+			med := make([]float64, len(targets))
+			for i, t := range targets {
+				med[i] = median(times[i])
+				b.ReportMetric(med[i], t.name+"-µs")
+			}
+			b.ReportMetric(med[1]-med[0], "added-µs")
+			b.ReportMetric(med[3]-med[2], "added-1shard-µs")
+			b.ReportMetric(med[0]-med[2], "shards-µs")
 		})
 	}
+}
+
+func median(d []time.Duration) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	slices.Sort(s)
+	return float64(s[len(s)/2].Nanoseconds()) / 1000
+}
+
+// nsWorker runs functions, one at a time, on a thread inside a network namespace.
+type nsWorker struct {
+	do   chan func()
+	done chan struct{}
+}
+
+func newNsWorker(b testing.TB, ns netns.NsHandle) *nsWorker {
+	w := &nsWorker{do: make(chan func()), done: make(chan struct{})}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		inNetns(b, ns, func() {
+			for f := range w.do {
+				f()
+				w.done <- struct{}{}
+			}
+		})
+	}()
+	b.Cleanup(func() { close(w.do); <-stopped })
+	return w
+}
+
+func (w *nsWorker) run(f func()) {
+	w.do <- f
+	<-w.done
 }

@@ -49,6 +49,15 @@ type BuildConfig struct {
 	ClusterCIDR  netip.Prefix
 	ServiceCIDRs []netip.Prefix
 	LocalDNS     *LocalService
+	// Shards is how many shard tables Services are spread over; 0 means DefaultShards.
+	Shards int
+}
+
+func (bc *BuildConfig) shards() int {
+	if bc.Shards <= 0 {
+		return DefaultShards
+	}
+	return min(bc.Shards, MaxShards)
 }
 
 // Build is the whole model for these Services and EndpointSlices: a pure function.
@@ -60,7 +69,7 @@ func Build(bc *BuildConfig, services []*v1.Service, slices []*discovery.Endpoint
 			bySvc[k] = append(bySvc[k], s)
 		}
 	}
-	m := &Model{Table: bc.Table, Base: buildBase(bc), Services: map[types.NamespacedName]*Fragment{}}
+	m := &Model{Table: bc.Table, Shards: bc.shards(), Base: buildBase(bc), ShardBase: buildShardBase(bc), Services: map[types.NamespacedName]*Fragment{}}
 	for _, svc := range services {
 		k := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
 		if f := buildService(bc, svc, bySvc[k]); f != nil {
@@ -77,19 +86,18 @@ func ctNew(chain string) Rule {
 func jump(chain string) Stmt { return StmtVerdict{Kind: VerdictJump, Chain: chain} }
 func goTo(chain string) Stmt { return StmtVerdict{Kind: VerdictGoto, Chain: chain} }
 
-// buildBase is the fixed skeleton: sets, maps, base chains and the dispatch chains.
+// buildBase is the main table's fixed skeleton: what every Service shares (the filter
+// hooks that reject or drop traffic to ClusterIPs, ports and node ports that no endpoint
+// serves, and masquerading).
 func buildBase(bc *BuildConfig) *Fragment {
 	f := &Fragment{
 		Sets: []Set{
 			{Name: setClusterIPs, Key: KeyAddr, Comment: "Active ClusterIPs"},
 			{Name: setNodePortIPs, Key: KeyAddr, Comment: "IPs that accept NodePort traffic"},
-			{Name: mapServiceIPs, Key: KeyAddrProtoPort, Map: true, Comment: "ClusterIP, ExternalIP and LoadBalancer IP traffic"},
-			{Name: mapServiceNodePorts, Key: KeyProtoPort, Map: true, Comment: "NodePort traffic"},
 			{Name: mapNoEndpointServices, Key: KeyAddrProtoPort, Map: true, Comment: "vmap to drop or reject packets to services with no endpoints"},
 			{Name: mapNoEndpointNodePorts, Key: KeyProtoPort, Map: true, Comment: "vmap to drop or reject packets to service nodeports with no endpoints"},
 		},
 	}
-	hook := func(typ, h string, prio int) *Hook { return &Hook{Type: typ, Hook: h, Priority: prio} }
 	check := []Rule{{Match: []Match{MatchAddrInSet{Daddr, setClusterIPs}}, Stmt: StmtReject{}, Comment: "Reject traffic to invalid ports of ClusterIPs"}}
 	for _, p := range bc.ServiceCIDRs {
 		check = append(check, Rule{Match: []Match{MatchAddr{Field: Daddr, Prefix: p.Masked()}}, Stmt: StmtVerdict{Kind: VerdictDrop}, Comment: "Drop traffic to unallocated ClusterIPs"})
@@ -99,8 +107,6 @@ func buildBase(bc *BuildConfig) *Fragment {
 		{Name: chainFilterForward, Base: hook("filter", "forward", -110), Rules: []Rule{ctNew(chainServiceEndpoints), ctNew(chainClusterIPsCheck)}},
 		{Name: chainFilterOutput, Base: hook("filter", "output", -110), Rules: []Rule{ctNew(chainServiceEndpoints)}},
 		{Name: chainFilterOutputPostDNAT, Base: hook("filter", "output", -90), Rules: []Rule{ctNew(chainClusterIPsCheck)}},
-		{Name: chainNATPrerouting, Base: hook("nat", "prerouting", -100), Rules: []Rule{{Stmt: jump(chainServices)}}},
-		{Name: chainNATOutput, Base: hook("nat", "output", -100), Rules: []Rule{{Stmt: jump(chainServices)}}},
 		{Name: chainNATPostrouting, Base: hook("nat", "postrouting", 100), Rules: []Rule{{Stmt: jump(chainMasquerading)}}},
 		{Name: chainClusterIPsCheck, Rules: check},
 		{Name: chainMasquerading, Rules: []Rule{
@@ -108,23 +114,48 @@ func buildBase(bc *BuildConfig) *Fragment {
 			{Stmt: StmtMark{Bits: masqBit, Xor: true}},
 			{Stmt: StmtMasquerade{}},
 		}},
-		{Name: chainMarkMasq, Rules: []Rule{{Stmt: StmtMark{Bits: masqBit}}}},
 		{Name: chainNodePortEndpoints, Rules: []Rule{{Match: []Match{MatchAddrInSet{Daddr, setNodePortIPs}}, Stmt: StmtVmap{KeyProtoPort, mapNoEndpointNodePorts}}}},
 		{Name: chainServiceEndpoints, Rules: []Rule{{Stmt: StmtVmap{KeyAddrProtoPort, mapNoEndpointServices}}}},
-		{Name: chainServices, Rules: []Rule{
-			{Stmt: StmtVmap{KeyAddrProtoPort, mapServiceIPs}},
-			{Match: []Match{MatchAddrInSet{Daddr, setNodePortIPs}}, Stmt: StmtVmap{KeyProtoPort, mapServiceNodePorts}},
-		}},
 		{Name: chainReject, Rules: []Rule{{Stmt: StmtReject{}}}},
 	}
+	f.Elements = nodePortIPs(bc)
+	return f
+}
+
+// buildShardBase is every shard table's fixed skeleton: the NAT hooks that dispatch, on
+// destination address, protocol and port, to the shard's own Services.
+func buildShardBase(bc *BuildConfig) *Fragment {
+	return &Fragment{
+		Sets: []Set{
+			{Name: setNodePortIPs, Key: KeyAddr, Comment: "IPs that accept NodePort traffic"},
+			{Name: mapServiceIPs, Key: KeyAddrProtoPort, Map: true, Comment: "ClusterIP, ExternalIP and LoadBalancer IP traffic"},
+			{Name: mapServiceNodePorts, Key: KeyProtoPort, Map: true, Comment: "NodePort traffic"},
+		},
+		Chains: []*Chain{
+			{Name: chainNATPrerouting, Base: hook("nat", "prerouting", -100), Rules: []Rule{{Stmt: jump(chainServices)}}},
+			{Name: chainNATOutput, Base: hook("nat", "output", -100), Rules: []Rule{{Stmt: jump(chainServices)}}},
+			{Name: chainMarkMasq, Rules: []Rule{{Stmt: StmtMark{Bits: masqBit}}}},
+			{Name: chainServices, Rules: []Rule{
+				{Stmt: StmtVmap{KeyAddrProtoPort, mapServiceIPs}},
+				{Match: []Match{MatchAddrInSet{Daddr, setNodePortIPs}}, Stmt: StmtVmap{KeyProtoPort, mapServiceNodePorts}},
+			}},
+		},
+		Elements: nodePortIPs(bc),
+	}
+}
+
+func hook(typ, h string, prio int) *Hook { return &Hook{Type: typ, Hook: h, Priority: prio} }
+
+func nodePortIPs(bc *BuildConfig) []Element {
 	ips := append([]netip.Addr(nil), bc.NodeIPs...)
 	sort.Slice(ips, func(i, j int) bool { return ips[i].Less(ips[j]) })
+	var out []Element
 	for i, a := range ips {
 		if a.Is4() && (i == 0 || a != ips[i-1]) {
-			f.Elements = append(f.Elements, Element{Set: setNodePortIPs, Key: Key{Addr: a}})
+			out = append(out, Element{Set: setNodePortIPs, Key: Key{Addr: a}})
 		}
 	}
-	return f
+	return out
 }
 
 func protoOf(p v1.Protocol) (Proto, bool) {
@@ -155,7 +186,7 @@ func buildService(bc *BuildConfig, svc *v1.Service, slices []*discovery.Endpoint
 		return nil
 	}
 	f := &Fragment{}
-	f.Elements = append(f.Elements, Element{Set: setClusterIPs, Key: Key{Addr: vip}})
+	f.Main = append(f.Main, Element{Set: setClusterIPs, Key: Key{Addr: vip}})
 
 	var extIPs []netip.Addr
 	for _, s := range svc.Spec.ExternalIPs {
@@ -298,7 +329,7 @@ func buildService(bc *BuildConfig, svc *v1.Service, slices []*discovery.Endpoint
 		if len(internalEps) > 0 {
 			f.Elements = append(f.Elements, Element{Set: mapServiceIPs, Key: Key{vip, proto, port}, Verdict: Verdict{VerdictGoto, internalChain}})
 		} else {
-			f.Elements = append(f.Elements, Element{Set: mapNoEndpointServices, Key: Key{vip, proto, port}, Verdict: noEndpoints(internalLocal)})
+			f.Main = append(f.Main, Element{Set: mapNoEndpointServices, Key: Key{vip, proto, port}, Verdict: noEndpoints(internalLocal)})
 		}
 
 		// External traffic: NodePort, externalIPs, load balancer IPs.
@@ -330,14 +361,14 @@ func buildService(bc *BuildConfig, svc *v1.Service, slices []*discovery.Endpoint
 			if len(externalEps) > 0 {
 				f.Elements = append(f.Elements, Element{Set: mapServiceIPs, Key: Key{a, proto, port}, Verdict: Verdict{VerdictGoto, extChain}})
 			} else {
-				f.Elements = append(f.Elements, Element{Set: mapNoEndpointServices, Key: Key{a, proto, port}, Verdict: noEndpoints(externalLocal)})
+				f.Main = append(f.Main, Element{Set: mapNoEndpointServices, Key: Key{a, proto, port}, Verdict: noEndpoints(externalLocal)})
 			}
 		}
 		if nodePort != 0 {
 			if len(externalEps) > 0 {
 				f.Elements = append(f.Elements, Element{Set: mapServiceNodePorts, Key: Key{Proto: proto, Port: nodePort}, Verdict: Verdict{VerdictGoto, extChain}})
 			} else {
-				f.Elements = append(f.Elements, Element{Set: mapNoEndpointNodePorts, Key: Key{Proto: proto, Port: nodePort}, Verdict: noEndpoints(externalLocal)})
+				f.Main = append(f.Main, Element{Set: mapNoEndpointNodePorts, Key: Key{Proto: proto, Port: nodePort}, Verdict: noEndpoints(externalLocal)})
 			}
 		}
 		if proto == ProtoUDP {

@@ -26,6 +26,9 @@ type Config struct {
 	LocalDNS *LocalService
 	// MinSyncPeriod coalesces changes: syncs are at least this far apart.
 	MinSyncPeriod time.Duration
+	// Shards is how many shard tables (Table-s00, Table-s01, ...) Services are spread over;
+	// 0 means DefaultShards. See the package documentation for why.
+	Shards int
 	// Clock is the clock MinSyncPeriod and retries are measured on (fake in tests).
 	Clock clock.Clock
 }

@@ -11,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
 
@@ -65,18 +66,50 @@ func inNetns(t testing.TB, ns netns.NsHandle, f func()) {
 	<-done
 }
 
-// nftJSON reads a table back with nft (only to read) inside ns.
-func nftJSON(t testing.TB, ns netns.NsHandle, table string) ([]byte, error) {
+// nftJSON reads the netns's whole ruleset back with nft (only to read) inside ns.
+func nftJSON(t testing.TB, ns netns.NsHandle) ([]byte, error) {
 	t.Helper()
 	if _, err := os.Stat("/usr/sbin/nft"); err != nil {
-		t.Skip("nft is not installed (/usr/sbin/nft), needed to read the table back")
+		t.Skip("nft is not installed (/usr/sbin/nft), needed to read the tables back")
 	}
 	var out []byte
 	var err error
 	inNetns(t, ns, func() {
-		out, err = exec.Command("/usr/sbin/nft", "-j", "list", "table", "ip", table).Output()
+		out, err = exec.Command("/usr/sbin/nft", "-j", "list", "ruleset").Output()
 	})
 	return out, err
+}
+
+// program writes the whole model into the kernel, reconciling with what is there, as a full
+// sync does.
+func program(t testing.TB, k *kernel, m *Model) {
+	t.Helper()
+	ks, err := k.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.syncModel(ks, m); err != nil {
+		t.Fatalf("program the model: %v", err)
+	}
+}
+
+// applyChange sends what turns the named Services of old into those of new, as a partial
+// sync does.
+func applyChange(t testing.TB, k *kernel, old, new *Model, names ...types.NamespacedName) {
+	t.Helper()
+	cs := newChangeSet(new.Table, new.Shards)
+	for _, n := range names {
+		if err := cs.service(n, old.Services[n], new.Services[n]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx := k.begin()
+	if err := cs.send(tx, new.setDefs()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.commit(); err != nil {
+		t.Fatalf("incremental apply: %v", err)
+	}
 }
 
 // Builders of test objects.
@@ -210,6 +243,7 @@ var (
 func testBuildConfig() *BuildConfig {
 	return &BuildConfig{
 		Table:        "havre0",
+		Shards:       2, // golden files stay short; the proxier tests use the default
 		NodeName:     "node-a",
 		Zone:         "zone-a",
 		NodeIPs:      []netip.Addr{testNodeIP},

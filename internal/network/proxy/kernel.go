@@ -3,29 +3,33 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sort"
 	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
-// Bounds of one transaction: a cold sync of 10,000 Services is sent as many of these, never
-// as one giant netlink message.
+// Bounds of one transaction: a cold sync of 10,000 Services is sent as ~150 of these, never
+// as one giant netlink message. Larger ones were measured to save nothing: each commit
+// validates only the one or two shards it touched.
 const (
 	maxTxnMessages = 1000
-	maxTxnBytes    = 192 << 10 // estimated: under the socket's default send buffer
+	maxTxnBytes    = 192 << 10 // the writer's send buffer holds twice this
 	maxSetElems    = 256       // elements per element message
 )
 
-// kernel programs one table over netlink.
+// kernel programs the proxy's tables over netlink: the main table and its shards. It writes
+// with batches of its own (nlbatch.go) and reads with google/nftables.
 type kernel struct {
-	conn  *nftables.Conn
-	table *nftables.Table
-	// what the last apply sent, for metrics
+	conn  *nftables.Conn // reads
+	w     *nlWriter      // writes
+	table string         // the main table's name
+	// what the last transactions sent, for metrics
 	stats applyStats
 }
 
@@ -35,8 +39,7 @@ type applyStats struct {
 
 func newKernel(table string, nsFD int) (*kernel, error) {
 	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
-		_ = c.SetReadBuffer(8 << 20) // room for a transaction's acknowledgements
-		_ = c.SetWriteBuffer(4 << 20)
+		_ = c.SetReadBuffer(8 << 20) // room for dumps of a large table
 		return nil
 	})}
 	if nsFD >= 0 {
@@ -46,69 +49,57 @@ func newKernel(table string, nsFD int) (*kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netlink socket for nftables (is the process root, with CAP_NET_ADMIN?): %w", err)
 	}
-	return &kernel{conn: c, table: &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}}, nil
+	w, err := newWriter(nsFD)
+	if err != nil {
+		_ = c.CloseLasting()
+		return nil, err
+	}
+	return &kernel{conn: c, w: w, table: table}, nil
 }
 
-func (k *kernel) close() { _ = k.conn.CloseLasting() }
+func (k *kernel) close() {
+	_ = k.conn.CloseLasting()
+	k.w.close()
+}
 
-// txn batches messages and commits them when a unit would overflow the bound.
+// txn gathers messages, possibly for several tables, and commits them as one transaction
+// whenever the next atomic unit would pass the bound. The kernel validates, at each commit,
+// only the tables it touched.
 type txn struct {
-	k     *kernel
-	msgs  int
-	bytes int
+	k    *kernel
+	b    batch // queued, not yet sent
+	unit batch // the unit being encoded
 }
 
-// unit makes room for an atomic group of n messages of about size bytes: everything queued
-// so far is committed first if the group would not fit.
-func (t *txn) unit(n int) error { return t.unitSized(n, n*128) }
-
-func (t *txn) unitSized(n, size int) error {
-	var err error
-	if t.msgs > 0 && (t.msgs+n > maxTxnMessages || t.bytes+size > maxTxnBytes) {
-		err = t.commit()
-	}
-	t.bytes += size
-	return err
+// begin starts a sequence of bounded transactions.
+func (k *kernel) begin() *txn {
+	k.stats = applyStats{}
+	return &txn{k: k}
 }
 
-func (t *txn) commit() error {
-	if t.msgs == 0 {
-		return nil
+// push queues the encoded unit, committing what was queued before if both would not fit.
+func (t *txn) push() error {
+	u := &t.unit
+	defer u.reset()
+	if t.b.messages() > 0 && (t.b.messages()+u.messages() > maxTxnMessages || t.b.bytes()+u.bytes() > maxTxnBytes) {
+		if err := t.commit(); err != nil {
+			return err
+		}
 	}
-	t.msgs, t.bytes = 0, 0
-	t.k.stats.transactions++
-	if err := t.k.conn.Flush(); err != nil {
-		return fmt.Errorf("nftables transaction on table ip %s: %w", t.k.table.Name, err)
-	}
+	t.b.append(u)
 	return nil
 }
 
-func setKeyType(k KeyKind) nftables.SetDatatype {
-	switch k {
-	case KeyAddr:
-		return nftables.TypeIPAddr
-	case KeyProtoPort:
-		return protoPortType
-	default:
-		return addrProtoPortType
+func (t *txn) commit() error {
+	if t.b.messages() == 0 {
+		return t.b.err
 	}
-}
-
-var (
-	protoPortType     = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
-	addrProtoPortType = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
-)
-
-func (k *kernel) nftSet(s Set) *nftables.Set {
-	ns := &nftables.Set{Table: k.table, Name: s.Name, KeyType: setKeyType(s.Key), Comment: s.Comment, Concatenation: s.Key != KeyAddr}
-	if s.Map {
-		ns.IsMap = true
-		ns.DataType = nftables.TypeVerdict
+	defer t.b.reset()
+	t.k.stats.transactions++
+	if err := t.k.w.send(&t.b); err != nil {
+		return fmt.Errorf("nftables transaction on the tables of ip %s: %w", t.k.table, err)
 	}
-	if s.Timeout > 0 {
-		ns.HasTimeout, ns.Dynamic, ns.Timeout = true, true, s.Timeout
-	}
-	return ns
+	return nil
 }
 
 func encodeKey(kind KeyKind, k Key) []byte {
@@ -136,101 +127,35 @@ func decodeKey(kind KeyKind, b []byte) (Key, bool) {
 	return Key{}, false
 }
 
-// sharedSets are the fixed sets and maps whose elements the proxy reads back at start.
+// sharedSets are the fixed sets and maps whose elements the proxy reads back at start: the
+// main table's and the shards' (a name means the same set wherever it is).
 var sharedSets = map[string]KeyKind{
 	setClusterIPs: KeyAddr, setNodePortIPs: KeyAddr,
 	mapServiceIPs: KeyAddrProtoPort, mapNoEndpointServices: KeyAddrProtoPort,
 	mapServiceNodePorts: KeyProtoPort, mapNoEndpointNodePorts: KeyProtoPort,
 }
 
-func (k *kernel) chainRef(name string) *nftables.Chain {
-	return &nftables.Chain{Name: name, Table: k.table}
-}
-
-func (k *kernel) addChain(c *Chain) {
-	nc := k.chainRef(c.Name)
-	if c.Base != nil {
-		accept := nftables.ChainPolicyAccept
-		nc.Policy = &accept
-		nc.Type = nftables.ChainTypeFilter
-		if c.Base.Type == "nat" {
-			nc.Type = nftables.ChainTypeNAT
-		}
-		nc.Hooknum = map[string]*nftables.ChainHook{
-			"prerouting": nftables.ChainHookPrerouting, "input": nftables.ChainHookInput,
-			"forward": nftables.ChainHookForward, "output": nftables.ChainHookOutput,
-			"postrouting": nftables.ChainHookPostrouting,
-		}[c.Base.Hook]
-		nc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(c.Base.Priority))
-	}
-	k.conn.AddChain(nc)
-}
-
-// ruleMessages is how many messages a chain's rules take, and about how many bytes.
-func ruleMessages(c *Chain) (n, size int) {
-	n = len(c.Rules)
+// encodeRules encodes the chain's rules into the unit, each compiled from the model's
+// primitives, with the anonymous maps they use before them.
+func (t *txn) encodeRules(table string, c *Chain) {
 	for _, r := range c.Rules {
-		size += 256 + len(c.Name) + len(r.Comment)
-		switch s := r.Stmt.(type) {
-		case StmtNumgen:
-			n += 2
-			for _, t := range s.Targets {
-				size += 64 + len(t)
-			}
-		case StmtVerdict:
-			size += len(s.Chain)
-		case StmtAffinity:
-			size += len(s.Set)
-		}
-		for _, m := range r.Match {
-			if m, ok := m.(MatchAddrInSet); ok {
-				size += len(m.Set)
-			}
-		}
-	}
-	return n, size
-}
-
-// addRules queues the chain's rules, each compiled from the model's primitives.
-func (k *kernel) addRules(c *Chain) error {
-	ref := k.chainRef(c.Name)
-	for _, r := range c.Rules {
-		cc := &compiler{table: k.table}
+		cc := &compiler{}
 		var exprs []expr.Any
 		for _, m := range r.Match {
 			exprs = append(exprs, m.compile(cc)...)
 		}
 		exprs = append(exprs, r.Stmt.compile(cc)...)
 		for _, a := range cc.anon {
-			if err := k.conn.AddSet(a.set, a.elems); err != nil {
-				return err
-			}
-			for _, e := range exprs {
-				if l, ok := e.(*expr.Lookup); ok && l.SetName == anonRef {
-					l.SetName, l.SetID = a.set.Name, a.set.ID
-				}
-			}
+			t.unit.addAnonMap(table, a)
 		}
-		nr := &nftables.Rule{Table: k.table, Chain: ref, Exprs: exprs}
-		if r.Comment != "" {
-			nr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.Comment)
-		}
-		k.conn.AddRule(nr)
-		k.stats.rules++
+		t.unit.addRule(table, c.Name, exprs, r.Comment)
+		t.k.stats.rules++
 	}
-	return nil
 }
 
-func nftElement(e Element, kind KeyKind, isMap bool) nftables.SetElement {
-	se := nftables.SetElement{Key: encodeKey(kind, e.Key)}
-	if isMap {
-		se.VerdictData = nftVerdict(e.Verdict)
-	}
-	return se
-}
-
-// elementOps queues element additions or deletions, grouped by set and chunked.
-func (k *kernel) elementOps(t *txn, elems []Element, defs map[string]Set, del, add bool) error {
+// elementOps queues element additions or deletions (replacements: both, in one unit),
+// grouped by set and chunked.
+func (t *txn) elementOps(table string, elems []Element, defs map[string]Set, del, add bool) error {
 	bySet := map[string][]Element{}
 	var names []string
 	for _, e := range elems {
@@ -245,164 +170,203 @@ func (k *kernel) elementOps(t *txn, elems []Element, defs map[string]Set, del, a
 		if !ok {
 			return fmt.Errorf("element of unknown set %s", name)
 		}
-		ns := &nftables.Set{Table: k.table, Name: name}
 		list := bySet[name]
 		for len(list) > 0 {
 			n := min(len(list), maxSetElems)
-			chunk := make([]nftables.SetElement, n)
-			for i, e := range list[:n] {
-				chunk[i] = nftElement(e, def.Key, def.Map)
-			}
-			msgs, size := 0, 0
-			for _, e := range list[:n] {
-				size += 48 + len(e.Verdict.Chain)
-			}
 			if del {
-				msgs++
+				t.unit.setElements(table, def, list[:n], true)
 			}
 			if add {
-				msgs++
+				t.unit.setElements(table, def, list[:n], false)
 			}
-			if err := t.unitSized(msgs, msgs*size); err != nil {
+			if err := t.push(); err != nil {
 				return err
 			}
-			if del {
-				if err := k.conn.SetDeleteElements(ns, chunk); err != nil {
-					return err
-				}
-			}
-			if add {
-				if err := k.conn.SetAddElements(ns, chunk); err != nil {
-					return err
-				}
-			}
-			t.msgs += msgs
-			k.stats.elements += n
+			t.k.stats.elements += n
 			list = list[n:]
 		}
 	}
 	return nil
 }
 
-// apply sends the plan in bounded transactions (see plan for the order).
-func (k *kernel) apply(p *plan, defs map[string]Set, createTable bool) error {
-	k.stats = applyStats{}
-	t := &txn{k: k}
+// queue adds a table's plan to the transaction (see plan for the order), committing what
+// came before whenever the bound would be passed.
+func (t *txn) queue(table string, p *plan, defs map[string]Set, createTable bool) error {
+	k := t.k
 	if createTable {
-		k.conn.AddTable(k.table)
-		t.msgs++
+		t.unit.addTable(table)
+		if err := t.push(); err != nil {
+			return err
+		}
 	}
 	for _, s := range p.addSets {
-		if err := t.unit(1); err != nil {
+		t.unit.addSet(table, s)
+		if err := t.push(); err != nil {
 			return err
 		}
-		if err := k.conn.AddSet(k.nftSet(s), nil); err != nil {
-			return err
-		}
-		t.msgs++
 		k.stats.sets++
 	}
 	for _, c := range p.addChains {
-		if err := t.unit(1); err != nil {
+		t.unit.addChain(table, c)
+		if err := t.push(); err != nil {
 			return err
 		}
-		k.addChain(c)
-		t.msgs++
 		k.stats.chains++
 	}
 	for _, c := range p.addChains {
-		if err := t.fill(c, false); err != nil {
+		if err := t.fill(table, c, false); err != nil {
 			return err
 		}
 	}
 	for _, c := range p.fillChains {
-		if err := t.fill(c, true); err != nil {
+		if err := t.fill(table, c, true); err != nil {
 			return err
 		}
 	}
-	if err := k.elementOps(t, p.delElems, defs, true, false); err != nil {
+	if err := t.elementOps(table, p.delElems, defs, true, false); err != nil {
 		return err
 	}
-	if err := k.elementOps(t, p.replElems, defs, true, true); err != nil {
+	if err := t.elementOps(table, p.replElems, defs, true, true); err != nil {
 		return err
 	}
-	if err := k.elementOps(t, p.addElems, defs, false, true); err != nil {
+	if err := t.elementOps(table, p.addElems, defs, false, true); err != nil {
 		return err
 	}
 	for _, name := range p.delChains {
-		if err := t.unit(1); err != nil {
+		t.unit.flushChain(table, name)
+		if err := t.push(); err != nil {
 			return err
 		}
-		k.conn.FlushChain(k.chainRef(name))
-		t.msgs++
 	}
 	for _, name := range p.delChains {
-		if err := t.unit(1); err != nil {
+		t.unit.delChain(table, name)
+		if err := t.push(); err != nil {
 			return err
 		}
-		k.conn.DelChain(k.chainRef(name))
-		t.msgs++
 		k.stats.chains++
 	}
 	for _, name := range p.delSets {
-		if err := t.unit(1); err != nil {
+		t.unit.delSet(table, name)
+		if err := t.push(); err != nil {
 			return err
 		}
-		k.conn.DelSet(&nftables.Set{Table: k.table, Name: name})
-		t.msgs++
 		k.stats.sets++
+	}
+	return nil
+}
+
+// fill queues a chain's rules (after a flush when it already existed) as one atomic unit.
+func (t *txn) fill(table string, c *Chain, flush bool) error {
+	if flush {
+		t.unit.flushChain(table, c.Name)
+		t.k.stats.chains++
+	}
+	t.encodeRules(table, c)
+	return t.push()
+}
+
+// deleteTable queues the removal of a whole table.
+func (t *txn) deleteTable(name string) error {
+	t.unit.delTable(name)
+	return t.push()
+}
+
+func (k *kernel) syncModel(ks kernelState, m *Model) error {
+	defs := m.setDefs()
+	views := m.tables()
+	plans := make([]*plan, len(views))
+	for i, v := range views {
+		p, err := reconcile(ks[v.name], v.frags)
+		if errors.Is(err, errRecreate) {
+			slog.Warn("proxy: a table holds a set the proxy would define differently; recreating the table", "table", v.name, "err", err)
+			t := k.begin()
+			if err := t.deleteTable(v.name); err != nil {
+				return err
+			}
+			if err := t.commit(); err != nil {
+				return err
+			}
+			delete(ks, v.name)
+			p, err = reconcile(nil, v.frags)
+		}
+		if err != nil {
+			return err
+		}
+		plans[i] = p
+	}
+	t := k.begin()
+	mainAdds, mainDels := plans[0].split()
+	if err := t.queue(views[0].name, mainAdds, defs, true); err != nil {
+		return err
+	}
+	for i := 1; i < len(views); i++ {
+		if err := t.queue(views[i].name, plans[i], defs, true); err != nil {
+			return err
+		}
+	}
+	if err := t.queue(views[0].name, mainDels, defs, false); err != nil {
+		return err
+	}
+	wanted := map[string]bool{}
+	for _, v := range views {
+		wanted[v.name] = true
+	}
+	for _, name := range sortedTables(ks) {
+		if !wanted[name] {
+			if err := t.deleteTable(name); err != nil {
+				return err
+			}
+		}
 	}
 	return t.commit()
 }
 
-// fill queues a chain's rules (after a flush when it already existed) as one atomic unit.
-func (t *txn) fill(c *Chain, flush bool) error {
-	n, size := ruleMessages(c)
-	if flush {
-		n++
-		size += 128
+func sortedTables(ks kernelState) []string {
+	out := make([]string, 0, len(ks))
+	for n := range ks {
+		out = append(out, n)
 	}
-	if err := t.unitSized(n, size); err != nil {
-		return err
-	}
-	if flush {
-		t.k.conn.FlushChain(t.k.chainRef(c.Name))
-		t.k.stats.chains++
-	}
-	if err := t.k.addRules(c); err != nil {
-		return err
-	}
-	t.msgs += n
-	return nil
+	sort.Strings(out)
+	return out
 }
 
-// read lists the table once: its chains, its sets and the shared maps' element keys.
-func (k *kernel) read() (*kstate, error) {
-	ks := &kstate{chains: map[string]bool{}, sets: map[string]Set{}, elems: map[elemID]bool{}}
+// read lists the proxy's tables once: their chains, their sets and the fixed sets' element
+// keys.
+func (k *kernel) read() (kernelState, error) {
+	ks := kernelState{}
 	tables, err := k.conn.ListTablesOfFamily(nftables.TableFamilyIPv4)
 	if err != nil {
 		return nil, fmt.Errorf("list nftables tables: %w", err)
 	}
 	for _, t := range tables {
-		if t.Name == k.table.Name {
-			ks.exists = true
+		if t.Name == k.table || isShardTable(k.table, t.Name) {
+			ks[t.Name] = &kstate{chains: map[string]bool{}, sets: map[string]Set{}, elems: map[elemID]bool{}}
 		}
 	}
-	if !ks.exists {
+	if len(ks) == 0 {
 		return ks, nil
 	}
 	chains, err := k.conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
 	if err != nil {
-		return nil, fmt.Errorf("list chains of table ip %s: %w", k.table.Name, err)
+		return nil, fmt.Errorf("list chains of the tables of ip %s: %w", k.table, err)
 	}
 	for _, c := range chains {
-		if c.Table.Name == k.table.Name {
-			ks.chains[c.Name] = true
+		if ts := ks[c.Table.Name]; ts != nil {
+			ts.chains[c.Name] = true
 		}
 	}
-	sets, err := k.conn.GetSets(k.table)
+	for _, name := range sortedTables(ks) {
+		if err := k.readSets(name, ks[name]); err != nil {
+			return nil, err
+		}
+	}
+	return ks, nil
+}
+
+func (k *kernel) readSets(name string, ts *kstate) error {
+	sets, err := k.conn.GetSets(&nftables.Table{Name: name, Family: nftables.TableFamilyIPv4})
 	if err != nil {
-		return nil, fmt.Errorf("list sets of table ip %s: %w", k.table.Name, err)
+		return fmt.Errorf("list sets of table ip %s: %w", name, err)
 	}
 	for _, s := range sets {
 		if s.Anonymous || strings.HasPrefix(s.Name, "__") {
@@ -423,41 +387,46 @@ func (k *kernel) read() (*kstate, error) {
 		if s.HasTimeout {
 			def.Timeout = s.Timeout
 		}
-		ks.sets[s.Name] = def
+		ts.sets[s.Name] = def
 		kind, shared := sharedSets[s.Name]
 		if !shared {
 			continue
 		}
 		elems, err := k.conn.GetSetElements(s)
 		if err != nil {
-			return nil, fmt.Errorf("list elements of set %s in table ip %s: %w", s.Name, k.table.Name, err)
+			return fmt.Errorf("list elements of set %s in table ip %s: %w", s.Name, name, err)
 		}
 		for _, e := range elems {
 			if key, ok := decodeKey(kind, e.Key); ok {
-				ks.elems[elemID{s.Name, key}] = true
+				ts.elems[elemID{s.Name, key}] = true
 			}
 		}
-	}
-	return ks, nil
-}
-
-// deleteTable removes the table and everything in it, if it exists.
-func (k *kernel) deleteTable() error {
-	ks, err := k.read()
-	if err != nil || !ks.exists {
-		return err
-	}
-	k.conn.DelTable(k.table)
-	if err := k.conn.Flush(); err != nil && !errors.Is(err, errNotFound) {
-		return fmt.Errorf("delete table ip %s: %w", k.table.Name, err)
 	}
 	return nil
 }
 
-var errNotFound = errors.New("not found")
+// deleteTables removes, in one transaction, the proxy's tables that exist: the main table
+// and its shard tables of any shard count.
+func (k *kernel) deleteTables() error {
+	ks, err := k.read()
+	if err != nil || len(ks) == 0 {
+		return err
+	}
+	t := k.begin()
+	for _, name := range sortedTables(ks) {
+		if err := t.deleteTable(name); err != nil {
+			return err
+		}
+	}
+	if err := t.commit(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("delete the tables of ip %s: %w", k.table, err)
+	}
+	return nil
+}
 
-// Cleanup removes the proxy's table (for `havre agent reset`). A table that is not there is
-// not an error.
+// Cleanup removes the proxy's tables: the main table named table and its shard tables
+// (table-s00, table-s01, ...), for `havre agent reset`. Tables that are not there are not an
+// error.
 func Cleanup(table string) error {
 	return cleanup(table, -1)
 }
@@ -468,5 +437,5 @@ func cleanup(table string, nsFD int) error {
 		return err
 	}
 	defer k.close()
-	return k.deleteTable()
+	return k.deleteTables()
 }

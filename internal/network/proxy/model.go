@@ -213,11 +213,14 @@ func (r Rule) text(b *strings.Builder) {
 	}
 }
 
-// Fragment is the part of the table that one Service (or the fixed skeleton) owns.
+// Fragment is the part of the ruleset that one Service (or a table's fixed skeleton) owns.
+// A Service's sets, chains and Elements live in its shard's table; its Main elements are
+// its entries in the main table's sets (cluster-ips and the no-endpoint maps).
 type Fragment struct {
 	Sets     []Set
 	Chains   []*Chain
 	Elements []Element
+	Main     []Element
 
 	// What the proxier needs besides the rules.
 	HealthCheckPort uint16
@@ -233,43 +236,112 @@ type udpPort struct {
 	Endpoints []netip.Addr
 }
 
-// Model is the whole table: the fixed skeleton and one fragment per Service.
+// Model is the whole ruleset: the main table (its skeleton Base and every Service's Main
+// elements) and Shards shard tables, each holding the ShardBase skeleton and the fragments
+// of the Services that hash to it.
 type Model struct {
-	Table    string
-	Base     *Fragment
-	Services map[types.NamespacedName]*Fragment
+	Table     string
+	Shards    int
+	Base      *Fragment
+	ShardBase *Fragment
+	Services  map[types.NamespacedName]*Fragment
 }
 
-// Text renders the model as nft syntax, deterministically: sets then chains, each by name.
+// DefaultShards is how many shard tables the proxy spreads Services over (see doc.go).
+const DefaultShards = 16
+
+// MaxShards bounds Config.Shards: shard tables are numbered with two digits.
+const MaxShards = 100
+
+// ShardTable is the name of shard i of the proxy whose main table is table.
+func ShardTable(table string, i int) string { return fmt.Sprintf("%s-s%02d", table, i) }
+
+// isShardTable reports whether name is one of table's shard tables, of any shard count.
+func isShardTable(table, name string) bool {
+	rest, ok := strings.CutPrefix(name, table+"-s")
+	return ok && len(rest) == 2 && rest[0] >= '0' && rest[0] <= '9' && rest[1] >= '0' && rest[1] <= '9'
+}
+
+// shardOf is the shard a Service lives in: FNV-1a of "namespace/name" modulo the shard
+// count, stable across restarts.
+func shardOf(n types.NamespacedName, shards int) int {
+	h := uint32(2166136261)
+	for _, s := range []string{n.Namespace, "/", n.Name} {
+		for i := 0; i < len(s); i++ {
+			h ^= uint32(s[i])
+			h *= 16777619
+		}
+	}
+	return int(h % uint32(shards))
+}
+
+// tableView is what one table of the model holds, as fragments to diff or reconcile.
+type tableView struct {
+	name  string
+	shard int // -1: the main table
+	frags []*Fragment
+}
+
+// tables is every table of the model: the main table first, then the shards in order.
+func (m *Model) tables() []tableView {
+	main := tableView{name: m.Table, shard: -1, frags: []*Fragment{m.Base}}
+	shards := make([]tableView, m.Shards)
+	for i := range shards {
+		shards[i] = tableView{name: ShardTable(m.Table, i), shard: i, frags: []*Fragment{m.ShardBase}}
+	}
+	for _, n := range sortedNames(m.Services) {
+		f := m.Services[n]
+		if len(f.Main) > 0 {
+			main.frags = append(main.frags, &Fragment{Elements: f.Main})
+		}
+		s := &shards[shardOf(n, m.Shards)]
+		s.frags = append(s.frags, f)
+	}
+	return append([]tableView{main}, shards...)
+}
+
+func sortedNames(m map[types.NamespacedName]*Fragment) []types.NamespacedName {
+	out := make([]types.NamespacedName, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+// Text renders the model as nft syntax, deterministically: the main table, then the shards;
+// in each, sets then chains, each by name.
 func (m *Model) Text() string {
+	var b strings.Builder
+	for _, t := range m.tables() {
+		tableText(&b, t)
+	}
+	return b.String()
+}
+
+func tableText(b *strings.Builder, t tableView) {
 	var sets []Set
 	var chains []*Chain
 	elems := map[string][]Element{}
-	add := func(f *Fragment) {
+	for _, f := range t.frags {
 		sets = append(sets, f.Sets...)
 		chains = append(chains, f.Chains...)
 		for _, e := range f.Elements {
 			elems[e.Set] = append(elems[e.Set], e)
 		}
 	}
-	add(m.Base)
-	for _, f := range m.Services {
-		add(f)
-	}
 	sort.Slice(sets, func(i, j int) bool { return sets[i].Name < sets[j].Name })
 	sort.Slice(chains, func(i, j int) bool { return chains[i].Name < chains[j].Name })
-	var b strings.Builder
-	fmt.Fprintf(&b, "table ip %s {\n", m.Table)
+	fmt.Fprintf(b, "table ip %s {\n", t.name)
 	for _, s := range sets {
 		es := elems[s.Name]
 		sort.Slice(es, func(i, j int) bool { return keyLess(es[i].Key, es[j].Key) })
-		s.text(&b, es)
+		s.text(b, es)
 	}
 	for _, c := range chains {
-		c.text(&b)
+		c.text(b)
 	}
 	b.WriteString("}\n")
-	return b.String()
 }
 
 func keyLess(a, b Key) bool {
@@ -293,22 +365,15 @@ func prefixed(prefix, suffix string) string {
 	return prefix + "-" + hashName(suffix) + "-" + suffix
 }
 
-// fragments is the skeleton and every service's fragment.
-func (m *Model) fragments() []*Fragment {
-	out := make([]*Fragment, 0, len(m.Services)+1)
-	out = append(out, m.Base)
-	for _, f := range m.Services {
-		out = append(out, f)
-	}
-	return out
-}
-
-// setDefs is every named set of the model by name.
+// setDefs is every named set of the model by name (a name means the same set in every
+// table that has it).
 func (m *Model) setDefs() map[string]Set {
 	defs := map[string]Set{}
-	for _, f := range m.fragments() {
-		for _, s := range f.Sets {
-			defs[s.Name] = s
+	for _, t := range m.tables() {
+		for _, f := range t.frags {
+			for _, s := range f.Sets {
+				defs[s.Name] = s
+			}
 		}
 	}
 	return defs

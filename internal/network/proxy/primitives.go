@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
@@ -35,13 +34,14 @@ type Stmt interface {
 
 // compiler collects what rules need besides their expressions (anonymous maps).
 type compiler struct {
-	table *nftables.Table
-	anon  []anonSet
+	anon []anonMap
 }
 
-type anonSet struct {
-	set   *nftables.Set
-	elems []nftables.SetElement
+// anonMap is a rule's own constant verdict map: key i goes to targets[i].
+type anonMap struct {
+	name    string
+	id      uint32
+	targets []string
 }
 
 // Field is an address field of the IPv4 header.
@@ -306,26 +306,13 @@ func (s StmtNumgen) text(b *strings.Builder) {
 }
 
 func (s StmtNumgen) compile(c *compiler) []expr.Any {
-	set := &nftables.Set{
-		Table: c.table, Anonymous: true, Constant: true, IsMap: true,
-		// Named here rather than "__map%d": the kernel finds a free %d by scanning every
-		// set of the table with sscanf, which makes a 10,000-service sync quadratic.
-		ID: anonID.Add(1), Name: fmt.Sprintf("__ng%s%x", anonPrefix, anonSeq.Add(1)),
-		KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict,
-		KeyByteOrder: binaryutil.NativeEndian,
-	}
-	elems := make([]nftables.SetElement, len(s.Targets))
-	for i, t := range s.Targets {
-		elems[i] = nftables.SetElement{
-			Key:         binaryutil.NativeEndian.PutUint32(uint32(i)),
-			VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: t},
-		}
-	}
-	c.anon = append(c.anon, anonSet{set: set, elems: elems})
-	// The set's ID and name are given when it is added, just before the rule.
+	// Named here rather than "__map%d": the kernel finds a free %d by scanning every set of
+	// the table with sscanf, which makes a 10,000-service sync quadratic.
+	a := anonMap{id: anonID.Add(1), name: fmt.Sprintf("__ng%s%x", anonPrefix, anonSeq.Add(1)), targets: s.Targets}
+	c.anon = append(c.anon, a)
 	return []expr.Any{
 		&expr.Numgen{Register: 1, Modulus: uint32(len(s.Targets)), Type: unix.NFT_NG_RANDOM},
-		&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: anonRef},
+		&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: a.name, SetID: a.id},
 	}
 }
 
@@ -338,11 +325,6 @@ var (
 		return hex.EncodeToString(b[:])
 	}()
 )
-
-func init() { anonID.Store(1 << 30) } // clear of the IDs google/nftables hands out
-
-// anonRef stands for "the anonymous set added with this rule" until the set has its ID.
-const anonRef = "\x00anon"
 
 func (s StmtNumgen) exec(t *Tracer, _ *packet) step {
 	return step{kind: stepGoto, chain: s.Targets[t.choose(len(s.Targets))]}

@@ -41,16 +41,19 @@ type Proxier struct {
 
 	trigger chan struct{}
 
-	mu       sync.Mutex
-	dirty    map[types.NamespacedName]bool
-	all      bool // rebuild every service (the node's zone changed)
-	full     bool // reconcile with what the kernel holds (start, after a failure)
-	zone     string
-	frags    map[types.NamespacedName]*Fragment
-	owners   map[elemID]types.NamespacedName
-	base     *Fragment
-	synced1  chan struct{} // closed and replaced after every successful sync
-	syncsRun int
+	mu      sync.Mutex
+	dirty   map[types.NamespacedName]bool
+	all     bool // rebuild every service (the node's zone changed)
+	full    bool // reconcile with what the kernel holds (start, after a failure)
+	zone    string
+	frags   map[types.NamespacedName]*Fragment
+	owners  map[elemID]types.NamespacedName
+	checked map[types.NamespacedName]bool // the Services of frags with a health-check node port
+	base    *Fragment                     // the main table's skeleton, as last committed
+	// shardBase is every shard table's skeleton, as last committed.
+	shardBase *Fragment
+	synced1   chan struct{} // closed and replaced after every successful sync
+	syncsRun  int
 }
 
 // New builds a proxier and registers its Service, EndpointSlice and Node informers on
@@ -61,6 +64,9 @@ func New(cfg Config, factory informers.SharedInformerFactory) (*Proxier, error) 
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Shards < 0 || cfg.Shards > MaxShards {
+		return nil, fmt.Errorf("proxy: Config.Shards is %d: pass 0 (the default, %d) or a count from 1 to %d", cfg.Shards, DefaultShards, MaxShards)
 	}
 	for _, ip := range cfg.NodeIPs {
 		if !ip.Is4() {
@@ -78,6 +84,7 @@ func New(cfg Config, factory informers.SharedInformerFactory) (*Proxier, error) 
 		full:    true,
 		frags:   map[types.NamespacedName]*Fragment{},
 		owners:  map[elemID]types.NamespacedName{},
+		checked: map[types.NamespacedName]bool{},
 		synced1: make(chan struct{}),
 	}
 	p.health = newHealthServer(cfg.NodeIPs, p.log)
@@ -232,6 +239,7 @@ func (p *Proxier) buildConfig(zone string) *BuildConfig {
 	return &BuildConfig{
 		Table: p.cfg.Table, NodeName: p.cfg.NodeName, Zone: zone, NodeIPs: p.cfg.NodeIPs,
 		ClusterCIDR: p.cfg.ClusterCIDR, ServiceCIDRs: p.cfg.ServiceCIDRs, LocalDNS: p.cfg.LocalDNS,
+		Shards: p.cfg.Shards,
 	}
 }
 
@@ -254,35 +262,43 @@ func (p *Proxier) claim(k types.NamespacedName, f *Fragment) *Fragment {
 	if f == nil {
 		return nil
 	}
-	var keep []Element
 	conflict := false
-	for _, e := range f.Elements {
-		if o, ok := p.owners[e.id()]; ok && o != k {
-			conflict = true
-			p.log.Warn("address and port already used by another service; ignored for this one", "service", k.String(), "owner", o.String(), "set", e.Set, "key", e.Key.text(KeyAddrProtoPort))
-			continue
+	keep := func(elems []Element) []Element {
+		var out []Element
+		for _, e := range elems {
+			if o, ok := p.owners[e.id()]; ok && o != k {
+				conflict = true
+				p.log.Warn("address and port already used by another service; ignored for this one", "service", k.String(), "owner", o.String(), "set", e.Set, "key", e.Key.text(KeyAddrProtoPort))
+				continue
+			}
+			out = append(out, e)
 		}
-		keep = append(keep, e)
+		return out
 	}
+	elems, main := keep(f.Elements), keep(f.Main)
 	if !conflict {
 		return f
 	}
 	g := *f
-	g.Elements = keep
+	g.Elements, g.Main = elems, main
 	return &g
 }
 
 func (p *Proxier) setOwners(k types.NamespacedName, old, new *Fragment) {
 	if old != nil {
-		for _, e := range old.Elements {
-			if p.owners[e.id()] == k {
-				delete(p.owners, e.id())
+		for _, l := range [][]Element{old.Elements, old.Main} {
+			for _, e := range l {
+				if p.owners[e.id()] == k {
+					delete(p.owners, e.id())
+				}
 			}
 		}
 	}
 	if new != nil {
-		for _, e := range new.Elements {
-			p.owners[e.id()] = k
+		for _, l := range [][]Element{new.Elements, new.Main} {
+			for _, e := range l {
+				p.owners[e.id()] = k
+			}
 		}
 	}
 }
@@ -343,13 +359,9 @@ func (p *Proxier) sync(k *kernel, ct *netlink.Handle) (err error) {
 	for _, n := range ordered {
 		built[n] = p.fragmentFor(bc, n)
 	}
-	base := buildBase(bc)
-	defs := map[string]Set{}
-	for _, s := range base.Sets {
-		defs[s.Name] = s
-	}
+	shards := bc.shards()
+	base, shardBase := buildBase(bc), buildShardBase(bc)
 
-	var pl *plan
 	frags, owners := p.frags, p.owners
 	if full {
 		p.frags, p.owners = map[types.NamespacedName]*Fragment{}, map[elemID]types.NamespacedName{}
@@ -359,70 +371,18 @@ func (p *Proxier) sync(k *kernel, ct *netlink.Handle) (err error) {
 				p.setOwners(n, nil, f)
 			}
 		}
-		desired := append([]*Fragment{base}, mapValues(p.frags)...)
 		ks, rerr := k.read()
+		if rerr == nil {
+			rerr = k.syncModel(ks, &Model{Table: p.cfg.Table, Shards: shards, Base: base, ShardBase: shardBase, Services: p.frags})
+		}
 		if rerr != nil {
 			p.frags, p.owners = frags, owners
 			return rerr
 		}
-		if pl, err = reconcile(ks, desired); errors.Is(err, errRecreate) {
-			p.log.Warn("table holds a set the proxy would define differently; recreating the table", "err", err)
-			if err = k.deleteTable(); err == nil {
-				pl, err = reconcile(&kstate{}, desired)
-			}
-		}
-		if err == nil {
-			err = k.apply(pl, defs, true)
-		}
-		if err != nil {
-			p.frags, p.owners = frags, owners
-			return err
-		}
-	} else {
-		pl = &plan{}
-		if all {
-			if err := pl.diff(p.base, base); err != nil {
-				return err
-			}
-		}
-		var twoStep []types.NamespacedName
-		newFrags := make(map[types.NamespacedName]*Fragment, len(ordered))
-		for _, n := range ordered {
-			old := p.frags[n]
-			p.setOwners(n, old, nil)
-			f := p.claim(n, built[n])
-			p.setOwners(n, nil, f)
-			newFrags[n] = f
-			if err := pl.diff(old, f); errors.Is(err, errRecreate) {
-				twoStep = append(twoStep, n)
-			}
-		}
-		if len(twoStep) > 0 {
-			// A set changed definition: remove those services first, then add them.
-			first := &plan{}
-			for _, n := range twoStep {
-				_ = first.diff(p.frags[n], nil)
-			}
-			if err := k.apply(first, defs, false); err != nil {
-				return err
-			}
-			for _, n := range twoStep {
-				delete(p.frags, n)
-				_ = pl.diff(nil, newFrags[n])
-			}
-		}
-		if err := k.apply(pl, defs, false); err != nil {
-			return err
-		}
-		for _, n := range ordered {
-			if f := newFrags[n]; f != nil {
-				p.frags[n] = f
-			} else {
-				delete(p.frags, n)
-			}
-		}
+	} else if err := p.syncChanged(k, ordered, built, shards, all, base, shardBase); err != nil {
+		return err
 	}
-	p.base = base
+	p.base, p.shardBase = base, shardBase
 
 	// Conntrack: UDP flows to endpoints that went away.
 	var filters []netlink.CustomConntrackFilter
@@ -437,12 +397,27 @@ func (p *Proxier) sync(k *kernel, ct *netlink.Handle) (err error) {
 		}
 	}
 
-	// Health-check node ports.
-	want := map[uint16]hcWant{}
-	for n, f := range p.frags {
-		if f.HealthCheckPort != 0 {
-			want[f.HealthCheckPort] = hcWant{name: n, local: f.LocalEndpoints}
+	// Health-check node ports: the Services that have one, kept without a walk over all.
+	if full {
+		p.checked = map[types.NamespacedName]bool{}
+		for n, f := range p.frags {
+			if f.HealthCheckPort != 0 {
+				p.checked[n] = true
+			}
 		}
+	} else {
+		for _, n := range ordered {
+			if f := p.frags[n]; f != nil && f.HealthCheckPort != 0 {
+				p.checked[n] = true
+			} else {
+				delete(p.checked, n)
+			}
+		}
+	}
+	want := make(map[uint16]hcWant, len(p.checked))
+	for n := range p.checked {
+		f := p.frags[n]
+		want[f.HealthCheckPort] = hcWant{name: n, local: f.LocalEndpoints}
 	}
 	p.health.sync(want)
 
@@ -464,10 +439,73 @@ func (p *Proxier) sync(k *kernel, ct *netlink.Handle) (err error) {
 	return nil
 }
 
-func mapValues(m map[types.NamespacedName]*Fragment) []*Fragment {
-	out := make([]*Fragment, 0, len(m))
-	for _, f := range m {
-		out = append(out, f)
+// syncChanged sends what changed for the Services named in ordered (and for the skeletons
+// when all is set) in one sequence of transactions (see changeSet.send). A Service touches
+// its shard and the main table only, so the kernel validates that shard (a fraction of the
+// ruleset) and, when one of the Service's main-table verdicts changed, the small main table.
+func (p *Proxier) syncChanged(k *kernel, ordered []types.NamespacedName, built map[types.NamespacedName]*Fragment,
+	shards int, all bool, base, shardBase *Fragment) error {
+	defs := skeletonDefs(base, shardBase)
+	cs := newChangeSet(p.cfg.Table, shards)
+	if all {
+		if err := cs.skeletons(p.base, base, p.shardBase, shardBase); err != nil {
+			return err
+		}
 	}
-	return out
+	var twoStep []types.NamespacedName
+	newFrags := make(map[types.NamespacedName]*Fragment, len(ordered))
+	for _, n := range ordered {
+		old := p.frags[n]
+		p.setOwners(n, old, nil)
+		f := p.claim(n, built[n])
+		p.setOwners(n, nil, f)
+		newFrags[n] = f
+		if err := cs.service(n, old, f); errors.Is(err, errRecreate) {
+			twoStep = append(twoStep, n)
+		}
+	}
+	if len(twoStep) > 0 {
+		// A set changed definition: remove those services' shard parts first, then add them.
+		first := newChangeSet(p.cfg.Table, shards)
+		for _, n := range twoStep {
+			_ = first.shardPlan(shardOf(n, shards)).diff(p.frags[n], nil)
+		}
+		t := k.begin()
+		if err := first.send(t, defs); err != nil {
+			return err
+		}
+		if err := t.commit(); err != nil {
+			return err
+		}
+		for _, n := range twoStep {
+			delete(p.frags, n)
+			_ = cs.shardPlan(shardOf(n, shards)).diff(nil, newFrags[n])
+		}
+	}
+	t := k.begin()
+	if err := cs.send(t, defs); err != nil {
+		return err
+	}
+	if err := t.commit(); err != nil {
+		return err
+	}
+	for _, n := range ordered {
+		if f := newFrags[n]; f != nil {
+			p.frags[n] = f
+		} else {
+			delete(p.frags, n)
+		}
+	}
+	return nil
+}
+
+// skeletonDefs are the fixed sets' definitions (the only sets Services add elements to).
+func skeletonDefs(base, shardBase *Fragment) map[string]Set {
+	defs := map[string]Set{}
+	for _, f := range []*Fragment{base, shardBase} {
+		for _, s := range f.Sets {
+			defs[s.Name] = s
+		}
+	}
+	return defs
 }

@@ -113,16 +113,24 @@ func TestProxierSyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.close()
-	read := func() *kstate {
+	read := func() kernelState {
 		ks, err := k.read()
 		if err != nil {
 			t.Fatal(err)
 		}
 		return ks
 	}
-	if ks := read(); !ks.exists || !ks.chains[chainServices] {
-		t.Fatalf("first sync did not create the table: %+v", ks)
+	ks := read()
+	if ks[cfg.Table] == nil || !ks[cfg.Table].chains[chainServiceEndpoints] || len(ks) != 1+DefaultShards {
+		t.Fatalf("first sync did not create the main table and %d shards: %v", DefaultShards, sortedTables(ks))
 	}
+	for i := range DefaultShards {
+		if !ks[ShardTable(cfg.Table, i)].chains[chainServices] {
+			t.Fatalf("shard %d has no services chain", i)
+		}
+	}
+	webShard := ShardTable(cfg.Table, shardOf(typesNN("default", "web"), DefaultShards))
+	webVIP := elemID{mapServiceIPs, Key{netip.MustParseAddr("10.43.0.20"), ProtoTCP, 80}}
 
 	hc := freePort(t)
 	web := svc("default", "web", "10.43.0.20", typ(v1.ServiceTypeNodePort), port("http", v1.ProtocolTCP, 80, 30080), etpLocal(hc))
@@ -136,7 +144,7 @@ func TestProxierSyncs(t *testing.T) {
 	}
 	// The change waits for MinSyncPeriod on the fake clock.
 	until(t, "the proxier waits for MinSyncPeriod", clk.HasWaiters)
-	if read().chains[prefixed("service", "default/web/tcp/http")] {
+	if read()[webShard].chains[prefixed("service", "default/web/tcp/http")] {
 		t.Fatal("synced before MinSyncPeriod passed")
 	}
 	clk.Step(cfg.MinSyncPeriod)
@@ -145,7 +153,7 @@ func TestProxierSyncs(t *testing.T) {
 		if clk.HasWaiters() { // the slice's event may come after the service's sync
 			clk.Step(cfg.MinSyncPeriod)
 		}
-		return read().elems[elemID{mapServiceIPs, Key{netip.MustParseAddr("10.43.0.20"), ProtoTCP, 80}}]
+		return read()[webShard].elems[webVIP]
 	})
 
 	// Health-check node port: one local endpoint → 200.
@@ -180,7 +188,7 @@ func TestProxierSyncs(t *testing.T) {
 		c, _ := get()
 		return c == http.StatusServiceUnavailable
 	})
-	if !read().elems[elemID{mapNoEndpointNodePorts, Key{Proto: ProtoTCP, Port: 30080}}] {
+	if !read()[cfg.Table].elems[elemID{mapNoEndpointNodePorts, Key{Proto: ProtoTCP, Port: 30080}}] {
 		t.Error("node port without local endpoints is not in no-endpoint-nodeports")
 	}
 	if got := metricValue(h.p.metrics.syncs.WithLabelValues("ok", "partial")); got < 2 {
@@ -190,27 +198,56 @@ func TestProxierSyncs(t *testing.T) {
 		t.Error("last sync time not set")
 	}
 
-	// A restart keeps the table and reconciles: the service removed meanwhile goes away.
+	// A restart keeps the tables and reconciles: the service removed meanwhile goes away.
 	h.stop()
-	if !read().chains[prefixed("service", "default/web/tcp/http")] {
+	if !read()[webShard].chains[prefixed("service", "default/web/tcp/http")] {
 		t.Fatal("table torn down when Run returned")
 	}
 	if err := client.CoreV1().Services("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	h2 := startProxier(t, int(ns), client, testConfig(clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))))
-	if ks := read(); ks.chains[prefixed("service", "default/web/tcp/http")] || ks.elems[elemID{mapServiceIPs, Key{netip.MustParseAddr("10.43.0.20"), ProtoTCP, 80}}] {
+	if ks := read(); ks[webShard].chains[prefixed("service", "default/web/tcp/http")] || ks[webShard].elems[webVIP] ||
+		ks[cfg.Table].elems[elemID{setClusterIPs, Key{Addr: netip.MustParseAddr("10.43.0.20")}}] {
 		t.Error("restart did not remove the deleted service")
 	}
 	if got := metricValue(h2.p.metrics.syncs.WithLabelValues("ok", "full")); got != 1 {
 		t.Errorf("full syncs after restart: %v", got)
 	}
+
+	// A restart with fewer shards moves the Services and removes the shard tables beyond.
+	kept := svc("default", "kept", "10.43.0.30", port("http", v1.ProtocolTCP, 80, 0))
+	keptSlice := slice("default", "kept", "kept-1", []slicePort{tcp("http", 8080)}, ep("10.42.0.6"))
+	if _, err := client.CoreV1().Services("default").Create(ctx, kept, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DiscoveryV1().EndpointSlices("default").Create(ctx, keptSlice, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	keptVIP := elemID{mapServiceIPs, Key{netip.MustParseAddr("10.43.0.30"), ProtoTCP, 80}}
+	until(t, "the kept service is programmed", func() bool {
+		if h2.clock.HasWaiters() {
+			h2.clock.Step(cfg.MinSyncPeriod)
+		}
+		return read()[ShardTable(cfg.Table, shardOf(typesNN("default", "kept"), DefaultShards))].elems[keptVIP]
+	})
 	h2.stop()
+	cfg3 := testConfig(clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0)))
+	cfg3.Shards = 2
+	h3 := startProxier(t, int(ns), client, cfg3)
+	ks = read()
+	if len(ks) != 3 || ks[ShardTable(cfg.Table, 0)] == nil || ks[ShardTable(cfg.Table, 1)] == nil {
+		t.Errorf("after a restart with 2 shards the tables are %v", sortedTables(ks))
+	}
+	if !ks[ShardTable(cfg.Table, shardOf(typesNN("default", "kept"), 2))].elems[keptVIP] {
+		t.Error("the kept service is not in its shard after the restart with 2 shards")
+	}
+	h3.stop()
 	if err := cleanup(cfg.Table, int(ns)); err != nil {
 		t.Fatal(err)
 	}
-	if read().exists {
-		t.Error("Cleanup left the table")
+	if ks := read(); len(ks) != 0 {
+		t.Errorf("Cleanup left tables %v", sortedTables(ks))
 	}
 }
 

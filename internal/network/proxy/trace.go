@@ -7,8 +7,13 @@ import (
 	"strings"
 )
 
-// The tracer walks a packet through the model's chains the way the kernel's hooks would
-// (as kube-proxy's proxier tests do) and reports what happens to it.
+// The tracer walks a packet through the model's tables the way the kernel's hooks would (as
+// kube-proxy's proxier tests do) and reports what happens to it. At each hook it runs the
+// base chains of every table attached there, by priority (the main table first among equal
+// priorities, then the shards in order: each dispatch key is in one shard only, so their
+// order does not change a verdict); names in a chain's rules resolve in the chain's table;
+// after a NAT chain has set up a translation, later NAT chains of the hook are skipped, as
+// in the kernel.
 
 // TracePacket is the first packet of a connection.
 type TracePacket struct {
@@ -35,10 +40,9 @@ func (r TraceResult) String() string {
 
 // Tracer evaluates packets against one model.
 type Tracer struct {
-	chains map[string]*Chain
-	elems  map[string]map[Key]Verdict
-	local  map[netip.Addr]bool
-	dyn    map[string]map[netip.Addr]bool
+	bases []baseChain // every table's base chains, in hook order
+	local map[netip.Addr]bool
+	cur   *traceTable // the table of the chain being evaluated
 
 	// Choose picks the numgen branch; nil explores every branch. With Choose set, affinity
 	// updates are remembered across traces (so a second trace sees the first's client).
@@ -47,6 +51,19 @@ type Tracer struct {
 	path    []int // exploration: forced choices
 	seen    []int // exploration: moduli met in this run
 	explore bool
+}
+
+// traceTable is one table of the model as the tracer sees it.
+type traceTable struct {
+	name   string
+	chains map[string]*Chain
+	elems  map[string]map[Key]Verdict
+	dyn    map[string]map[netip.Addr]bool
+}
+
+type baseChain struct {
+	table *traceTable
+	chain *Chain
 }
 
 type packet struct {
@@ -93,28 +110,34 @@ func verdictStep(v Verdict) step {
 // NewTracer is a tracer for m on a host whose own addresses are local (the node IPs are
 // always local).
 func NewTracer(m *Model, local ...netip.Addr) *Tracer {
-	t := &Tracer{chains: map[string]*Chain{}, elems: map[string]map[Key]Verdict{}, local: map[netip.Addr]bool{}, dyn: map[string]map[netip.Addr]bool{}}
-	add := func(f *Fragment) {
-		for _, c := range f.Chains {
-			t.chains[c.Name] = c
-		}
-		for _, s := range f.Sets {
-			t.elems[s.Name] = map[Key]Verdict{}
-		}
-		for _, e := range f.Elements {
-			if t.elems[e.Set] == nil {
-				t.elems[e.Set] = map[Key]Verdict{}
+	t := &Tracer{local: map[netip.Addr]bool{}}
+	for _, v := range m.tables() {
+		tt := &traceTable{name: v.name, chains: map[string]*Chain{}, elems: map[string]map[Key]Verdict{}, dyn: map[string]map[netip.Addr]bool{}}
+		for _, f := range v.frags {
+			for _, c := range f.Chains {
+				tt.chains[c.Name] = c
+				if c.Base != nil {
+					t.bases = append(t.bases, baseChain{tt, c})
+				}
 			}
-			t.elems[e.Set][e.Key] = e.Verdict
-			if e.Set == setNodePortIPs {
-				t.local[e.Key.Addr] = true
+			for _, s := range f.Sets {
+				if tt.elems[s.Name] == nil {
+					tt.elems[s.Name] = map[Key]Verdict{}
+				}
+			}
+			for _, e := range f.Elements {
+				if tt.elems[e.Set] == nil {
+					tt.elems[e.Set] = map[Key]Verdict{}
+				}
+				tt.elems[e.Set][e.Key] = e.Verdict
+				if e.Set == setNodePortIPs {
+					t.local[e.Key.Addr] = true
+				}
 			}
 		}
 	}
-	add(m.Base)
-	for _, f := range m.Services {
-		add(f)
-	}
+	// Stable: among equal priorities the tables keep their order (main table, then shards).
+	sort.SliceStable(t.bases, func(i, j int) bool { return t.bases[i].chain.Base.Priority < t.bases[j].chain.Base.Priority })
 	for _, a := range local {
 		t.local[a] = true
 	}
@@ -122,15 +145,15 @@ func NewTracer(m *Model, local ...netip.Addr) *Tracer {
 }
 
 func (t *Tracer) inSet(set string, k Key) bool {
-	if d, ok := t.dyn[set]; ok && d[k.Addr] {
+	if d, ok := t.cur.dyn[set]; ok && d[k.Addr] {
 		return true
 	}
-	_, ok := t.elems[set][k]
+	_, ok := t.cur.elems[set][k]
 	return ok
 }
 
 func (t *Tracer) lookup(m string, k Key) (Verdict, bool) {
-	v, ok := t.elems[m][k]
+	v, ok := t.cur.elems[m][k]
 	return v, ok
 }
 
@@ -138,10 +161,10 @@ func (t *Tracer) remember(set string, a netip.Addr) {
 	if t.explore {
 		return
 	}
-	if t.dyn[set] == nil {
-		t.dyn[set] = map[netip.Addr]bool{}
+	if t.cur.dyn[set] == nil {
+		t.cur.dyn[set] = map[netip.Addr]bool{}
 	}
-	t.dyn[set][a] = true
+	t.cur.dyn[set][a] = true
 }
 
 func (t *Tracer) choose(n int) int {
@@ -207,15 +230,15 @@ func (t *Tracer) traceOnce(in TracePacket) (string, *packet) {
 	p := &packet{src: in.Src, dst: in.Dst, proto: in.Proto, dport: in.Port}
 	var hooks []string
 	if in.Local {
-		hooks = []string{chainFilterOutput, chainNATOutput, chainFilterOutputPostDNAT, chainNATPostrouting}
+		hooks = []string{"output", "postrouting"}
 	} else {
-		if v := t.runHook(chainNATPrerouting, p); v != stepAccept {
+		if v := t.runHook("prerouting", p); v != stepAccept {
 			return verdictName(v), p
 		}
 		if t.local[p.dst] {
-			hooks = []string{chainFilterInput}
+			hooks = []string{"input"}
 		} else {
-			hooks = []string{chainFilterForward, chainNATPostrouting}
+			hooks = []string{"forward", "postrouting"}
 		}
 	}
 	for _, h := range hooks {
@@ -224,6 +247,22 @@ func (t *Tracer) traceOnce(in TracePacket) (string, *packet) {
 		}
 	}
 	return "ACCEPT", p
+}
+
+// runHook runs the base chains attached to a hook, in order, until one drops or rejects.
+func (t *Tracer) runHook(hook string, p *packet) stepKind {
+	for _, b := range t.bases {
+		if b.chain.Base.Hook != hook {
+			continue
+		}
+		if b.chain.Base.Type == "nat" && (hook == "postrouting" && p.masq || hook != "postrouting" && p.dnat != "") {
+			continue // the connection has its translation: later NAT chains are not consulted
+		}
+		if v := t.runChain(b, p); v != stepAccept {
+			return v
+		}
+	}
+	return stepAccept
 }
 
 func verdictName(k stepKind) string {
@@ -241,17 +280,15 @@ type frame struct {
 	idx   int
 }
 
-// runHook evaluates a base chain and what it jumps to; the result is accept, drop or reject.
-func (t *Tracer) runHook(base string, p *packet) stepKind {
-	if t.chains[base] == nil {
-		return stepAccept
-	}
-	stack := []frame{{base, 0}}
+// runChain evaluates a base chain and what it jumps to; the result is accept, drop or reject.
+func (t *Tracer) runChain(b baseChain, p *packet) stepKind {
+	t.cur = b.table
+	stack := []frame{{b.chain.Name, 0}}
 	for n := 0; len(stack) > 0 && n < 100000; n++ {
 		f := &stack[len(stack)-1]
-		c := t.chains[f.chain]
+		c := t.cur.chains[f.chain]
 		if c == nil {
-			panic(fmt.Sprintf("trace: chain %q does not exist", f.chain))
+			panic(fmt.Sprintf("trace: chain %q does not exist in table %s", f.chain, t.cur.name))
 		}
 		if f.idx >= len(c.Rules) {
 			stack = stack[:len(stack)-1]

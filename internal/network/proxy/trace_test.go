@@ -1,9 +1,13 @@
 package proxy
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
 )
 
 // TestTrace walks packets through the model, one case per feature.
@@ -114,5 +118,39 @@ func TestTraceAffinity(t *testing.T) {
 	p.Src = netip.MustParseAddr("10.42.0.10")
 	if other := tr.Trace(p); !reflect.DeepEqual(other.Endpoints, []string{"10.42.0.5:8080"}) {
 		t.Errorf("another client follows balancing, got %s", other)
+	}
+}
+
+// TestTraceNATOnce: after one shard's NAT chain has translated a connection, the NAT chains of
+// later shards are not consulted (as in the kernel), even if the new destination is another
+// Service's external IP and port.
+func TestTraceNATOnce(t *testing.T) {
+	bc := testBuildConfig()
+	// Service "first" must be in an earlier shard than "second".
+	var first, second string
+	for i := 0; first == "" || second == ""; i++ {
+		name := fmt.Sprintf("svc%d", i)
+		if s := shardOf(typesNN("ns1", name), bc.Shards); s == 0 && first == "" {
+			first = name
+		} else if s == bc.Shards-1 && second == "" {
+			second = name
+		}
+	}
+	web := []slicePort{tcp("http", 80)}
+	m := Build(bc, []*v1.Service{
+		svc("ns1", first, "10.43.0.20", port("http", v1.ProtocolTCP, 80, 0)),
+		svc("ns1", second, "10.43.0.21", port("http", v1.ProtocolTCP, 80, 0), externalIPs("198.51.100.7")),
+	}, []*discovery.EndpointSlice{
+		slice("ns1", first, first+"-1", web, ep("198.51.100.7")),
+		slice("ns1", second, second+"-1", web, ep("10.42.0.9")),
+	})
+	got := NewTracer(m).Trace(TracePacket{Src: netip.MustParseAddr("10.42.0.5"), Dst: netip.MustParseAddr("10.43.0.20"), Proto: ProtoTCP, Port: 80})
+	if got.Verdict != "ACCEPT" || !reflect.DeepEqual(got.Endpoints, []string{"198.51.100.7:80"}) {
+		t.Errorf("trace: %s, want one DNAT, to 198.51.100.7:80", got)
+	}
+	// The second Service's external IP, reached directly, is the second shard's.
+	got = NewTracer(m).Trace(TracePacket{Src: netip.MustParseAddr("203.0.113.50"), Dst: netip.MustParseAddr("198.51.100.7"), Proto: ProtoTCP, Port: 80})
+	if !reflect.DeepEqual(got.Endpoints, []string{"10.42.0.9:80"}) {
+		t.Errorf("trace to the external IP: %s", got)
 	}
 }

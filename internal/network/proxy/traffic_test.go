@@ -180,15 +180,19 @@ func TestRealTraffic(t *testing.T) {
 		slice("default", "dns", "dns-1", []slicePort{udp("dns", 5353)}, ep("10.42.0.5")),
 	}
 	m := Build(bc, services, slices)
+	inShard := map[int]bool{}
+	for _, s := range services {
+		inShard[shardOf(typesNN(s.Namespace, s.Name), m.Shards)] = true
+	}
+	if len(inShard) < 2 {
+		t.Fatalf("the test's Services all hash to one of %d shards: pick other names", m.Shards)
+	}
 	k, err := newKernel(bc.Table, int(tn.node))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer k.close()
-	p, _ := reconcile(&kstate{}, m.fragments())
-	if err := k.apply(p, m.setDefs(), true); err != nil {
-		t.Fatal(err)
-	}
+	program(t, k, m)
 	t.Cleanup(func() { _ = cleanup(bc.Table, int(tn.node)) })
 	isPod := func(s string) bool { return s == "10.42.0.5" || s == "10.42.0.6" }
 
@@ -238,13 +242,7 @@ func TestRealTraffic(t *testing.T) {
 		slices2 := []*discovery.EndpointSlice{slices[0], slices[1], slice("default", "dns", "dns-1", []slicePort{udp("dns", 5353)}, ep("10.42.0.6"))}
 		m2 := Build(bc, services, slices2)
 		name := types.NamespacedName{Namespace: "default", Name: "dns"}
-		p2 := &plan{}
-		if err := p2.diff(m.Services[name], m2.Services[name]); err != nil {
-			t.Fatal(err)
-		}
-		if err := k.apply(p2, m2.setDefs(), false); err != nil {
-			t.Fatal(err)
-		}
+		applyChange(t, k, m, m2, name)
 		filters := staleUDP(m.Services[name], m2.Services[name])
 		h, err := netlink.NewHandleAt(tn.node)
 		if err != nil {
