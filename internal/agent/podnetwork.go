@@ -69,9 +69,3 @@ func (a *Agent) writeCNIConfig(cidr string, force bool) (bool, error) {
 	}
 	return podnet.WriteConfig(a.dirs.cniConf, a.dirs.cniIPAM, prefix, a.bridge(), 0, force)
 }
-
-// networkTables are the nftables tables (family ip) the agent of a bridge
-// owns: the service proxy's, named after the bridge, and the masquerading.
-func networkTables(bridge string) []string {
-	return []string{bridge, podnet.MasqueradeTable(bridge)}
-}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/havre/havre/internal/agent/runtime"
 	"github.com/havre/havre/internal/network/podnet"
+	"github.com/havre/havre/internal/network/proxy"
 )
 
 // Reset tears a node down: it starts the agent's containerd (from the
@@ -54,10 +55,11 @@ func removeNetwork(dirs layout) error {
 		return nil
 	}
 	var errs []error
-	for _, table := range networkTables(bridge) {
-		if err := removeTable(table); err != nil {
-			errs = append(errs, fmt.Errorf("removing the nftables table %s: %w", table, err))
-		}
+	if err := proxy.Cleanup(bridge); err != nil {
+		errs = append(errs, fmt.Errorf("removing the service proxy's nftables tables: %w", err))
+	}
+	if err := removeTable(podnet.MasqueradeTable(bridge)); err != nil {
+		errs = append(errs, fmt.Errorf("removing the nftables table %s: %w", podnet.MasqueradeTable(bridge), err))
 	}
 	if err := podnet.RemoveBridge(nil, bridge); err != nil {
 		errs = append(errs, err)
