@@ -102,11 +102,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.podChanged(nil, obj) },
-		UpdateFunc: c.podChanged,
-		DeleteFunc: func(obj any) { c.podChanged(obj, nil) },
-	}); err != nil {
+	if _, err := podInf.Informer().AddEventHandler(controller.PodServiceHandlers(c.serviceLister,
+		func(key string) { c.queue.AddAfter(key, c.batchPeriod) })); err != nil {
 		return nil, err
 	}
 	// A deleted Endpoints object of a live Service is written again.
@@ -142,16 +139,6 @@ func (c *Controller) queueLeftovers() {
 func (c *Controller) enqueue(obj any) {
 	if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 		c.queue.Add(key)
-	}
-}
-
-func (c *Controller) podChanged(old, cur any) {
-	services, err := esutil.GetServicesToUpdate(c.serviceLister, esutil.GetPodUpdateProjectionKey(old, cur))
-	if err != nil {
-		return
-	}
-	for key := range services {
-		c.queue.AddAfter(key, c.batchPeriod)
 	}
 }
 

@@ -149,11 +149,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.podChanged(nil, obj) },
-		UpdateFunc: c.podChanged,
-		DeleteFunc: func(obj any) { c.podChanged(obj, nil) },
-	}); err != nil {
+	if _, err := podInf.Informer().AddEventHandler(controller.PodServiceHandlers(c.serviceLister,
+		func(key string) { c.queue.AddAfter(key, c.batchPeriod) })); err != nil {
 		return nil, err
 	}
 	if _, err := nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -163,11 +160,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.sliceAdded,
-		UpdateFunc: c.sliceUpdated,
-		DeleteFunc: c.sliceDeleted,
-	}); err != nil {
+	if _, err := sliceInf.Informer().AddEventHandler(controller.EndpointSliceHandlers(c.reconciler.ManagedByController, c.tracker, c.queueForSlice)); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -257,18 +250,6 @@ func (c *Controller) enqueueService(obj any) {
 	}
 }
 
-// podChanged queues the Services whose endpoints a pod's add (old nil),
-// update or delete (cur nil) may change, after the batch period.
-func (c *Controller) podChanged(old, cur any) {
-	services, err := esutil.GetServicesToUpdate(c.serviceLister, esutil.GetPodUpdateProjectionKey(old, cur))
-	if err != nil {
-		return
-	}
-	for key := range services {
-		c.queue.AddAfter(key, c.batchPeriod)
-	}
-}
-
 func (c *Controller) nodeUpdated(old, cur any) {
 	o, n := old.(*corev1.Node), cur.(*corev1.Node)
 	// The zone label may be added after the node registers.
@@ -297,43 +278,6 @@ func nodeReady(n *corev1.Node) bool {
 		}
 	}
 	return false
-}
-
-// sliceAdded queues the slice's Service unless the slice is this
-// controller's own write, already accounted for.
-func (c *Controller) sliceAdded(obj any) {
-	s := obj.(*discoveryv1.EndpointSlice)
-	if c.reconciler.ManagedByController(s) && c.tracker.ShouldSync(s) {
-		c.queueForSlice(s)
-	}
-}
-
-func (c *Controller) sliceUpdated(old, cur any) {
-	o, s := old.(*discoveryv1.EndpointSlice), cur.(*discoveryv1.EndpointSlice)
-	// Labels do not change the generation: a slice moved to another
-	// Service by its label concerns both Services.
-	if o.Labels[discoveryv1.LabelServiceName] != s.Labels[discoveryv1.LabelServiceName] {
-		c.queueForSlice(s)
-		c.queueForSlice(o)
-		return
-	}
-	if c.reconciler.ManagedByChanged(o, s) || (c.reconciler.ManagedByController(s) && c.tracker.ShouldSync(s)) {
-		c.queueForSlice(s)
-	}
-}
-
-func (c *Controller) sliceDeleted(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	s, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok || !c.reconciler.ManagedByController(s) || !c.tracker.Has(s) {
-		return
-	}
-	// A deletion this controller did not ask for is repaired.
-	if !c.tracker.HandleDeletion(s) {
-		c.queueForSlice(s)
-	}
 }
 
 func (c *Controller) queueForSlice(s *discoveryv1.EndpointSlice) {

@@ -150,11 +150,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.sliceAdded,
-		UpdateFunc: c.sliceUpdated,
-		DeleteFunc: c.sliceDeleted,
-	}); err != nil {
+	if _, err := sliceInf.Informer().AddEventHandler(controller.EndpointSliceHandlers(managed, c.tracker, c.queueForSlice)); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -183,38 +179,6 @@ func shouldMirror(ep *corev1.Endpoints) bool {
 
 func managed(s *discoveryv1.EndpointSlice) bool {
 	return s.Labels[discoveryv1.LabelManagedBy] == ControllerName
-}
-
-func (c *Controller) sliceAdded(obj any) {
-	s := obj.(*discoveryv1.EndpointSlice)
-	if managed(s) && c.tracker.ShouldSync(s) {
-		c.queueForSlice(s)
-	}
-}
-
-func (c *Controller) sliceUpdated(old, cur any) {
-	o, s := old.(*discoveryv1.EndpointSlice), cur.(*discoveryv1.EndpointSlice)
-	if o.Labels[discoveryv1.LabelServiceName] != s.Labels[discoveryv1.LabelServiceName] {
-		c.queueForSlice(s)
-		c.queueForSlice(o)
-		return
-	}
-	if managed(o) != managed(s) || (managed(s) && c.tracker.ShouldSync(s)) {
-		c.queueForSlice(s)
-	}
-}
-
-func (c *Controller) sliceDeleted(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	s, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok || !managed(s) || !c.tracker.Has(s) {
-		return
-	}
-	if !c.tracker.HandleDeletion(s) {
-		c.queueForSlice(s)
-	}
 }
 
 func (c *Controller) queueForSlice(s *discoveryv1.EndpointSlice) {

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the Endpoints API is deprecated upstream but still served and checked here
+
 package network_test
 
 import (
