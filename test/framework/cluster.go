@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/havre/havre/internal/auth"
+	"github.com/havre/havre/internal/network/netnstest"
 	"github.com/havre/havre/internal/pki"
 )
 
@@ -421,31 +421,7 @@ func inNetNS(name string, fn func() error) error {
 		return fmt.Errorf("network namespace %s: %w", name, err)
 	}
 	defer ns.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		err = fn()
-		// The thread goes back to the pool in this process's namespace.
-		// Were it left to end instead, a child the test started from it
-		// (a server, an agent) would get its parent-death signal.
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
+	return netnstest.Do(ns, fn)
 }
 
 // DialContext dials from the node's network namespace (as a process of

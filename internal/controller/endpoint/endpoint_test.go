@@ -20,6 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/havre/havre/internal/controller/controllertest"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -51,28 +53,12 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 
 func (f *fixture) add(o runtime.Object) {
 	f.t.Helper()
-	if err := f.client.Tracker().Add(o); err != nil {
-		f.t.Fatal(err)
-	}
-	f.cache(o)
+	controllertest.Add(f.t, f.client, f.factory, o)
 }
 
 func (f *fixture) cache(o runtime.Object) {
 	f.t.Helper()
-	var err error
-	switch o := o.(type) {
-	case *corev1.Service:
-		err = f.factory.Core().V1().Services().Informer().GetIndexer().Update(o)
-	case *corev1.Pod:
-		err = f.factory.Core().V1().Pods().Informer().GetIndexer().Update(o)
-	case *corev1.Endpoints:
-		err = f.factory.Core().V1().Endpoints().Informer().GetIndexer().Update(o)
-	default:
-		f.t.Fatalf("cannot cache %T", o)
-	}
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	controllertest.Cache(f.t, f.factory, o)
 }
 
 // sync syncs the Service and gives the cache the API's Endpoints.

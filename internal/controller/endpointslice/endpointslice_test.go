@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/havre/havre/internal/controller/controllertest"
 )
 
 var (
@@ -42,7 +43,7 @@ type fixture struct {
 func newFixture(t *testing.T, opts Options, objs ...runtime.Object) *fixture {
 	t.Helper()
 	client := fake.NewClientset()
-	withServerNames(client)
+	controllertest.ServerNames(client, "endpointslices")
 	factory := informers.NewSharedInformerFactory(client, 0)
 	recorder := record.NewFakeRecorder(100)
 	c, err := New(client, factory, recorder, opts)
@@ -56,57 +57,15 @@ func newFixture(t *testing.T, opts Options, objs ...runtime.Object) *fixture {
 	return f
 }
 
-// withServerNames has the fake API server do what the real one does on
-// writes of EndpointSlices: names from generateName, uids, generations.
-func withServerNames(client *fake.Clientset) {
-	var n atomic.Int64
-	client.PrependReactor("create", "endpointslices", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		s := a.(clienttesting.CreateAction).GetObject().(*discoveryv1.EndpointSlice)
-		i := n.Add(1)
-		if s.Name == "" {
-			s.Name = fmt.Sprintf("%s%05d", s.GenerateName, i)
-		}
-		s.UID = types.UID(fmt.Sprintf("uid-%d", i))
-		s.Generation = 1
-		return false, nil, nil
-	})
-	client.PrependReactor("update", "endpointslices", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		s := a.(clienttesting.UpdateAction).GetObject().(*discoveryv1.EndpointSlice)
-		old, err := client.Tracker().Get(epGVR, s.Namespace, s.Name)
-		if err == nil {
-			s.Generation = old.(*discoveryv1.EndpointSlice).Generation + 1
-		}
-		return false, nil, nil
-	})
-}
-
 // add puts an object in the fake API and in the controller's cache.
 func (f *fixture) add(o runtime.Object) {
 	f.t.Helper()
-	if err := f.client.Tracker().Add(o); err != nil {
-		f.t.Fatal(err)
-	}
-	f.cache(o)
+	controllertest.Add(f.t, f.client, f.factory, o)
 }
 
 func (f *fixture) cache(o runtime.Object) {
 	f.t.Helper()
-	var err error
-	switch o := o.(type) {
-	case *corev1.Service:
-		err = f.factory.Core().V1().Services().Informer().GetIndexer().Update(o)
-	case *corev1.Pod:
-		err = f.factory.Core().V1().Pods().Informer().GetIndexer().Update(o)
-	case *corev1.Node:
-		err = f.factory.Core().V1().Nodes().Informer().GetIndexer().Update(o)
-	case *discoveryv1.EndpointSlice:
-		err = f.factory.Discovery().V1().EndpointSlices().Informer().GetIndexer().Update(o)
-	default:
-		f.t.Fatalf("cannot cache %T", o)
-	}
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	controllertest.Cache(f.t, f.factory, o)
 }
 
 func (f *fixture) deletePod(name string) {
@@ -530,7 +489,7 @@ func TestMaxEndpointsPerSlice(t *testing.T) {
 func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	client := fake.NewClientset(node("node-a", ""), service("web"), pod("web-0", "web", 0, notReady))
-	withServerNames(client)
+	controllertest.ServerNames(client, "endpointslices")
 	factory := informers.NewSharedInformerFactory(client, 0)
 	c, err := New(client, factory, record.NewFakeRecorder(100), Options{})
 	if err != nil {

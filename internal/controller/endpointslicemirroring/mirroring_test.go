@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,8 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/havre/havre/internal/controller/controllertest"
 )
 
 var epsGVR = discoveryv1.SchemeGroupVersion.WithResource("endpointslices")
@@ -36,7 +36,7 @@ type fixture struct {
 func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	t.Helper()
 	client := fake.NewClientset()
-	withServerNames(client)
+	controllertest.ServerNames(client, "endpointslices")
 	factory := informers.NewSharedInformerFactory(client, 0)
 	recorder := record.NewFakeRecorder(100)
 	c, err := New(client, factory, recorder, 0)
@@ -50,54 +50,14 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	return f
 }
 
-// withServerNames has the fake API server name created slices from their
-// generateName and keep generations, as the real one does.
-func withServerNames(client *fake.Clientset) {
-	var n atomic.Int64
-	client.PrependReactor("create", "endpointslices", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		s := a.(clienttesting.CreateAction).GetObject().(*discoveryv1.EndpointSlice)
-		i := n.Add(1)
-		if s.Name == "" {
-			s.Name = fmt.Sprintf("%s%05d", s.GenerateName, i)
-		}
-		s.UID = types.UID(fmt.Sprintf("uid-%d", i))
-		s.Generation = 1
-		return false, nil, nil
-	})
-	client.PrependReactor("update", "endpointslices", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		s := a.(clienttesting.UpdateAction).GetObject().(*discoveryv1.EndpointSlice)
-		if old, err := client.Tracker().Get(epsGVR, s.Namespace, s.Name); err == nil {
-			s.Generation = old.(*discoveryv1.EndpointSlice).Generation + 1
-			s.UID = old.(*discoveryv1.EndpointSlice).UID
-		}
-		return false, nil, nil
-	})
-}
-
 func (f *fixture) add(o runtime.Object) {
 	f.t.Helper()
-	if err := f.client.Tracker().Add(o); err != nil {
-		f.t.Fatal(err)
-	}
-	f.cache(o)
+	controllertest.Add(f.t, f.client, f.factory, o)
 }
 
 func (f *fixture) cache(o runtime.Object) {
 	f.t.Helper()
-	var err error
-	switch o := o.(type) {
-	case *corev1.Service:
-		err = f.factory.Core().V1().Services().Informer().GetIndexer().Update(o)
-	case *corev1.Endpoints:
-		err = f.factory.Core().V1().Endpoints().Informer().GetIndexer().Update(o)
-	case *discoveryv1.EndpointSlice:
-		err = f.factory.Discovery().V1().EndpointSlices().Informer().GetIndexer().Update(o)
-	default:
-		f.t.Fatalf("cannot cache %T", o)
-	}
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	controllertest.Cache(f.t, f.factory, o)
 }
 
 func (f *fixture) uncache(o runtime.Object) {
@@ -359,7 +319,7 @@ func TestRun(t *testing.T) {
 	kube.Labels = map[string]string{discoveryv1.LabelSkipMirror: "true"}
 	client := fake.NewClientset(service("db"), service("kubernetes"), kube,
 		endpoints("db", corev1.EndpointSubset{Addresses: ips(0, 1), Ports: dbPort}))
-	withServerNames(client)
+	controllertest.ServerNames(client, "endpointslices")
 	factory := informers.NewSharedInformerFactory(client, 0)
 	c, err := New(client, factory, record.NewFakeRecorder(100), 0)
 	if err != nil {

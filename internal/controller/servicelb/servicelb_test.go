@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/havre/havre/internal/controller/controllertest"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -52,10 +54,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 
 func (f *fixture) add(o runtime.Object) {
 	f.t.Helper()
-	if err := f.client.Tracker().Add(o); err != nil {
-		f.t.Fatal(err)
-	}
-	f.cache(o)
+	controllertest.Add(f.t, f.client, f.factory, o)
 }
 
 func (f *fixture) indexer(o runtime.Object) interface {
@@ -76,9 +75,7 @@ func (f *fixture) indexer(o runtime.Object) interface {
 
 func (f *fixture) cache(o runtime.Object) {
 	f.t.Helper()
-	if err := f.indexer(o).Update(o); err != nil {
-		f.t.Fatal(err)
-	}
+	controllertest.Cache(f.t, f.factory, o)
 }
 
 func (f *fixture) remove(o runtime.Object) {
