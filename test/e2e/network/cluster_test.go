@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/havre/havre/test/framework"
 )
@@ -38,14 +40,26 @@ func TestClusterHarness(t *testing.T) {
 	}
 }
 
-// TestAgentOwnsItsNetwork: an agent restarted on a node whose pod bridge
-// has another address (left by an earlier run, another pod CIDR) puts its
-// own back and runs pods; `havre agent reset` then removes the pods, the
-// bridge and the node's nftables tables.
+// TestAgentOwnsItsNetwork: a node's Services keep working while its agent
+// is stopped; an agent restarted on a node whose pod bridge has another
+// address (left by an earlier run, another pod CIDR) puts its own back and
+// runs pods; `havre agent reset` then removes the pods, the bridge and the
+// node's nftables tables.
 func TestAgentOwnsItsNetwork(t *testing.T) {
 	c := startCluster(t, 2)
 	n1 := c.Node("n1")
+	// A Service whose pod runs on n1 keeps answering there while n1's
+	// agent is stopped (its rules stay) and after it restarts.
+	c.Server.MustKubectl(t, "run", "kept", "--image="+webImage, "--image-pull-policy=Never", "--labels=app=kept",
+		`--overrides={"spec":{"nodeName":"n1"}}`)
+	c.Server.MustKubectl(t, "wait", "--for=condition=Ready", "pod/kept", "--timeout=90s")
+	svc := service(t, c, "default", "kept", "kept", func(s *corev1.Service) { s.Spec.Ports[0].TargetPort = intstr.FromInt32(8080) })
+	url := "http://" + svc.Spec.ClusterIP + "/"
+	getFrom(t, n1, url)
 	n1.Stop()
+	if code, body, err := n1.Get(url, 2*time.Second); err != nil || code != 200 {
+		t.Errorf("with the agent stopped, GET %s: %d %q %v", url, code, body, err)
+	}
 	for _, args := range [][]string{{"addr", "flush", "dev", "havre0"}, {"addr", "add", "10.200.0.1/24", "dev", "havre0"}} {
 		if out, err := n1.Exec("ip", args...); err != nil {
 			t.Fatalf("%v: %s", err, out)
@@ -53,6 +67,7 @@ func TestAgentOwnsItsNetwork(t *testing.T) {
 	}
 	n1.Restart()
 	c.WaitNodesReady(t, time.Minute)
+	getFrom(t, n1, url)
 	c.Server.MustKubectl(t, "run", "pinned", "--image="+webImage, "--image-pull-policy=Never",
 		`--overrides={"spec":{"nodeName":"n1"}}`)
 	c.Server.MustKubectl(t, "wait", "--for=condition=Ready", "pod/pinned", "--timeout=90s")
