@@ -42,6 +42,7 @@ func main() {
 	appendLine := flag.String("append", "", "FILE=LINE: append LINE to FILE first")
 	termDelay := flag.Duration("term-delay", 0, "how long to wait after SIGTERM before exiting")
 	udpAddr := flag.String("udp", "", "also answer UDP datagrams on this address (e.g. :8080)")
+	ports := flag.String("ports", "", "also answer HTTP and UDP on these ports (e.g. 80,81)")
 	flag.Parse()
 	runProbe()
 
@@ -63,9 +64,11 @@ func main() {
 	if *udpAddr != "" {
 		go serveUDP(*udpAddr)
 	}
+	servePorts(*ports)
 	mux := http.NewServeMux()
 	addLogHandler(mux)
 	addHealthHandlers(mux)
+	addProbeHandler(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h, _ := os.Hostname()
 		fmt.Fprintf(w, "web %s\n", h)
