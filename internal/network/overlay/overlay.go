@@ -53,6 +53,9 @@ func New(cfg Config, nodes coreinformers.NodeInformer) (*Overlay, error) {
 	if err := cfg.complete(); err != nil {
 		return nil, err
 	}
+	if nodes == nil {
+		return nil, errors.New("overlay: no Node informer given")
+	}
 	up, err := findUplink(cfg.Handle, cfg.NodeIP)
 	if err != nil {
 		return nil, fmt.Errorf("overlay: %w", err)
@@ -141,7 +144,7 @@ func (o *Overlay) Run(ctx context.Context) error {
 		next := o.cfg.ResyncPeriod
 		if err := o.reconcile(); err != nil {
 			o.metrics.reconciles.WithLabelValues("error").Inc()
-			o.log.Error("overlay: reconciling the kernel failed", "err", err, "retry in", retry)
+			o.log.Error("overlay: reconciling the kernel failed", "err", err, "retryIn", retry)
 			next = min(retry, next)
 			retry = min(2*retry, o.cfg.ResyncPeriod)
 		} else {
@@ -244,7 +247,7 @@ func (o *Overlay) logPeers(peers []peer, writes int) {
 	}
 	first := o.peers == nil
 	if first {
-		o.log.Info("overlay: routing to the other nodes", "device", o.cfg.Device, "mode", string(o.cfg.Mode), "peers", len(peers), "kernel writes", writes, "pod MTU", o.podMTU)
+		o.log.Info("overlay: routing to the other nodes", "device", o.cfg.Device, "mode", string(o.cfg.Mode), "peers", len(peers), "writes", writes, "podMTU", o.podMTU)
 	}
 	changed := false
 	for _, p := range peers {
@@ -267,7 +270,7 @@ func (o *Overlay) logPeers(peers []peer, writes int) {
 		}
 	}
 	if !first && !changed && writes > 0 {
-		o.log.Warn("overlay: repaired kernel state someone else changed", "device", o.cfg.Device, "kernel writes", writes)
+		o.log.Warn("overlay: repaired kernel state someone else changed", "device", o.cfg.Device, "writes", writes)
 	}
 	o.peers = cur
 }
