@@ -95,7 +95,7 @@ func nodeRoute(n *v1.Node) (cidrs []netip.Prefix, ip netip.Addr) {
 func peersFrom(nodes []*v1.Node, me self) (peers []peer, problems []string) {
 	sorted := slices.Clone(nodes)
 	slices.SortFunc(sorted, func(a, b *v1.Node) int { return strings.Compare(a.Name, b.Name) })
-	var taken []peer
+	taken := newClaims(me)
 	for _, n := range sorted {
 		if n.Name == me.name {
 			continue
@@ -105,7 +105,7 @@ func peersFrom(nodes []*v1.Node, me self) (peers []peer, problems []string) {
 			continue
 		}
 		p := peer{name: n.Name, nodeIP: ip, podCIDRs: cidrs}
-		if problem := conflict(p, me, taken); problem != "" {
+		if problem := taken.conflict(p); problem != "" {
 			problems = append(problems, problem)
 			continue
 		}
@@ -119,33 +119,90 @@ func peersFrom(nodes []*v1.Node, me self) (peers []peer, problems []string) {
 		case ModeAuto:
 			p.direct = me.segment.IsValid() && me.segment.Contains(ip)
 		}
-		taken = append(taken, p)
+		taken.add(p)
 		peers = append(peers, p)
 	}
 	return peers, problems
 }
 
-func conflict(p peer, me self, taken []peer) string {
-	if p.nodeIP == me.nodeIP {
+// claim is a pod CIDR and the node that has it ("" for this node).
+type claim struct {
+	node   string
+	prefix netip.Prefix
+}
+
+// claims are the pod CIDRs and node IPs taken so far. Two prefixes overlap
+// when one contains the other: a new prefix conflicts when one of its
+// ancestors (or itself) is taken, or when it is an ancestor of a taken
+// one; both are map lookups, one per prefix length.
+type claims struct {
+	me      self
+	taken   map[netip.Prefix]claim // the prefixes claimed
+	covered map[netip.Prefix]claim // every ancestor of a claimed prefix, itself included
+	ips     map[netip.Addr]string
+}
+
+func newClaims(me self) *claims {
+	c := &claims{me: me, taken: map[netip.Prefix]claim{}, covered: map[netip.Prefix]claim{}, ips: map[netip.Addr]string{}}
+	c.claim(claim{prefix: me.podCIDR.Masked()})
+	return c
+}
+
+func (c *claims) claim(cl claim) {
+	c.taken[cl.prefix] = cl
+	for bits := cl.prefix.Bits(); bits >= 0; bits-- {
+		anc, _ := cl.prefix.Addr().Prefix(bits)
+		if _, ok := c.covered[anc]; ok {
+			break // and so are its ancestors
+		}
+		c.covered[anc] = cl
+	}
+}
+
+func (c *claims) add(p peer) {
+	for _, pc := range p.podCIDRs {
+		c.claim(claim{node: p.name, prefix: pc})
+	}
+	c.ips[p.nodeIP] = p.name
+}
+
+// overlap is a claim overlapping pc, if any.
+func (c *claims) overlap(pc netip.Prefix) (claim, bool) {
+	if cl, ok := c.covered[pc]; ok {
+		return cl, true
+	}
+	for bits := pc.Bits() - 1; bits >= 0; bits-- {
+		anc, _ := pc.Addr().Prefix(bits)
+		if cl, ok := c.taken[anc]; ok {
+			return cl, true
+		}
+	}
+	return claim{}, false
+}
+
+// conflict says why p cannot be a peer, or "".
+func (c *claims) conflict(p peer) string {
+	if p.nodeIP == c.me.nodeIP {
 		return fmt.Sprintf("node %s has this node's IP %s: left out", p.name, p.nodeIP)
 	}
-	for _, c := range p.podCIDRs {
-		if c.Overlaps(me.podCIDR) {
-			return fmt.Sprintf("node %s: its pod CIDR %s overlaps this node's %s: left out", p.name, c, me.podCIDR)
+	if other, ok := c.ips[p.nodeIP]; ok {
+		return fmt.Sprintf("node %s has node %s's IP %s: left out", p.name, other, p.nodeIP)
+	}
+	for _, pc := range p.podCIDRs {
+		if pc.Contains(c.me.nodeIP) {
+			return fmt.Sprintf("node %s: its pod CIDR %s holds this node's IP %s: left out", p.name, pc, c.me.nodeIP)
 		}
-		if c.Contains(me.nodeIP) {
-			return fmt.Sprintf("node %s: its pod CIDR %s holds this node's IP %s: left out", p.name, c, me.nodeIP)
+		if cl, ok := c.overlap(pc); ok {
+			if cl.node == "" {
+				return fmt.Sprintf("node %s: its pod CIDR %s overlaps this node's %s: left out", p.name, pc, cl.prefix)
+			}
+			return fmt.Sprintf("node %s: its pod CIDR %s overlaps node %s's %s: left out", p.name, pc, cl.node, cl.prefix)
 		}
 	}
-	for _, q := range taken {
-		if q.nodeIP == p.nodeIP {
-			return fmt.Sprintf("node %s has node %s's IP %s: left out", p.name, q.name, p.nodeIP)
-		}
-		for _, c := range p.podCIDRs {
-			for _, d := range q.podCIDRs {
-				if c.Overlaps(d) {
-					return fmt.Sprintf("node %s: its pod CIDR %s overlaps node %s's %s: left out", p.name, c, q.name, d)
-				}
+	for i, pc := range p.podCIDRs {
+		for _, qc := range p.podCIDRs[:i] {
+			if pc.Overlaps(qc) {
+				return fmt.Sprintf("node %s: its pod CIDRs %s and %s overlap: left out", p.name, qc, pc)
 			}
 		}
 	}

@@ -151,16 +151,21 @@ func TestPeersFrom(t *testing.T) {
 		{
 			name: "conflicts: the earlier name keeps what two claim",
 			nodes: []*v1.Node{
-				node("a", "100.64.0.20", "10.42.0.0/16"),   // overlaps this node's
-				node("b", "100.64.0.10", "10.42.9.0/24"),   // this node's IP
-				node("c", "100.64.0.21", "10.42.5.0/24"),   // fine
-				node("d", "100.64.0.22", "10.42.5.128/25"), // overlaps c's
-				node("e", "100.64.0.21", "10.42.6.0/24"),   // c's IP
-				node("f", "100.64.0.23", "100.64.0.0/24"),  // holds this node's IP
+				node("a", "100.64.0.20", "10.42.0.0/16"),                 // overlaps this node's
+				node("b", "100.64.0.10", "10.42.9.0/24"),                 // this node's IP
+				node("c", "100.64.0.21", "10.42.5.0/24"),                 // fine
+				node("d", "100.64.0.22", "10.42.5.128/25"),               // overlaps c's
+				node("e", "100.64.0.21", "10.42.6.0/24"),                 // c's IP
+				node("f", "100.64.0.23", "100.64.0.0/24"),                // holds this node's IP
+				node("g", "100.64.0.24", "10.42.7.0/24", "10.42.7.0/25"), // its own overlap
+				node("h", "100.64.0.25", "10.40.0.0/14"),                 // holds c's (and this node's)
+				node("i", "100.64.0.26", "10.42.4.0/23"),                 // holds c's
+				node("j", "100.64.0.27", "10.42.5.0/24"),                 // c's exactly
 			},
 			want: []want{{"c", "100.64.0.21", []string{"10.42.5.0/24"}, false}},
 			problems: []string{"node a: its pod CIDR 10.42.0.0/16 overlaps this node's", "node b has this node's IP", "node d: its pod CIDR 10.42.5.128/25 overlaps node c's",
-				"node e has node c's IP", "node f: its pod CIDR 100.64.0.0/24 holds this node's IP"},
+				"node e has node c's IP", "node f: its pod CIDR 100.64.0.0/24 holds this node's IP", "node g: its pod CIDRs 10.42.7.0/24 and 10.42.7.0/25 overlap",
+				"node h: its pod CIDR 10.40.0.0/14 overlaps", "node i: its pod CIDR 10.42.4.0/23 overlaps node c's 10.42.5.0/24", "node j: its pod CIDR 10.42.5.0/24 overlaps node c's 10.42.5.0/24"},
 		},
 		{
 			name:     "direct: peers off the segment are problems",
