@@ -85,13 +85,21 @@ func New(cfg Config, nodes coreinformers.NodeInformer) (*Overlay, error) {
 		}
 	}
 	o.reg, err = o.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { o.signal() },
+		AddFunc: func(obj any) {
+			if routable(obj) {
+				o.signal()
+			}
+		},
 		UpdateFunc: func(old, cur any) {
 			if routeChanged(old, cur) {
 				o.signal()
 			}
 		},
-		DeleteFunc: func(any) { o.signal() },
+		DeleteFunc: func(obj any) {
+			if routable(obj) {
+				o.signal()
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("overlay: watching Nodes: %w", err)
@@ -113,6 +121,18 @@ func (o *Overlay) signal() {
 	case o.changed <- struct{}{}:
 	default:
 	}
+}
+
+// routable tells whether a Node added or deleted can be a peer (has a pod
+// CIDR and an InternalIP): others change nothing. A deletion whose last
+// state is unknown can.
+func routable(obj any) bool {
+	n, ok := obj.(*v1.Node)
+	if !ok {
+		return true
+	}
+	cidrs, ip := nodeRoute(n)
+	return len(cidrs) > 0 && ip.IsValid()
 }
 
 // routeChanged tells whether a Node update changed what the overlay reads.
@@ -141,6 +161,12 @@ func (o *Overlay) Run(ctx context.Context) error {
 	}
 	retry := minRetry
 	for {
+		// A pass reads every Node as it is now: a change signalled
+		// before it starts is in it.
+		select {
+		case <-o.changed:
+		default:
+		}
 		next := o.cfg.ResyncPeriod
 		if err := o.reconcile(); err != nil {
 			o.metrics.reconciles.WithLabelValues("error").Inc()

@@ -8,6 +8,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 )
 
 func TestVTEPMAC(t *testing.T) {
@@ -235,6 +236,26 @@ func TestRouteChanged(t *testing.T) {
 			tc.edit(cur)
 			if got := routeChanged(base, cur); got != tc.want {
 				t.Errorf("routeChanged = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRoutable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		obj  any
+		want bool
+	}{
+		{"peer", node("n1", "100.64.0.11", "10.42.1.0/24"), true},
+		{"no pod CIDR yet", node("n1", "100.64.0.11"), false},
+		{"no InternalIP", node("n1", "", "10.42.1.0/24"), false},
+		{"IPv6 only", node("n1", "fd00::11", "fd00:42::/64"), false},
+		{"deleted, last state unknown", cache.DeletedFinalStateUnknown{Key: "n1"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := routable(tc.obj); got != tc.want {
+				t.Errorf("routable = %v, want %v", got, tc.want)
 			}
 		})
 	}
