@@ -9,7 +9,8 @@
 // address the node's IP, bound to the uplink, MTU the uplink's − 50). The
 // device carries the node's VTEP address: the network address of its pod
 // CIDR as a /32 (10.42.3.0/32 for 10.42.3.0/24), as flannel does. The
-// address is never a pod's (the bridge takes .1, IPAM starts at .2); it
+// address is never a pod's (host-local IPAM never hands out a range's
+// network address; the bridge has .1); it
 // gives traffic the node itself sends into the overlay a source address
 // that every peer routes back through the overlay, and it needs nothing
 // else on the node (routes with a preferred source on the bridge would
