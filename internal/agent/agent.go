@@ -61,6 +61,9 @@ type Options struct {
 	// ClusterDNS are the addresses ClusterFirst pods resolve with (default:
 	// the kube-system/kube-dns Service's cluster IP).
 	ClusterDNS []string
+	// PodNetworkBackend joins the nodes' pod networks: vxlan (default),
+	// direct (routes over the nodes' own segment) or auto.
+	PodNetworkBackend string
 	// ResolvConf is the host's resolver configuration (default
 	// /etc/resolv.conf): Default pods get it, cluster DNS forwards to its
 	// nameservers.
@@ -118,6 +121,7 @@ type Agent struct {
 	streamingPort int32
 
 	cniCIDR  atomic.Value // string: the pod CIDR the CNI configuration was written for
+	podMTU   atomic.Int64 // the pods' MTU (the overlay's), once the network is up
 	recorder record.EventRecorder
 	objects  objectSource
 

@@ -325,13 +325,13 @@ func (a *Agent) startNodeLoops(ctx context.Context, wg *sync.WaitGroup) error {
 		<-ctx.Done()
 		factory.Shutdown()
 	}()
-	// Network: once the node has a pod CIDR, set up the bridge, start the
-	// service proxy and DNS (the DNS server listens on the bridge), then
-	// write the CNI configuration, after which pods start.
+	// Network: once the node has a pod CIDR, set up the overlay, the bridge,
+	// the service proxy and DNS (startPodNetwork), then write the CNI
+	// configuration, after which pods start.
 	go func() {
 		defer wg.Done()
 		written := ""
-		servicesStarted := false
+		networkStarted := false
 		for {
 			select {
 			case <-ctx.Done():
@@ -350,17 +350,16 @@ func (a *Agent) startNodeLoops(ctx context.Context, wg *sync.WaitGroup) error {
 				continue
 			}
 			cidr := node.Spec.PodCIDRs[0]
-			gateway, err := a.setUpBridge(cidr)
-			if err != nil {
-				slog.Error("setting up the pod network", "podCIDR", cidr, "err", err)
-				continue
-			}
-			if !servicesStarted {
-				if err := a.startServices(ctx, wg, gateway); err != nil {
-					slog.Error("starting the service proxy and DNS", "err", err)
+			if !networkStarted {
+				mtu, err := a.startPodNetwork(ctx, wg, cidr)
+				if err != nil {
+					slog.Error("setting up the pod network", "podCIDR", cidr, "err", err)
 					continue
 				}
-				servicesStarted = true
+				a.podMTU.Store(int64(mtu))
+				networkStarted = true
+			} else if written != "" {
+				slog.Warn("the node's pod CIDR changed; restart the agent to move its pods' network", "from", written, "to", cidr)
 			}
 			wrote, err := a.writeCNIConfig(cidr, false)
 			if err != nil {

@@ -29,11 +29,11 @@ func (a *Agent) clusterCIDR() string {
 	return DefaultClusterCIDR
 }
 
-// setUpBridge makes the node's bridge what the pod CIDR wants (the agent
+// setUpBridge makes the node's bridge what the pod CIDR and MTU want (the agent
 // owns it: an address an earlier run left is replaced), sets the sysctls
 // the pod network needs and masquerades what leaves the cluster's pod
 // network. It returns the bridge's address.
-func (a *Agent) setUpBridge(cidr string) (netip.Addr, error) {
+func (a *Agent) setUpBridge(cidr string, mtu int) (netip.Addr, error) {
 	prefix, err := netip.ParsePrefix(cidr)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("pod CIDR %q: %w", cidr, err)
@@ -42,7 +42,7 @@ func (a *Agent) setUpBridge(cidr string) (netip.Addr, error) {
 		return netip.Addr{}, err
 	}
 	gateway := podnet.Gateway(prefix)
-	if err := podnet.EnsureBridge(nil, a.bridge(), gateway, 0); err != nil {
+	if err := podnet.EnsureBridge(nil, a.bridge(), gateway, mtu); err != nil {
 		return netip.Addr{}, err
 	}
 	cluster, err := netip.ParsePrefix(a.clusterCIDR())
@@ -67,5 +67,5 @@ func (a *Agent) writeCNIConfig(cidr string, force bool) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("pod CIDR %q: %w", cidr, err)
 	}
-	return podnet.WriteConfig(a.dirs.cniConf, a.dirs.cniIPAM, prefix, a.bridge(), 0, force)
+	return podnet.WriteConfig(a.dirs.cniConf, a.dirs.cniIPAM, prefix, a.bridge(), int(a.podMTU.Load()), force)
 }

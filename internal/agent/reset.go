@@ -18,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/havre/havre/internal/agent/runtime"
+	"github.com/havre/havre/internal/network/overlay"
 	"github.com/havre/havre/internal/network/podnet"
 	"github.com/havre/havre/internal/network/proxy"
 )
@@ -26,8 +27,8 @@ import (
 // configuration the agent wrote) if it is not running, stops and removes
 // every pod sandbox the agent created, stops that containerd, unmounts
 // whatever is still mounted under <dataDir>/agent, and removes the node's
-// network: the pod bridge (its routes go with it) and the agent's nftables
-// tables (service proxy, masquerading). The agent must not be running.
+// network: the overlay device and routes, the pod bridge (its routes go
+// with it) and the agent's nftables tables (service proxy, masquerading). The agent must not be running.
 // Images and files stay; removing the directory is the caller's choice.
 func Reset(ctx context.Context, dataDir, containerdBinary string) error {
 	dirs := newLayout(dataDir)
@@ -60,6 +61,9 @@ func removeNetwork(dirs layout) error {
 	}
 	if err := removeTable(podnet.MasqueradeTable(bridge)); err != nil {
 		errs = append(errs, fmt.Errorf("removing the nftables table %s: %w", podnet.MasqueradeTable(bridge), err))
+	}
+	if err := overlay.Cleanup(nil, overlayDevice(bridge)); err != nil {
+		errs = append(errs, fmt.Errorf("removing the pod network across nodes: %w", err))
 	}
 	if err := podnet.RemoveBridge(nil, bridge); err != nil {
 		errs = append(errs, err)

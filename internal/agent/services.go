@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/havre/havre/internal/network/dns"
+	"github.com/havre/havre/internal/network/overlay"
 	"github.com/havre/havre/internal/network/proxy"
 )
 
@@ -22,21 +24,49 @@ import (
 // its traffic to the node's own DNS server.
 var kubeDNS = types.NamespacedName{Namespace: "kube-system", Name: "kube-dns"}
 
-// startServices starts what makes Services work on this node once its pod
-// network is up: the service proxy and the cluster DNS server, which
-// listens on the pod bridge's address (gateway) and forwards other names
-// to the host's resolvers. It returns once both run, the node's Services
-// are programmed and ClusterFirst pods can be given the cluster DNS
-// address.
-func (a *Agent) startServices(ctx context.Context, wg *sync.WaitGroup, gateway netip.Addr) error {
+// startPodNetwork sets up this node's networking once its pod CIDR is
+// known, in this order: the overlay that joins the nodes' pod networks
+// (which decides the pods' MTU), the pod bridge, the service proxy and the
+// cluster DNS server, which listens on the bridge's address and forwards
+// other names to the host's resolvers. It returns the pods' MTU once the
+// overlay has its peers and the node's Services are programmed, so that a
+// pod's first packets never go where the cluster would not send them.
+func (a *Agent) startPodNetwork(ctx context.Context, wg *sync.WaitGroup, cidr string) (int, error) {
 	factory := informers.NewSharedInformerFactory(a.client, 0)
+	podCIDR, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return 0, fmt.Errorf("pod CIDR %q: %w", cidr, err)
+	}
+	mode, err := overlay.ParseMode(a.opts.PodNetworkBackend)
+	if err != nil {
+		return 0, err
+	}
+	_, hostIPs, _ := a.facts()
+	if len(hostIPs) == 0 {
+		return 0, errors.New("the node has no address to join the pod network with (pass --node-ip)")
+	}
+	nodeIP, err := netip.ParseAddr(hostIPs[0])
+	if err != nil {
+		return 0, err
+	}
+	ov, err := overlay.New(overlay.Config{
+		Device: overlayDevice(a.bridge()), NodeName: a.nodeName, NodeIP: nodeIP, PodCIDR: podCIDR, Mode: mode,
+	}, factory.Core().V1().Nodes())
+	if err != nil {
+		return 0, fmt.Errorf("pod network across nodes: %w", err)
+	}
+	mtu := ov.PodMTU()
+	gateway, err := a.setUpBridge(cidr, mtu)
+	if err != nil {
+		return 0, err
+	}
 	cfg, err := a.proxyConfig(gateway)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	p, err := proxy.New(cfg, factory)
 	if err != nil {
-		return fmt.Errorf("service proxy: %w", err)
+		return 0, fmt.Errorf("service proxy: %w", err)
 	}
 	var upstreams []string
 	for _, s := range a.hostDNS.Servers {
@@ -50,46 +80,50 @@ func (a *Agent) startServices(ctx context.Context, wg *sync.WaitGroup, gateway n
 		NamespaceOf: a.namespaceOf,
 	}, factory)
 	if err != nil {
-		return fmt.Errorf("cluster DNS: %w", err)
+		return 0, fmt.Errorf("cluster DNS: %w", err)
 	}
 	svcInformer := factory.Core().V1().Services().Informer()
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), svcInformer.HasSynced) {
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
 	a.watchClusterDNS(svcInformer)
 	programmed := p.NextSync()
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		if err := p.Run(ctx); err != nil && ctx.Err() == nil {
-			slog.Error("the service proxy stopped", "err", err)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := d.Run(ctx); err != nil && ctx.Err() == nil {
-			slog.Error("cluster DNS stopped", "err", err)
-		}
-	}()
+	run := func(what string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				slog.Error(what+" stopped", "err", err)
+			}
+		}()
+	}
+	run("the pod network across nodes", ov.Run)
+	run("the service proxy", p.Run)
+	run("cluster DNS", d.Run)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		<-ctx.Done()
 		factory.Shutdown()
 	}()
-	// Pods start only once the node's Services are programmed: a pod's first
-	// packets to a Service must not be routed as if it did not exist.
-	select {
-	case <-programmed:
-	case <-time.After(30 * time.Second):
-		slog.Warn("the service proxy has not programmed the node's Services in 30s; starting pods anyway (see the proxy's errors above)")
-	case <-ctx.Done():
-		return ctx.Err()
+	for what, ready := range map[string]<-chan struct{}{"the overlay has not set up its peers": ov.Ready(), "the service proxy has not programmed the node's Services": programmed} {
+		select {
+		case <-ready:
+		case <-time.After(30 * time.Second):
+			slog.Warn(what + " in 30s; starting pods anyway (see the errors above)")
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
-	slog.Info("service proxy and cluster DNS started", "table", cfg.Table, "nodeIPs", cfg.NodeIPs, "serviceCIDRs", cfg.ServiceCIDRs,
+	slog.Info("pod network, service proxy and cluster DNS started", "podCIDR", cidr, "backend", mode, "podMTU", mtu,
+		"table", cfg.Table, "nodeIPs", cfg.NodeIPs, "serviceCIDRs", cfg.ServiceCIDRs,
 		"dns", net.JoinHostPort(gateway.String(), "53"), "domain", a.clusterDomain(), "upstreams", upstreams)
-	return nil
+	return mtu, nil
 }
+
+// overlayDevice names the VXLAN device of the agent of a bridge.
+func overlayDevice(bridge string) string { return bridge + ".vx" }
 
 // proxyConfig is the service proxy's configuration for this node.
 func (a *Agent) proxyConfig(gateway netip.Addr) (proxy.Config, error) {

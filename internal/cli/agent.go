@@ -35,13 +35,14 @@ type agentFlags struct {
 	clusterDomain   string
 	clusterDNS      []string
 	resolvConf      string
+	backend         string
 }
 
 // options are the agent options the flags give.
 func (f *agentFlags) options() agent.Options {
 	return agent.Options{
 		NodeName: f.nodeName, NodeIP: f.nodeIP, RuntimeEndpoint: f.runtimeEndpoint, StreamingPort: f.streamingPort,
-		CNIBridge: f.cniBridge, ClusterDomain: f.clusterDomain, ClusterDNS: f.clusterDNS, ResolvConf: f.resolvConf,
+		CNIBridge: f.cniBridge, ClusterDomain: f.clusterDomain, ClusterDNS: f.clusterDNS, ResolvConf: f.resolvConf, PodNetworkBackend: f.backend,
 	}
 }
 
@@ -49,6 +50,7 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.nodeName, "node-name", "", "name of this node (default: the host name)")
 	fs.StringVar(&f.nodeIP, "node-ip", "", "IPv4 address of this node (default: the address of the default route's interface)")
 	fs.StringVar(&f.clusterDomain, "cluster-domain", agent.DefaultClusterDomain, "the cluster's DNS domain")
+	fs.StringVar(&f.backend, "pod-network-backend", "vxlan", "how the nodes' pod networks are joined: vxlan (an overlay, any underlay), direct (routes; every node on one L2 segment) or auto (direct to nodes on this node's segment, vxlan to the others)")
 	fs.StringVar(&f.resolvConf, "resolv-conf", agent.DefaultResolvConf, "the host's resolver configuration: pods with dnsPolicy Default get it, cluster DNS forwards to its nameservers")
 	fs.StringSliceVar(&f.clusterDNS, "cluster-dns", nil, "DNS server addresses pods resolve with (default: the kube-system/kube-dns Service's cluster IP, answered by this node)")
 	fs.StringVar(&f.cniBridge, "cni-bridge", "havre0", "name of the bridge pods are attached to")

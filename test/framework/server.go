@@ -239,8 +239,10 @@ func (s *Server) Args() []string {
 	if s.podNet != 0 {
 		// Servers of test processes running at once must not share a pod
 		// network: each has a cluster CIDR and a bridge of its own.
+		// Nor an overlay: the kernel has one VXLAN port per namespace, and
+		// a single node needs no peers.
 		args = append(args, "--cluster-cidr", fmt.Sprintf("10.%d.0.0/17", s.podNet), "--service-cidr", fmt.Sprintf("10.%d.128.0/17", s.podNet),
-			"--cni-bridge", fmt.Sprintf("havre%d", s.podNet))
+			"--cni-bridge", fmt.Sprintf("havre%d", s.podNet), "--pod-network-backend", "direct")
 	}
 	return append(args, s.opts.args...)
 }

@@ -45,7 +45,9 @@ func TestStandaloneAgentJoinsWithTheToken(t *testing.T) {
 		"--data-dir", agentDir,
 		"--node-name", nodeName,
 		"--cluster-cidr", clusterCIDR,
-		"--cni-bridge", bridge)
+		"--cni-bridge", bridge,
+		// One VXLAN port per namespace: other tests' agents share this one.
+		"--pod-network-backend", "direct")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
