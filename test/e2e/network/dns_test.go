@@ -47,12 +47,13 @@ func fakeUpstream(t *testing.T, c *framework.Cluster) {
 	t.Cleanup(func() { _ = srv.Shutdown() })
 }
 
-// TestDNS checks cluster DNS from inside pods: every record of the
+// TestDNS checks cluster DNS from inside pods, on three nodes (each pod's
+// node answers it; the endpoints spread over the nodes): every record of the
 // Kubernetes DNS specification, names outside the cluster through the
 // node's forwarder, and resolv.conf for each dnsPolicy. Subtests named as
 // upstream's [sig-network] DNS conformance specs check the same behaviour.
 func TestDNS(t *testing.T) {
-	c := startCluster(t, 1)
+	c := startCluster(t, 3)
 	fakeUpstream(t, c)
 	cs := c.Server.Clientset()
 	ns := framework.NewNamespace(t, cs, "dns")

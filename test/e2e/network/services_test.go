@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,13 +22,14 @@ import (
 	"github.com/havre/havre/test/framework"
 )
 
-// TestServices checks Services end to end on a one-node cluster: the
-// endpoint controllers write slices, the node's proxy programs them, and
-// clients on the node, in pods and outside the cluster reach the pods.
+// TestServices checks Services end to end on a three-node cluster (the
+// pods behind a Service spread over the nodes): the endpoint controllers
+// write slices, every node's proxy programs them, and clients on the
+// nodes, in pods and outside the cluster reach the pods.
 // Subtests named as upstream's [sig-network] conformance specs check the
 // same behaviour.
 func TestServices(t *testing.T) {
-	c := startCluster(t, 1)
+	c := startCluster(t, 3)
 	n0 := c.Nodes[0]
 	cs := c.Server.Clientset()
 
@@ -99,10 +101,22 @@ func TestServices(t *testing.T) {
 			ingress = svc.Status.LoadBalancer.Ingress
 			return len(ingress) > 0, nil
 		}, "status.loadBalancer.ingress filled")
-		if len(ingress) != 1 || ingress[0].IP != n0.IP {
-			t.Fatalf("ingress %+v, want the node's address %s", ingress, n0.IP)
+		var ips []string
+		for _, in := range ingress {
+			ips = append(ips, in.IP)
 		}
-		getOutside(t, c, "http://"+net.JoinHostPort(ingress[0].IP, "8088")+"/")
+		var want []string
+		for _, n := range c.Nodes {
+			want = append(want, n.IP)
+		}
+		slices.Sort(want)
+		if !slices.Equal(ips, want) {
+			t.Fatalf("ingress %v, want every node's address %v", ips, want)
+		}
+		// Every node serves it, whichever node the pod runs on.
+		for _, ip := range ips {
+			getOutside(t, c, "http://"+net.JoinHostPort(ip, "8088")+"/")
+		}
 
 		// A second Service on the same port gets no address, and is told.
 		service(t, c, ns, "web2", "web", func(s *corev1.Service) {
@@ -241,14 +255,41 @@ func TestServices(t *testing.T) {
 			s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 			s.Spec.Ports[0].Port = 8089
 		})
-		if body := strings.TrimSpace(getOutside(t, c, n0.URL(svc.Spec.Ports[0].NodePort, "/clientip"))); body != c.TestAddr() {
+		local := c.Node(podsOf(t, c, ns, "web")[0].Spec.NodeName)
+		if body := strings.TrimSpace(getOutside(t, c, local.URL(svc.Spec.Ports[0].NodePort, "/clientip"))); body != c.TestAddr() {
 			t.Errorf("the pod saw the client as %q, want the client's own %s", body, c.TestAddr())
 		}
 		hc := svc.Spec.HealthCheckNodePort
 		if hc == 0 {
 			t.Fatal("no health check node port")
 		}
-		body := getOutside(t, c, n0.URL(hc, "/"))
+		// Only the node with the endpoint is a LoadBalancer address; the
+		// others answer 503 on the health check node port.
+		framework.Eventually(t, 30*time.Second, func() (bool, error) {
+			got, err := cs.CoreV1().Services(ns).Get(ctx(t), "web", metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			in := got.Status.LoadBalancer.Ingress
+			return len(in) == 1 && in[0].IP == local.IP, nil
+		}, "the LoadBalancer lists only %s, where the endpoint is", local.Name)
+		for _, n := range c.Nodes {
+			if n == local {
+				continue
+			}
+			framework.Eventually(t, 20*time.Second, func() (bool, error) {
+				resp, err := c.TestHTTPClient(2 * time.Second).Get(n.URL(hc, "/"))
+				if err != nil {
+					return false, nil
+				}
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return false, fmt.Errorf("health check on %s, which has no endpoint, answered 200", n.Name)
+				}
+				return resp.StatusCode == 503, nil
+			}, "the health check node port of %s, which has no endpoint, answers 503", n.Name)
+		}
+		body := getOutside(t, c, local.URL(hc, "/"))
 		var doc struct {
 			Service        struct{ Namespace, Name string } `json:"service"`
 			LocalEndpoints int                              `json:"localEndpoints"`
@@ -259,7 +300,7 @@ func TestServices(t *testing.T) {
 		// No local endpoint: 503.
 		c.Server.MustKubectl(t, "-n", ns, "scale", "deployment/web", "--replicas=0")
 		framework.Eventually(t, 30*time.Second, func() (bool, error) {
-			resp, err := c.TestHTTPClient(2 * time.Second).Get(n0.URL(hc, "/"))
+			resp, err := c.TestHTTPClient(2 * time.Second).Get(local.URL(hc, "/"))
 			if err != nil {
 				return false, nil
 			}
