@@ -8,6 +8,8 @@ echo ">> store (internal/storage/bolt)"
 go test -run '^$' -bench . -benchtime 2s -benchmem ./internal/storage/bolt/
 echo ">> API through client-go over HTTPS (test/e2e/api)"
 go test -run '^$' -bench . -benchtime 3s ./test/e2e/api/
+echo ">> service proxy (internal/network/proxy, as root)"
+(cd internal/network/proxy && go test -run XXX -bench ServiceChange -benchtime 200x && go test -run XXX -bench 'ModelBuild|ColdSync' -benchtime 3x && go test -run XXX -bench FirstPacket -benchtime 5000x -count=3)
 echo ">> cluster DNS (internal/network/dns)"
 go test -run '^$' -bench . -benchtime 2s -benchmem ./internal/network/dns/
 go run ./hack/dnsperf
