@@ -803,6 +803,13 @@ func (s *Server) ClusterCIDR() string {
 // DaemonSets, Jobs, CronJobs) and on nodes' health, for tests of the API
 // itself that write those objects' status (pods' and nodes' included) or
 // build their owner chains by hand.
-func WithoutWorkloadControllers() Option {
-	return WithArgs("--controllers", "*,-scheduler,-deployment,-replicaset,-statefulset,-daemonset,-job,-cronjob,-nodelifecycle")
+//
+// more names further controllers to turn off, such as the endpoint
+// controllers for a test that writes a selected Service's Endpoints itself.
+func WithoutWorkloadControllers(more ...string) Option {
+	list := "*,-scheduler,-deployment,-replicaset,-statefulset,-daemonset,-job,-cronjob,-nodelifecycle"
+	for _, name := range more {
+		list += ",-" + name
+	}
+	return WithArgs("--controllers", list)
 }

@@ -186,9 +186,9 @@ func TestTables(t *testing.T) {
 	if testing.Short() {
 		t.Skip("e2e test: builds and runs the havre binary (skipped with -short)")
 	}
-	// The test writes the workloads' status itself: their controllers
-	// would overwrite it.
-	s := framework.StartServer(t, framework.WithoutWorkloadControllers())
+	// The test writes the workloads' status, and the Service's Endpoints
+	// and EndpointSlice, itself: their controllers would overwrite them.
+	s := framework.StartServer(t, framework.WithoutWorkloadControllers("endpoints-controller", "endpointslice-controller"))
 	framework.Kubectl(t) // built before the subtests, which it would slow
 	cs := s.Clientset()
 	const ns = "tables"
