@@ -79,7 +79,18 @@ func (p *Plan) Diff(old, new *Fragment) error {
 		}
 		delete(oldChains, c.Name)
 	}
-	p.DiffElements(old.Elements, new.Elements)
+	// Elements of plain sets that go with them are not deleted one by one. (Map elements are:
+	// they may jump to chains that go before the map does.)
+	oldElems := old.Elements
+	if len(oldSets) > 0 {
+		oldElems = nil
+		for _, e := range old.Elements {
+			if s, gone := oldSets[e.Set]; !gone || s.Map {
+				oldElems = append(oldElems, e)
+			}
+		}
+	}
+	p.DiffElements(oldElems, new.Elements)
 	for _, c := range old.Chains { // in the old order: deterministic
 		if _, gone := oldChains[c.Name]; gone {
 			p.DelChains = append(p.DelChains, c.Name)
