@@ -47,10 +47,10 @@ type rule struct {
 	dir direction
 	idx int
 
-	anyPeer bool     // from/to is empty: every source (destination)
-	terms   []term   // pod and namespace selector peers
+	anyPeer bool   // from/to is empty: every source (destination)
+	terms   []term // pod and namespace selector peers
 	blocks  []ipBlock
-	group   string   // the key of the terms' peer group ("" without terms)
+	group   string // the key of the terms' peer group ("" without terms)
 
 	anyPort  bool // ports is empty: every port and protocol
 	numbered []portRange

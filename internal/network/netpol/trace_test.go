@@ -31,8 +31,12 @@ type tracePkt struct {
 	established bool
 }
 
-func tcp(src, dst netip.Addr, port uint16) tracePkt { return tracePkt{src: src, dst: dst, proto: nft.ProtoTCP, port: port} }
-func udp(src, dst netip.Addr, port uint16) tracePkt { return tracePkt{src: src, dst: dst, proto: nft.ProtoUDP, port: port} }
+func tcp(src, dst netip.Addr, port uint16) tracePkt {
+	return tracePkt{src: src, dst: dst, proto: nft.ProtoTCP, port: port}
+}
+func udp(src, dst netip.Addr, port uint16) tracePkt {
+	return tracePkt{src: src, dst: dst, proto: nft.ProtoUDP, port: port}
+}
 func sctp(src, dst netip.Addr, port uint16) tracePkt {
 	return tracePkt{src: src, dst: dst, proto: nft.ProtoSCTP, port: port}
 }
@@ -74,7 +78,7 @@ func TestTrace(t *testing.T) {
 		}},
 		{"default deny egress", []runtime.Object{netpol("x", "deny", "", types_(typeEgress))}, []check{
 			{tcp(xa, ya, 80), D}, {tcp(xa, yb, 80), D}, {tcp(xa, outside, 443), D}, {udp(xb, xa, 53), D},
-			{tcp(xa, testNodeIP, 10250), D}, // the node is a destination like any other
+			{tcp(xa, testNodeIP, 10250), D},                              // the node is a destination like any other
 			{udp(xa, testGateway, 53), A}, {tcp(xa, testGateway, 53), A}, // but its DNS server is not
 			{tcp(ya, xa, 80), A}, // ingress is not isolated
 			{est(tcp(xa, ya, 80)), A},
