@@ -138,6 +138,12 @@ func TestTrace(t *testing.T) {
 			{tcp(xb, xa, 8080), A}, {tcp(xb, ya, 9090), A}, {tcp(xb, yb, 8081), A},
 			{tcp(xb, ya, 8080), D}, {tcp(xb, yb, 9090), D}, {udp(xb, xa, 8080), D}, {tcp(xb, outside, 8080), D},
 		}},
+		{"named ports of egress rules resolve on the rule's peers only", []runtime.Object{
+			netpol("x", "named", "app=client", types_(typeEgress), egressRule(peers(nsPeer("team=red")), namedPortOf("", "http"))),
+		}, []check{{tcp(xb, ya, 9090), A}, {tcp(xb, yb, 8081), A}, {tcp(xb, xa, 8080), D}}},
+		{"named ports of egress rules with an ipBlock peer", []runtime.Object{
+			netpol("x", "named", "app=client", types_(typeEgress), egressRule(peers(blockPeer("10.42.1.0/24")), namedPortOf("", "http"))),
+		}, []check{{tcp(xb, yb, 8081), A}, {tcp(xb, ya, 9090), D}, {tcp(xb, xa, 8080), D}}},
 		{"policies are additive", []runtime.Object{
 			netpol("x", "allow-clients", "app=web", ingressRule(peers(podPeer("app=client")))),
 			netpol("x", "allow-red-8080", "app=web", ingressRule(peers(nsPeer("team=red")), port(corev1.ProtocolTCP, 8080))),
