@@ -48,7 +48,7 @@ type modelCluster struct {
 	prev    *e2eWorld // what was last given to the engines
 }
 
-func e2eNodeIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{100, 64, 0, byte(10 + i)}) }
+func e2eNodeIP(i int) netip.Addr  { return netip.AddrFrom4([4]byte{100, 64, 0, byte(10 + i)}) }
 func e2eGateway(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 42, byte(i), 1}) }
 func e2ePodCIDR(i int) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 42, byte(i), 0}), 24)

@@ -94,7 +94,9 @@ func (w *e2eWorld) createPolicy(ns string, np *networkingv1.NetworkPolicy) {
 	w.policies[types.NamespacedName{Namespace: ns, Name: np.Name}] = np
 }
 
-func (w *e2eWorld) deletePolicies() { w.policies = map[types.NamespacedName]*networkingv1.NetworkPolicy{} }
+func (w *e2eWorld) deletePolicies() {
+	w.policies = map[types.NamespacedName]*networkingv1.NetworkPolicy{}
+}
 
 func (w *e2eWorld) addPodLabels(key string, l map[string]string) {
 	p := w.pods[key].DeepCopy()
