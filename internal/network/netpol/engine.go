@@ -33,8 +33,10 @@ type engine struct {
 
 	policies map[types.NamespacedName]*polState
 	polByNS  map[string]map[types.NamespacedName]*polState
-	groups   map[string]*group
-	sigs     map[string]*sigChain
+	// egressNamed: the active policies with an egress rule naming a port, by port name.
+	egressNamed map[string]map[types.NamespacedName]*polState
+	groups      map[string]*group
+	sigs        map[string]*sigChain
 
 	dirty map[owner]bool
 }
@@ -122,21 +124,22 @@ type owner struct {
 
 func newEngine(cfg engineConfig) *engine {
 	e := &engine{
-		cfg:        cfg,
-		informed:   map[types.UID]*corev1.Pod{},
-		keyUID:     map[string]types.UID{},
-		started:    map[types.UID]*startInfo{},
-		pods:       map[types.UID]*pod{},
-		byNS:       map[string]map[types.UID]*pod{},
-		byPortName: map[string]map[types.UID]*pod{},
-		nsLabels:   map[string]labels.Set{},
-		claims:     map[netip.Addr]map[types.UID]*pod{},
-		owner:      map[netip.Addr]*pod{},
-		policies:   map[types.NamespacedName]*polState{},
-		polByNS:    map[string]map[types.NamespacedName]*polState{},
-		groups:     map[string]*group{},
-		sigs:       map[string]*sigChain{},
-		dirty:      map[owner]bool{},
+		cfg:         cfg,
+		informed:    map[types.UID]*corev1.Pod{},
+		keyUID:      map[string]types.UID{},
+		started:     map[types.UID]*startInfo{},
+		pods:        map[types.UID]*pod{},
+		byNS:        map[string]map[types.UID]*pod{},
+		byPortName:  map[string]map[types.UID]*pod{},
+		nsLabels:    map[string]labels.Set{},
+		claims:      map[netip.Addr]map[types.UID]*pod{},
+		owner:       map[netip.Addr]*pod{},
+		policies:    map[types.NamespacedName]*polState{},
+		polByNS:     map[string]map[types.NamespacedName]*polState{},
+		groups:      map[string]*group{},
+		egressNamed: map[string]map[types.NamespacedName]*polState{},
+		sigs:        map[string]*sigChain{},
+		dirty:       map[owner]bool{},
 	}
 	e.dirty[owner{kind: ownBase}] = true
 	return e
@@ -596,6 +599,14 @@ func (e *engine) setMember(g *group, p *pod, in bool) {
 
 // acquire makes an active policy hold its rules' groups (creating them).
 func (e *engine) acquire(ps *polState) {
+	for _, r := range ps.rules[egress] {
+		for _, n := range r.named {
+			if e.egressNamed[n.name] == nil {
+				e.egressNamed[n.name] = map[types.NamespacedName]*polState{}
+			}
+			e.egressNamed[n.name][ps.key] = ps
+		}
+	}
 	seen := map[string]bool{}
 	for _, rules := range ps.rules {
 		for _, r := range rules {
@@ -651,6 +662,16 @@ func (e *engine) scan(g *group) {
 
 // release lets go of the groups an inactive (or replaced) policy held.
 func (e *engine) release(ps *polState) {
+	for _, r := range ps.rules[egress] {
+		for _, n := range r.named {
+			if m := e.egressNamed[n.name]; m != nil && m[ps.key] == ps {
+				delete(m, ps.key)
+				if len(m) == 0 {
+					delete(e.egressNamed, n.name)
+				}
+			}
+		}
+	}
 	for _, g := range ps.groups {
 		g.refs--
 		if g.users[ps.key] == ps {
@@ -758,22 +779,10 @@ func (e *engine) namedPortsChanged(p *pod, old map[namedPort]uint16) {
 	if len(p.ports) == 0 && len(old) == 0 {
 		return
 	}
-	names := map[string]bool{}
-	for k := range p.ports {
-		names[k.name] = true
-	}
-	for k := range old {
-		names[k.name] = true
-	}
-	for k, ps := range e.policies {
-		if !ps.active() {
-			continue
-		}
-		for _, r := range ps.rules[egress] {
-			for _, n := range r.named {
-				if names[n.name] {
-					e.mark(ownPolicy, k.String())
-				}
+	for _, ports := range []map[namedPort]uint16{p.ports, old} {
+		for k := range ports {
+			for key := range e.egressNamed[k.name] {
+				e.mark(ownPolicy, key.String())
 			}
 		}
 	}

@@ -43,9 +43,10 @@ type Policer struct {
 	dirtyPols  map[string]bool
 	starts     map[types.UID]*startInfo // PodStarting's, not yet taken by a sync
 	told       map[types.UID]*startInfo // the last PodStarting of each pod
-	seq        uint64                   // of the last PodStarting
-	applied    uint64                   // every PodStarting up to this one is committed
+	seq        uint64                   // counts events: informer changes and PodStartings
+	applied    uint64                   // every event up to this one is committed
 	committed  chan struct{}            // closed and replaced after every successful sync
+	marked     chan struct{}            // closed and replaced after every event
 	syncsDone  int
 	lastResult error
 
@@ -54,7 +55,7 @@ type Policer struct {
 	frags  map[owner]*nft.Fragment // as committed
 	defs   map[string]nft.Set      // every set ever sent, by name
 	full   bool                    // reconcile with what the kernel holds (start, after a failure)
-	taken  uint64                  // the last PodStarting the engine has
+	taken  uint64                  // the last event the engine has
 	cached bool
 }
 
@@ -93,6 +94,7 @@ func New(cfg Config, factory informers.SharedInformerFactory) (*Policer, error) 
 		starts:    map[types.UID]*startInfo{},
 		told:      map[types.UID]*startInfo{},
 		committed: make(chan struct{}),
+		marked:    make(chan struct{}),
 		e: newEngine(engineConfig{table: cfg.Table, node: cfg.NodeName, podCIDR: cfg.PodCIDR.Masked(),
 			gateway: cfg.Gateway, dns: cfg.DNS}),
 		frags: map[owner]*nft.Fragment{},
@@ -102,25 +104,30 @@ func New(cfg Config, factory informers.SharedInformerFactory) (*Policer, error) 
 	podInf := factory.Core().V1().Pods().Informer()
 	nsInf := factory.Core().V1().Namespaces().Informer()
 	polInf := factory.Networking().V1().NetworkPolicies().Informer()
-	mark := func(set map[string]bool, obj any) {
+	// The dirty sets are swapped by each sync: they are reached under the lock.
+	mark := func(set func() map[string]bool, obj any) {
 		key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
 		if err != nil {
 			return
 		}
 		p.mu.Lock()
-		set[key] = true
+		set()[key] = true
+		p.event()
 		p.mu.Unlock()
 		p.requestSync()
 	}
+	pods := func() map[string]bool { return p.dirtyPods }
+	nss := func() map[string]bool { return p.dirtyNS }
+	pols := func() map[string]bool { return p.dirtyPols }
 	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { mark(p.dirtyPods, obj) },
+		AddFunc: func(obj any) { mark(pods, obj) },
 		UpdateFunc: func(old, obj any) {
 			if o, ok := old.(*corev1.Pod); ok {
 				if n, ok := obj.(*corev1.Pod); ok && !podMatters(o, n) {
 					return
 				}
 			}
-			mark(p.dirtyPods, obj)
+			mark(pods, obj)
 		},
 		DeleteFunc: func(obj any) {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -131,22 +138,22 @@ func New(cfg Config, factory informers.SharedInformerFactory) (*Policer, error) 
 				delete(p.told, pod.UID)
 				p.mu.Unlock()
 			}
-			mark(p.dirtyPods, obj)
+			mark(pods, obj)
 		},
 	}); err != nil {
 		return nil, err
 	}
 	if _, err := nsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { mark(p.dirtyNS, obj) },
-		UpdateFunc: func(_, obj any) { mark(p.dirtyNS, obj) },
-		DeleteFunc: func(obj any) { mark(p.dirtyNS, obj) },
+		AddFunc:    func(obj any) { mark(nss, obj) },
+		UpdateFunc: func(_, obj any) { mark(nss, obj) },
+		DeleteFunc: func(obj any) { mark(nss, obj) },
 	}); err != nil {
 		return nil, err
 	}
 	if _, err := polInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { mark(p.dirtyPols, obj) },
-		UpdateFunc: func(_, obj any) { mark(p.dirtyPols, obj) },
-		DeleteFunc: func(obj any) { mark(p.dirtyPols, obj) },
+		AddFunc:    func(obj any) { mark(pols, obj) },
+		UpdateFunc: func(_, obj any) { mark(pols, obj) },
+		DeleteFunc: func(obj any) { mark(pols, obj) },
 	}); err != nil {
 		return nil, err
 	}
@@ -166,6 +173,14 @@ func podMatters(old, nw *corev1.Pod) bool {
 		!equality.Semantic.DeepEqual(old.Status.PodIPs, nw.Status.PodIPs) ||
 		(old.DeletionTimestamp == nil) != (nw.DeletionTimestamp == nil)
 	// Spec.Containers' ports and HostNetwork do not change in a pod's life.
+}
+
+// event counts an event (p.mu held).
+func (p *Policer) event() uint64 {
+	p.seq++
+	close(p.marked)
+	p.marked = make(chan struct{})
+	return p.seq
 }
 
 func (p *Policer) requestSync() {
@@ -199,8 +214,7 @@ func (p *Policer) PodStarting(ctx context.Context, pod *corev1.Pod, ips []netip.
 		p.mu.Unlock()
 		return nil
 	}
-	p.seq++
-	s := &startInfo{pod: pod.DeepCopy(), ips: v4, seq: p.seq}
+	s := &startInfo{pod: pod.DeepCopy(), ips: v4, seq: p.event()}
 	p.starts[pod.UID] = s
 	p.told[pod.UID] = s
 	ch, applied := p.committed, p.applied
@@ -276,6 +290,7 @@ func (p *Policer) take() {
 	p.mu.Lock()
 	pods, nss, pols, starts := p.dirtyPods, p.dirtyNS, p.dirtyPols, p.starts
 	p.dirtyPods, p.dirtyNS, p.dirtyPols, p.starts = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[types.UID]*startInfo{}
+	p.taken = p.seq // every event so far is in what was just taken
 	p.mu.Unlock()
 	for key := range nss {
 		obj, ok, _ := p.namespaces.GetByKey(key)
@@ -309,7 +324,6 @@ func (p *Policer) take() {
 	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
 	for _, s := range list {
 		p.e.startPod(s.pod, s.ips, s.seq)
-		p.taken = max(p.taken, s.seq)
 	}
 }
 

@@ -307,3 +307,31 @@ func (h *harness) startPods(pods ...*corev1.Pod) {
 		h.t.Fatal(err)
 	}
 }
+
+// nextEvent returns a channel closed at the policer's next event (an informer change or a
+// PodStarting).
+func (p *Policer) nextEvent() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.marked
+}
+
+// awaitApplied waits until every event up to the latest is committed.
+func (p *Policer) awaitApplied(t testing.TB) {
+	p.mu.Lock()
+	target := p.seq
+	p.mu.Unlock()
+	for {
+		p.mu.Lock()
+		done, ch := p.applied >= target, p.committed
+		p.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-ch:
+		case <-time.After(time.Minute):
+			t.Fatalf("events up to %d not committed in a minute", target)
+		}
+	}
+}
