@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/havre/havre/internal/network/netnstest"
+	"github.com/havre/havre/internal/network/nft"
 )
 
 // The benchmark cluster: 50 namespaces (team=t0..t4) of 100 pods each (app=g<j%5>,
@@ -28,9 +29,10 @@ import (
 // pods, in 10.42.0.0/24), the others on 19 other nodes. Policy m of a namespace selects
 // app=g<m%5>: one pod of this node and 19 elsewhere, so that every policy has chains in
 // this node's table and each of this node's pods is selected by 4 policies. Each policy
-// allows ingress from its namespace's clients on 8080/TCP and from the namespaces of team
-// t<m%5> on the named port http; egress to its namespace's pods on 8080/TCP, to the servers
-// of team t<(m+1)%5> on 5432/TCP, to 10.0.0.0/8 but the pod network, and DNS anywhere.
+// allows ingress from its namespace's clients on 8080/TCP and 8081/UDP and from the
+// namespaces of team t<m%5> on the named port http; egress to its namespace's pods on
+// 8080/TCP and 8081/UDP, to the servers of team t<(m+1)%5> on 5432/TCP, to 10.0.0.0/8 but
+// the pod network, and DNS anywhere.
 const (
 	benchNamespaces   = 50
 	benchPodsPerNS    = 100
@@ -63,9 +65,9 @@ func benchPolicy(ns, m int, clientRole string) *networkingv1.NetworkPolicy {
 	name := fmt.Sprintf("ns-%02d", ns)
 	return netpol(name, fmt.Sprintf("policy-%02d", m), fmt.Sprintf("app=g%d", m%5),
 		types_(typeIngress, typeEgress),
-		ingressRule(peers(podPeer("role="+clientRole)), port(corev1.ProtocolTCP, 8080)),
+		ingressRule(peers(podPeer("role="+clientRole)), port(corev1.ProtocolTCP, 8080), port(corev1.ProtocolUDP, 8081)),
 		ingressRule(peers(nsPeer(fmt.Sprintf("team=t%d", m%5))), namedPortOf("", "http")),
-		egressRule(peers(podPeer("")), port(corev1.ProtocolTCP, 8080)),
+		egressRule(peers(podPeer("")), port(corev1.ProtocolTCP, 8080), port(corev1.ProtocolUDP, 8081)),
 		egressRule(peers(nsPodPeer(fmt.Sprintf("team=t%d", (m+1)%5), "role=server")), port(corev1.ProtocolTCP, 5432)),
 		egressRule(peers(blockPeer("10.0.0.0/8", "10.42.0.0/16"))),
 		egressRule(nil, port(corev1.ProtocolUDP, 53)),
@@ -213,66 +215,180 @@ func BenchmarkPodStarting(b *testing.B) {
 	b.ReportMetric(percentile(samples, 0.99), "p99-ms")
 }
 
-// BenchmarkFirstPacket: TCP connect (SYN to accept, then RST) between two pods on a bridge,
-// in a node whose table holds the benchmark cluster's 1,000 policies (the client, pod 1 of
-// ns-00, and the server, pod 0, are selected by 4 each; their first allowing rules are in
-// the first policy tried), and in a twin node without the table. With "selected-by=100",
-// 96 more policies select the server, each tried (and not allowing) before those that allow.
-// The dials take turns, and the benchmark reports their medians and added-µs (with the
-// table minus without: what the policies add to a connection's first packet).
+// BenchmarkFirstPacket: what the policies add to the first packet of a connection between two
+// pods on a bridge, in a node whose table holds the benchmark cluster's 1,000 policies (the
+// client, pod 1 of ns-00, and the server, pod 0, are selected by 4 each; their first allowing
+// rules are in the first policy tried). With "selected-by=100", 96 more policies select the
+// server, each tried (and not allowing) before those that allow. Three twin nodes: one with
+// the table ("policies"), one with the table but no policy ("dispatch": the pods classified,
+// nothing selects them), one without ("none"; a one-rule table there loads conntrack, as the
+// service proxy's tables do on a real node).
+//
+//   - tcp-*-µs: median TCP connect (SYN to accept, then RST) per node; the dials take turns.
+//     Noisy (a connect is ~100 µs of two threads' scheduling): see the UDP figures.
+//   - udp-*-µs: per datagram, sending 1,000 back-to-back on one socket to a server that never
+//     answers: conntrack keeps the flow "new", so every datagram is checked against the
+//     policies as a first packet would be, in the sender's system call (veth and bridge
+//     deliver in its softirq). udp-added-µs is policies minus none; udp-denied-added-µs the
+//     same for a port no policy allows (every policy of the client tried, then dropped).
 func BenchmarkFirstPacket(b *testing.B) {
 	for _, extra := range []int{0, 96} {
 		b.Run(fmt.Sprintf("selected-by=%d", 4+extra), func(b *testing.B) {
 			objs := benchObjects()
 			for k := range extra {
 				objs = append(objs, netpol("ns-00", fmt.Sprintf("aaa-%03d", k), "app=g0", types_(typeIngress),
-					ingressRule(peers(podPeer("role=nobody")), port(corev1.ProtocolTCP, 8080))))
+					ingressRule(peers(podPeer("role=nobody")), port(corev1.ProtocolTCP, 8080), port(corev1.ProtocolUDP, 8081))))
+			}
+			var noPolicies []runtime.Object
+			for _, o := range objs {
+				if _, ok := o.(*networkingv1.NetworkPolicy); !ok {
+					noPolicies = append(noPolicies, o)
+				}
 			}
 			server, clientPod := benchPod(0, 0), benchPod(0, 1)
-			var workers []*nsWorker
-			var serverIPs []netip.Addr
-			for _, withTable := range []bool{true, false} {
+			names := []string{"policies", "dispatch", "none"}
+			type node struct {
+				w      *nsWorker
+				server netip.Addr
+				udp    net.Conn // to 8081 (allowed)
+				denied net.Conn // to 8082 (no policy allows it)
+			}
+			var nodes []*node
+			for i := range names {
 				tb := newTestbed(b)
 				s := tb.addPod("server", benchPodIP(0, 0))
 				s.serve(b, 8080)
+				drainUDP(b, s, 8081, 8082)
 				c := tb.addPod("client", benchPodIP(0, 1))
-				if withTable {
-					h := startPolicer(b, int(tb.node), fake.NewClientset(objs...), testConfig())
+				switch i {
+				case 0, 1:
+					world := objs
+					if i == 1 {
+						world = noPolicies
+					}
+					h := startPolicer(b, int(tb.node), fake.NewClientset(world...), testConfig())
 					h.startPods(server, clientPod)
 					b.Cleanup(func() { h.stop(); _ = cleanup(testTable, int(tb.node)) })
+				default:
+					conntrackOnly(b, tb)
 				}
-				workers = append(workers, newNsWorker(b, c.ns))
-				serverIPs = append(serverIPs, s.ip)
+				n := &node{w: newNsWorker(b, c.ns), server: s.ip}
+				n.w.run(func() {
+					var err error
+					if n.udp, err = net.Dial("udp4", netip.AddrPortFrom(s.ip, 8081).String()); err != nil {
+						b.Fatal(err)
+					}
+					if n.denied, err = net.Dial("udp4", netip.AddrPortFrom(s.ip, 8082).String()); err != nil {
+						b.Fatal(err)
+					}
+				})
+				b.Cleanup(func() { n.udp.Close(); n.denied.Close() })
+				nodes = append(nodes, n)
 			}
-			names := []string{"policies", "no-table"}
-			times := make([][]time.Duration, 2)
+			tcp := make([][]time.Duration, len(nodes))
+			udp := make([][]time.Duration, len(nodes))
+			denied := make([][]time.Duration, len(nodes))
 			d := net.Dialer{Timeout: 5 * time.Second}
+			msg := []byte("x")
+			burst := func(c net.Conn) (time.Duration, error) {
+				t0 := time.Now()
+				for range 1000 {
+					if _, err := c.Write(msg); err != nil {
+						return 0, err
+					}
+				}
+				return time.Since(t0) / 1000, nil
+			}
 			iter := 0
 			for b.Loop() {
-				for j := range 2 {
-					i := (iter + j) % 2
+				for j := range nodes {
+					i := (iter + j) % len(nodes)
+					n := nodes[i]
 					var err error
-					workers[i].run(func() {
+					n.w.run(func() {
 						t0 := time.Now()
 						var c net.Conn
-						if c, err = d.Dial("tcp4", netip.AddrPortFrom(serverIPs[i], 8080).String()); err != nil {
+						if c, err = d.Dial("tcp4", netip.AddrPortFrom(n.server, 8080).String()); err != nil {
 							return
 						}
-						times[i] = append(times[i], time.Since(t0))
+						tcp[i] = append(tcp[i], time.Since(t0))
 						_ = c.(*net.TCPConn).SetLinger(0)
 						c.Close()
+						var per time.Duration
+						if per, err = burst(n.udp); err != nil {
+							return
+						}
+						udp[i] = append(udp[i], per)
+						if per, err = burst(n.denied); err != nil {
+							return
+						}
+						denied[i] = append(denied[i], per)
 					})
 					if err != nil {
-						b.Fatalf("dial (%s): %v", names[i], err)
+						b.Fatalf("%s: %v", names[i], err)
 					}
 				}
 				iter++
 			}
-			med := []float64{median(times[0]), median(times[1])}
-			b.ReportMetric(med[0], "policies-µs")
-			b.ReportMetric(med[1], "no-table-µs")
-			b.ReportMetric(med[0]-med[1], "added-µs")
+			for i, name := range names {
+				b.ReportMetric(median(tcp[i]), "tcp-"+name+"-µs")
+				b.ReportMetric(median(udp[i]), "udp-"+name+"-µs")
+			}
+			b.ReportMetric(median(tcp[0])-median(tcp[2]), "tcp-added-µs")
+			b.ReportMetric(median(udp[0])-median(udp[2]), "udp-added-µs")
+			b.ReportMetric(median(udp[1])-median(udp[2]), "udp-dispatch-added-µs")
+			b.ReportMetric(median(denied[0])-median(denied[2]), "udp-denied-added-µs")
 		})
+	}
+}
+
+// drainUDP reads and drops the datagrams sent to these ports of a pod: it never answers.
+func drainUDP(b testing.TB, p *podNS, ports ...int) {
+	b.Helper()
+	err := netnstest.Do(p.ns, func() error {
+		for _, port := range ports {
+			pc, err := net.ListenPacket("udp4", fmt.Sprintf(":%d", port))
+			if err != nil {
+				return err
+			}
+			b.Cleanup(func() { pc.Close() })
+			go func() {
+				buf := make([]byte, 64)
+				for {
+					if _, _, err := pc.ReadFrom(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// conntrackOnly programs a one-rule table in the testbed's node so that conntrack runs
+// there, as on a node with the service proxy's tables.
+func conntrackOnly(b testing.TB, tb *testbed) {
+	b.Helper()
+	conn, err := nft.Open(int(tb.node), "table ip ct-only")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	f := &nft.Fragment{Chains: []*nft.Chain{{Name: "forward", Base: &nft.Hook{Type: "filter", Hook: "forward", Priority: 0},
+		Rules: []nft.Rule{{Match: []nft.Match{nft.MatchCtEstablished{}}, Stmt: nft.StmtVerdict{Kind: nft.VerdictAccept}}}}}}
+	p, err := nft.Reconcile(nil, []*nft.Fragment{f})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tx := conn.Begin()
+	if err := tx.Queue("ct-only", p, nil, true); err != nil {
+		b.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
 	}
 }
 

@@ -172,4 +172,3 @@ func (k *kernelCluster) verify(t *testing.T, step int, checks []e2eCheck) {
 	}
 	k.tb.run(t, fmt.Sprintf("step %d", step), probes...)
 }
-
