@@ -106,7 +106,7 @@ func BenchmarkColdSync(b *testing.B) {
 			b.Fatal(err)
 		}
 		cpu += cpuTime() - start
-		txns = k.stats.transactions
+		txns = k.conn.Stats.Transactions
 	}
 	b.ReportMetric(float64(txns), "transactions")
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")

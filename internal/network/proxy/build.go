@@ -9,6 +9,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/havre/havre/internal/network/nft"
 )
 
 // Names of the fixed sets, maps and chains (kube-proxy's nftables mode).
@@ -79,44 +81,44 @@ func Build(bc *BuildConfig, services []*v1.Service, slices []*discovery.Endpoint
 	return m
 }
 
-func ctNew(chain string) Rule {
-	return Rule{Match: []Match{MatchCtNew{}}, Stmt: StmtVerdict{Kind: VerdictJump, Chain: chain}}
+func ctNew(chain string) nft.Rule {
+	return nft.Rule{Match: []nft.Match{nft.MatchCtNew{}}, Stmt: nft.StmtVerdict{Kind: nft.VerdictJump, Chain: chain}}
 }
 
-func jump(chain string) Stmt { return StmtVerdict{Kind: VerdictJump, Chain: chain} }
-func goTo(chain string) Stmt { return StmtVerdict{Kind: VerdictGoto, Chain: chain} }
+func jump(chain string) nft.Stmt { return nft.StmtVerdict{Kind: nft.VerdictJump, Chain: chain} }
+func goTo(chain string) nft.Stmt { return nft.StmtVerdict{Kind: nft.VerdictGoto, Chain: chain} }
 
 // buildBase is the main table's fixed skeleton: what every Service shares (the filter
 // hooks that reject or drop traffic to ClusterIPs, ports and node ports that no endpoint
 // serves, and masquerading).
-func buildBase(bc *BuildConfig) *Fragment {
-	f := &Fragment{
-		Sets: []Set{
-			{Name: setClusterIPs, Key: KeyAddr, Comment: "Active ClusterIPs"},
-			{Name: setNodePortIPs, Key: KeyAddr, Comment: "IPs that accept NodePort traffic"},
-			{Name: mapNoEndpointServices, Key: KeyAddrProtoPort, Map: true, Comment: "vmap to drop or reject packets to services with no endpoints"},
-			{Name: mapNoEndpointNodePorts, Key: KeyProtoPort, Map: true, Comment: "vmap to drop or reject packets to service nodeports with no endpoints"},
+func buildBase(bc *BuildConfig) *nft.Fragment {
+	f := &nft.Fragment{
+		Sets: []nft.Set{
+			{Name: setClusterIPs, Key: nft.KeyAddr, Comment: "Active ClusterIPs"},
+			{Name: setNodePortIPs, Key: nft.KeyAddr, Comment: "IPs that accept NodePort traffic"},
+			{Name: mapNoEndpointServices, Key: nft.KeyAddrProtoPort, Map: true, Comment: "vmap to drop or reject packets to services with no endpoints"},
+			{Name: mapNoEndpointNodePorts, Key: nft.KeyProtoPort, Map: true, Comment: "vmap to drop or reject packets to service nodeports with no endpoints"},
 		},
 	}
-	check := []Rule{{Match: []Match{MatchAddrInSet{Daddr, setClusterIPs}}, Stmt: StmtReject{}, Comment: "Reject traffic to invalid ports of ClusterIPs"}}
+	check := []nft.Rule{{Match: []nft.Match{nft.MatchAddrInSet{Field: nft.Daddr, Set: setClusterIPs}}, Stmt: nft.StmtReject{}, Comment: "Reject traffic to invalid ports of ClusterIPs"}}
 	for _, p := range bc.ServiceCIDRs {
-		check = append(check, Rule{Match: []Match{MatchAddr{Field: Daddr, Prefix: p.Masked()}}, Stmt: StmtVerdict{Kind: VerdictDrop}, Comment: "Drop traffic to unallocated ClusterIPs"})
+		check = append(check, nft.Rule{Match: []nft.Match{nft.MatchAddr{Field: nft.Daddr, Prefix: p.Masked()}}, Stmt: nft.StmtVerdict{Kind: nft.VerdictDrop}, Comment: "Drop traffic to unallocated ClusterIPs"})
 	}
-	f.Chains = []*Chain{
-		{Name: chainFilterInput, Base: hook("filter", "input", -110), Rules: []Rule{ctNew(chainNodePortEndpoints), ctNew(chainServiceEndpoints)}},
-		{Name: chainFilterForward, Base: hook("filter", "forward", -110), Rules: []Rule{ctNew(chainServiceEndpoints), ctNew(chainClusterIPsCheck)}},
-		{Name: chainFilterOutput, Base: hook("filter", "output", -110), Rules: []Rule{ctNew(chainServiceEndpoints)}},
-		{Name: chainFilterOutputPostDNAT, Base: hook("filter", "output", -90), Rules: []Rule{ctNew(chainClusterIPsCheck)}},
-		{Name: chainNATPostrouting, Base: hook("nat", "postrouting", 100), Rules: []Rule{{Stmt: jump(chainMasquerading)}}},
+	f.Chains = []*nft.Chain{
+		{Name: chainFilterInput, Base: hook("filter", "input", -110), Rules: []nft.Rule{ctNew(chainNodePortEndpoints), ctNew(chainServiceEndpoints)}},
+		{Name: chainFilterForward, Base: hook("filter", "forward", -110), Rules: []nft.Rule{ctNew(chainServiceEndpoints), ctNew(chainClusterIPsCheck)}},
+		{Name: chainFilterOutput, Base: hook("filter", "output", -110), Rules: []nft.Rule{ctNew(chainServiceEndpoints)}},
+		{Name: chainFilterOutputPostDNAT, Base: hook("filter", "output", -90), Rules: []nft.Rule{ctNew(chainClusterIPsCheck)}},
+		{Name: chainNATPostrouting, Base: hook("nat", "postrouting", 100), Rules: []nft.Rule{{Stmt: jump(chainMasquerading)}}},
 		{Name: chainClusterIPsCheck, Rules: check},
-		{Name: chainMasquerading, Rules: []Rule{
-			{Match: []Match{MatchMarkClear{masqBit}}, Stmt: StmtVerdict{Kind: VerdictReturn}},
-			{Stmt: StmtMark{Bits: masqBit, Xor: true}},
-			{Stmt: StmtMasquerade{}},
+		{Name: chainMasquerading, Rules: []nft.Rule{
+			{Match: []nft.Match{nft.MatchMarkClear{Bits: masqBit}}, Stmt: nft.StmtVerdict{Kind: nft.VerdictReturn}},
+			{Stmt: nft.StmtMark{Bits: masqBit, Xor: true}},
+			{Stmt: nft.StmtMasquerade{}},
 		}},
-		{Name: chainNodePortEndpoints, Rules: []Rule{{Match: []Match{MatchAddrInSet{Daddr, setNodePortIPs}}, Stmt: StmtVmap{KeyProtoPort, mapNoEndpointNodePorts}}}},
-		{Name: chainServiceEndpoints, Rules: []Rule{{Stmt: StmtVmap{KeyAddrProtoPort, mapNoEndpointServices}}}},
-		{Name: chainReject, Rules: []Rule{{Stmt: StmtReject{}}}},
+		{Name: chainNodePortEndpoints, Rules: []nft.Rule{{Match: []nft.Match{nft.MatchAddrInSet{Field: nft.Daddr, Set: setNodePortIPs}}, Stmt: nft.StmtVmap{Key: nft.KeyProtoPort, Map: mapNoEndpointNodePorts}}}},
+		{Name: chainServiceEndpoints, Rules: []nft.Rule{{Stmt: nft.StmtVmap{Key: nft.KeyAddrProtoPort, Map: mapNoEndpointServices}}}},
+		{Name: chainReject, Rules: []nft.Rule{{Stmt: nft.StmtReject{}}}},
 	}
 	f.Elements = nodePortIPs(bc)
 	return f
@@ -124,48 +126,48 @@ func buildBase(bc *BuildConfig) *Fragment {
 
 // buildShardBase is every shard table's fixed skeleton: the NAT hooks that dispatch, on
 // destination address, protocol and port, to the shard's own Services.
-func buildShardBase(bc *BuildConfig) *Fragment {
-	return &Fragment{
-		Sets: []Set{
-			{Name: setNodePortIPs, Key: KeyAddr, Comment: "IPs that accept NodePort traffic"},
-			{Name: mapServiceIPs, Key: KeyAddrProtoPort, Map: true, Comment: "ClusterIP, ExternalIP and LoadBalancer IP traffic"},
-			{Name: mapServiceNodePorts, Key: KeyProtoPort, Map: true, Comment: "NodePort traffic"},
+func buildShardBase(bc *BuildConfig) *nft.Fragment {
+	return &nft.Fragment{
+		Sets: []nft.Set{
+			{Name: setNodePortIPs, Key: nft.KeyAddr, Comment: "IPs that accept NodePort traffic"},
+			{Name: mapServiceIPs, Key: nft.KeyAddrProtoPort, Map: true, Comment: "ClusterIP, ExternalIP and LoadBalancer IP traffic"},
+			{Name: mapServiceNodePorts, Key: nft.KeyProtoPort, Map: true, Comment: "NodePort traffic"},
 		},
-		Chains: []*Chain{
-			{Name: chainNATPrerouting, Base: hook("nat", "prerouting", -100), Rules: []Rule{{Stmt: jump(chainServices)}}},
-			{Name: chainNATOutput, Base: hook("nat", "output", -100), Rules: []Rule{{Stmt: jump(chainServices)}}},
-			{Name: chainMarkMasq, Rules: []Rule{{Stmt: StmtMark{Bits: masqBit}}}},
-			{Name: chainServices, Rules: []Rule{
-				{Stmt: StmtVmap{KeyAddrProtoPort, mapServiceIPs}},
-				{Match: []Match{MatchAddrInSet{Daddr, setNodePortIPs}}, Stmt: StmtVmap{KeyProtoPort, mapServiceNodePorts}},
+		Chains: []*nft.Chain{
+			{Name: chainNATPrerouting, Base: hook("nat", "prerouting", -100), Rules: []nft.Rule{{Stmt: jump(chainServices)}}},
+			{Name: chainNATOutput, Base: hook("nat", "output", -100), Rules: []nft.Rule{{Stmt: jump(chainServices)}}},
+			{Name: chainMarkMasq, Rules: []nft.Rule{{Stmt: nft.StmtMark{Bits: masqBit}}}},
+			{Name: chainServices, Rules: []nft.Rule{
+				{Stmt: nft.StmtVmap{Key: nft.KeyAddrProtoPort, Map: mapServiceIPs}},
+				{Match: []nft.Match{nft.MatchAddrInSet{Field: nft.Daddr, Set: setNodePortIPs}}, Stmt: nft.StmtVmap{Key: nft.KeyProtoPort, Map: mapServiceNodePorts}},
 			}},
 		},
 		Elements: nodePortIPs(bc),
 	}
 }
 
-func hook(typ, h string, prio int) *Hook { return &Hook{Type: typ, Hook: h, Priority: prio} }
+func hook(typ, h string, prio int) *nft.Hook { return &nft.Hook{Type: typ, Hook: h, Priority: prio} }
 
-func nodePortIPs(bc *BuildConfig) []Element {
+func nodePortIPs(bc *BuildConfig) []nft.Element {
 	ips := append([]netip.Addr(nil), bc.NodeIPs...)
 	sort.Slice(ips, func(i, j int) bool { return ips[i].Less(ips[j]) })
-	var out []Element
+	var out []nft.Element
 	for i, a := range ips {
 		if a.Is4() && (i == 0 || a != ips[i-1]) {
-			out = append(out, Element{Set: setNodePortIPs, Key: Key{Addr: a}})
+			out = append(out, nft.Element{Set: setNodePortIPs, Key: nft.Key{Addr: a}})
 		}
 	}
 	return out
 }
 
-func protoOf(p v1.Protocol) (Proto, bool) {
+func protoOf(p v1.Protocol) (nft.Proto, bool) {
 	switch p {
 	case v1.ProtocolTCP, "":
-		return ProtoTCP, true
+		return nft.ProtoTCP, true
 	case v1.ProtocolUDP:
-		return ProtoUDP, true
+		return nft.ProtoUDP, true
 	case v1.ProtocolSCTP:
-		return ProtoSCTP, true
+		return nft.ProtoSCTP, true
 	}
 	return 0, false
 }
@@ -186,7 +188,7 @@ func buildService(bc *BuildConfig, svc *v1.Service, slices []*discovery.Endpoint
 		return nil
 	}
 	f := &Fragment{}
-	f.Main = append(f.Main, Element{Set: setClusterIPs, Key: Key{Addr: vip}})
+	f.Main = append(f.Main, nft.Element{Set: setClusterIPs, Key: nft.Key{Addr: vip}})
 
 	var extIPs []netip.Addr
 	for _, s := range svc.Spec.ExternalIPs {
@@ -231,14 +233,14 @@ func buildService(bc *BuildConfig, svc *v1.Service, slices []*discovery.Endpoint
 			nodePort = uint16(sp.NodePort)
 		}
 
-		if localDNS && port == 53 && (proto == ProtoUDP || proto == ProtoTCP) {
+		if localDNS && port == 53 && (proto == nft.ProtoUDP || proto == nft.ProtoTCP) {
 			// Node-local DNS: ClusterIP:53 goes to this node's DNS server, source kept.
 			epChain := prefixed("endpoint", spn+"__"+epSuffix(bc.LocalDNS.Addr, bc.LocalDNS.Port))
 			f.Chains = append(f.Chains,
-				&Chain{Name: svcChain, Rules: []Rule{{Stmt: StmtNumgen{Targets: []string{epChain}}}}},
-				&Chain{Name: epChain, Rules: []Rule{{Match: []Match{MatchL4Proto{proto}}, Stmt: StmtDNAT{bc.LocalDNS.Addr, bc.LocalDNS.Port}}}},
+				&nft.Chain{Name: svcChain, Rules: []nft.Rule{{Stmt: nft.StmtNumgen{Targets: []string{epChain}}}}},
+				&nft.Chain{Name: epChain, Rules: []nft.Rule{{Match: []nft.Match{nft.MatchL4Proto{Proto: proto}}, Stmt: nft.StmtDNAT{Addr: bc.LocalDNS.Addr, Port: bc.LocalDNS.Port}}}},
 			)
-			f.Elements = append(f.Elements, Element{Set: mapServiceIPs, Key: Key{vip, proto, port}, Verdict: Verdict{VerdictGoto, svcChain}})
+			f.Elements = append(f.Elements, nft.Element{Set: mapServiceIPs, Key: nft.Key{Addr: vip, Proto: proto, Port: port}, Verdict: nft.Verdict{Kind: nft.VerdictGoto, Chain: svcChain}})
 			continue
 		}
 
@@ -260,11 +262,11 @@ func buildService(bc *BuildConfig, svc *v1.Service, slices []*discovery.Endpoint
 		if externalLocal {
 			externalEps = localEps
 		}
-		noEndpoints := func(local bool) Verdict {
+		noEndpoints := func(local bool) nft.Verdict {
 			if hasAny && local {
-				return Verdict{Kind: VerdictDrop}
+				return nft.Verdict{Kind: nft.VerdictDrop}
 			}
-			return Verdict{Kind: VerdictGoto, Chain: chainReject}
+			return nft.Verdict{Kind: nft.VerdictGoto, Chain: chainReject}
 		}
 
 		// Endpoint chains, and the chains that balance over them.
@@ -278,100 +280,100 @@ func buildService(bc *BuildConfig, svc *v1.Service, slices []*discovery.Endpoint
 			suffix := spn + "__" + epSuffix(e.addr, e.port)
 			name := prefixed("endpoint", suffix)
 			epChains[ap] = name
-			rules := []Rule{{Match: []Match{MatchAddr{Field: Saddr, Prefix: netip.PrefixFrom(e.addr, 32)}}, Stmt: jump(chainMarkMasq)}}
+			rules := []nft.Rule{{Match: []nft.Match{nft.MatchAddr{Field: nft.Saddr, Prefix: netip.PrefixFrom(e.addr, 32)}}, Stmt: jump(chainMarkMasq)}}
 			if affinity > 0 {
 				set := prefixed("affinity", suffix)
 				affSets[ap] = set
-				f.Sets = append(f.Sets, Set{Name: set, Key: KeyAddr, Timeout: affinity})
-				rules = append(rules, Rule{Stmt: StmtAffinity{set}})
+				f.Sets = append(f.Sets, nft.Set{Name: set, Key: nft.KeyAddr, Timeout: affinity})
+				rules = append(rules, nft.Rule{Stmt: nft.StmtAffinity{Set: set}})
 			}
-			rules = append(rules, Rule{Match: []Match{MatchL4Proto{proto}}, Stmt: StmtDNAT{e.addr, e.port}})
-			f.Chains = append(f.Chains, &Chain{Name: name, Rules: rules})
+			rules = append(rules, nft.Rule{Match: []nft.Match{nft.MatchL4Proto{Proto: proto}}, Stmt: nft.StmtDNAT{Addr: e.addr, Port: e.port}})
+			f.Chains = append(f.Chains, &nft.Chain{Name: name, Rules: rules})
 		}
-		balance := func(eps []*endpoint) []Rule {
-			var rules []Rule
+		balance := func(eps []*endpoint) []nft.Rule {
+			var rules []nft.Rule
 			targets := make([]string, len(eps))
 			for i, e := range eps {
 				targets[i] = epChains[e.ap()]
 				if affinity > 0 {
-					rules = append(rules, Rule{Match: []Match{MatchAddrInSet{Saddr, affSets[e.ap()]}}, Stmt: goTo(targets[i])})
+					rules = append(rules, nft.Rule{Match: []nft.Match{nft.MatchAddrInSet{Field: nft.Saddr, Set: affSets[e.ap()]}}, Stmt: goTo(targets[i])})
 				}
 			}
-			return append(rules, Rule{Stmt: StmtNumgen{Targets: targets}})
+			return append(rules, nft.Rule{Stmt: nft.StmtNumgen{Targets: targets}})
 		}
-		masqOutside := func() []Rule {
+		masqOutside := func() []nft.Rule {
 			if !bc.ClusterCIDR.IsValid() {
 				return nil
 			}
-			return []Rule{{Match: []Match{
-				MatchAddr{Field: Daddr, Prefix: netip.PrefixFrom(vip, 32)},
-				MatchDport{proto, port},
-				MatchAddr{Field: Saddr, Prefix: bc.ClusterCIDR.Masked(), Neg: true},
+			return []nft.Rule{{Match: []nft.Match{
+				nft.MatchAddr{Field: nft.Daddr, Prefix: netip.PrefixFrom(vip, 32)},
+				nft.MatchDport{Proto: proto, Port: port},
+				nft.MatchAddr{Field: nft.Saddr, Prefix: bc.ClusterCIDR.Masked(), Neg: true},
 			}, Stmt: jump(chainMarkMasq)}}
 		}
 		hasCluster := useCluster && len(clusterEps) > 0
 		if hasCluster {
-			var rules []Rule
+			var rules []nft.Rule
 			if !internalLocal {
 				rules = masqOutside()
 			}
-			f.Chains = append(f.Chains, &Chain{Name: svcChain, Rules: append(rules, balance(clusterEps)...)})
+			f.Chains = append(f.Chains, &nft.Chain{Name: svcChain, Rules: append(rules, balance(clusterEps)...)})
 		}
 		if useLocal && len(localEps) > 0 {
-			var rules []Rule
+			var rules []nft.Rule
 			if internalLocal {
 				rules = masqOutside()
 			}
-			f.Chains = append(f.Chains, &Chain{Name: localChain, Rules: append(rules, balance(localEps)...)})
+			f.Chains = append(f.Chains, &nft.Chain{Name: localChain, Rules: append(rules, balance(localEps)...)})
 		}
 
 		// ClusterIP.
 		if len(internalEps) > 0 {
-			f.Elements = append(f.Elements, Element{Set: mapServiceIPs, Key: Key{vip, proto, port}, Verdict: Verdict{VerdictGoto, internalChain}})
+			f.Elements = append(f.Elements, nft.Element{Set: mapServiceIPs, Key: nft.Key{Addr: vip, Proto: proto, Port: port}, Verdict: nft.Verdict{Kind: nft.VerdictGoto, Chain: internalChain}})
 		} else {
-			f.Main = append(f.Main, Element{Set: mapNoEndpointServices, Key: Key{vip, proto, port}, Verdict: noEndpoints(internalLocal)})
+			f.Main = append(f.Main, nft.Element{Set: mapNoEndpointServices, Key: nft.Key{Addr: vip, Proto: proto, Port: port}, Verdict: noEndpoints(internalLocal)})
 		}
 
 		// External traffic: NodePort, externalIPs, load balancer IPs.
 		if !externallyAccessible || (nodePort == 0 && len(extIPs) == 0) {
-			if proto == ProtoUDP {
+			if proto == nft.ProtoUDP {
 				f.UDP = append(f.UDP, udpPort{VIPs: []netip.Addr{vip}, Port: port, Endpoints: epAddrs(clusterEps, localEps)})
 			}
 			continue
 		}
 		if len(externalEps) > 0 {
-			var rules []Rule
+			var rules []nft.Rule
 			if !externalLocal {
-				rules = []Rule{{Stmt: jump(chainMarkMasq)}, {Stmt: goTo(svcChain)}}
+				rules = []nft.Rule{{Stmt: jump(chainMarkMasq)}, {Stmt: goTo(svcChain)}}
 			} else {
 				if hasCluster && bc.ClusterCIDR.IsValid() {
-					rules = append(rules, Rule{Match: []Match{MatchAddr{Field: Saddr, Prefix: bc.ClusterCIDR.Masked()}}, Stmt: goTo(svcChain), Comment: "short-circuit pod traffic"})
+					rules = append(rules, nft.Rule{Match: []nft.Match{nft.MatchAddr{Field: nft.Saddr, Prefix: bc.ClusterCIDR.Masked()}}, Stmt: goTo(svcChain), Comment: "short-circuit pod traffic"})
 				}
 				if hasCluster {
 					rules = append(rules,
-						Rule{Match: []Match{MatchFibSaddrLocal{}}, Stmt: jump(chainMarkMasq), Comment: "masquerade local traffic"},
-						Rule{Match: []Match{MatchFibSaddrLocal{}}, Stmt: goTo(svcChain), Comment: "route local traffic to cluster endpoints"},
+						nft.Rule{Match: []nft.Match{nft.MatchFibSaddrLocal{}}, Stmt: jump(chainMarkMasq), Comment: "masquerade local traffic"},
+						nft.Rule{Match: []nft.Match{nft.MatchFibSaddrLocal{}}, Stmt: goTo(svcChain), Comment: "route local traffic to cluster endpoints"},
 					)
 				}
-				rules = append(rules, Rule{Stmt: goTo(localChain)})
+				rules = append(rules, nft.Rule{Stmt: goTo(localChain)})
 			}
-			f.Chains = append(f.Chains, &Chain{Name: extChain, Rules: rules})
+			f.Chains = append(f.Chains, &nft.Chain{Name: extChain, Rules: rules})
 		}
 		for _, a := range extIPs {
 			if len(externalEps) > 0 {
-				f.Elements = append(f.Elements, Element{Set: mapServiceIPs, Key: Key{a, proto, port}, Verdict: Verdict{VerdictGoto, extChain}})
+				f.Elements = append(f.Elements, nft.Element{Set: mapServiceIPs, Key: nft.Key{Addr: a, Proto: proto, Port: port}, Verdict: nft.Verdict{Kind: nft.VerdictGoto, Chain: extChain}})
 			} else {
-				f.Main = append(f.Main, Element{Set: mapNoEndpointServices, Key: Key{a, proto, port}, Verdict: noEndpoints(externalLocal)})
+				f.Main = append(f.Main, nft.Element{Set: mapNoEndpointServices, Key: nft.Key{Addr: a, Proto: proto, Port: port}, Verdict: noEndpoints(externalLocal)})
 			}
 		}
 		if nodePort != 0 {
 			if len(externalEps) > 0 {
-				f.Elements = append(f.Elements, Element{Set: mapServiceNodePorts, Key: Key{Proto: proto, Port: nodePort}, Verdict: Verdict{VerdictGoto, extChain}})
+				f.Elements = append(f.Elements, nft.Element{Set: mapServiceNodePorts, Key: nft.Key{Proto: proto, Port: nodePort}, Verdict: nft.Verdict{Kind: nft.VerdictGoto, Chain: extChain}})
 			} else {
-				f.Main = append(f.Main, Element{Set: mapNoEndpointNodePorts, Key: Key{Proto: proto, Port: nodePort}, Verdict: noEndpoints(externalLocal)})
+				f.Main = append(f.Main, nft.Element{Set: mapNoEndpointNodePorts, Key: nft.Key{Proto: proto, Port: nodePort}, Verdict: noEndpoints(externalLocal)})
 			}
 		}
-		if proto == ProtoUDP {
+		if proto == nft.ProtoUDP {
 			f.UDP = append(f.UDP, udpPort{VIPs: append([]netip.Addr{vip}, extIPs...), Port: port, NodePort: nodePort, Endpoints: epAddrs(clusterEps, localEps)})
 		}
 	}

@@ -5,10 +5,11 @@
 // per-endpoint chains, random load balancing, masquerading by mark, ClientIP affinity,
 // traffic policies, topology hints, health-check node ports and UDP conntrack cleanup.
 //
-// The rules are first built as a plain Go model (model.go, build.go), a pure function of the
-// inputs, that renders to nft text (golden tests, humans), is encoded into netlink messages
-// (kernel.go, nlbatch.go) and can be walked by a packet tracer (trace.go). Syncs are
-// incremental: only the difference to the committed model is sent, in bounded transactions.
+// The rules are first built as a plain Go model (model.go, build.go, in the vocabulary of
+// internal/network/nft), a pure function of the inputs, that renders to nft text (golden
+// tests, humans), is encoded into netlink messages (nft.Conn) and can be walked by a packet
+// tracer (nft.Tracer, trace.go). Syncs are incremental: only the difference to the committed
+// model is sent, in bounded transactions.
 //
 // # Layout: a main table and shards
 //
@@ -43,10 +44,10 @@
 // shards' changes, then the main table's removals, so that a Service moving between "no
 // endpoints" (main table) and "endpoints" (its shard) is at every instant in one or both.
 //
-// The proxy writes with nf_tables batches of its own (nlbatch.go), which ask the kernel for
-// one acknowledgement per transaction instead of one per message and an echo per rule as
-// google/nftables v0.3.0 does; google/nftables marshals the rule expressions and reads the
-// tables back.
+// The proxy writes with nf_tables batches of Havre's own (internal/network/nft), which ask
+// the kernel for one acknowledgement per transaction instead of one per message and an echo
+// per rule as google/nftables v0.3.0 does; google/nftables marshals the rule expressions and
+// reads the tables back.
 //
 // The proxy must never touch any table but its own, never shell out to nft or iptables, never
 // list the kernel's ruleset on the hot path (it reads its tables once, at start or after a

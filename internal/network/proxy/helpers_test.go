@@ -107,7 +107,7 @@ func applyChange(t testing.TB, k *kernel, old, new *Model, names ...types.Namesp
 	if err := cs.send(tx, new.setDefs()); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.commit(); err != nil {
+	if err := tx.Commit(); err != nil {
 		t.Fatalf("incremental apply: %v", err)
 	}
 }

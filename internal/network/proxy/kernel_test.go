@@ -15,6 +15,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/havre/havre/internal/network/nft"
 )
 
 func typesNN(ns, n string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: n} }
@@ -134,7 +136,7 @@ func TestDispatchInOneShard(t *testing.T) {
 	svcs, slices := world(2000)
 	svcs[7] = svc("bench", "svc-00007", svcs[7].Spec.ClusterIP, typ(v1.ServiceTypeNodePort), port("http", v1.ProtocolTCP, 80, 30007))
 	m := Build(bc, svcs, slices)
-	keys := map[elemID]string{}
+	keys := map[nft.ElemID]string{}
 	chains := map[string]string{}
 	clusterIPs := 0
 	for _, v := range m.tables() {
@@ -143,10 +145,10 @@ func TestDispatchInOneShard(t *testing.T) {
 				if e.Set != mapServiceIPs && e.Set != mapServiceNodePorts {
 					continue
 				}
-				if other, ok := keys[e.id()]; ok {
-					t.Errorf("%s %s is in %s and in %s", e.Set, e.Key.text(KeyAddrProtoPort), other, v.name)
+				if other, ok := keys[e.ID()]; ok {
+					t.Errorf("%s %s is in %s and in %s", e.Set, e.Key.Text(nft.KeyAddrProtoPort), other, v.name)
 				}
-				keys[e.id()] = v.name
+				keys[e.ID()] = v.name
 			}
 			for _, c := range f.Chains {
 				if i == 0 {
@@ -169,7 +171,7 @@ func TestDispatchInOneShard(t *testing.T) {
 	if len(keys) != len(svcs)+1 || clusterIPs != len(svcs) {
 		t.Errorf("%d dispatch keys and %d ClusterIPs in the main table, want %d and %d", len(keys), clusterIPs, len(svcs)+1, len(svcs))
 	}
-	if got := keys[elemID{mapServiceNodePorts, Key{Proto: ProtoTCP, Port: 30007}}]; got != ShardTable(bc.Table, shardOf(typesNN("bench", "svc-00007"), bc.Shards)) {
+	if got := keys[nft.ElemID{Set: mapServiceNodePorts, Key: nft.Key{Proto: nft.ProtoTCP, Port: 30007}}]; got != ShardTable(bc.Table, shardOf(typesNN("bench", "svc-00007"), bc.Shards)) {
 		t.Errorf("node port 30007 is in %q, not in its Service's shard", got)
 	}
 }
@@ -288,16 +290,16 @@ func TestKernelProgramsModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ks[bc.Table] == nil || !ks[shard("web")].chains[webChain] || !ks[shard("web")].elems[elemID{mapServiceIPs, Key{netipMust("10.43.0.20"), ProtoTCP, 80}}] ||
-		!ks[bc.Table].elems[elemID{setClusterIPs, Key{Addr: netipMust("10.43.0.20")}}] {
+	if ks[bc.Table] == nil || !ks[shard("web")].Chains[webChain] || !ks[shard("web")].Elems[nft.ElemID{Set: mapServiceIPs, Key: nft.Key{Addr: netipMust("10.43.0.20"), Proto: nft.ProtoTCP, Port: 80}}] ||
+		!ks[bc.Table].Elems[nft.ElemID{Set: setClusterIPs, Key: nft.Key{Addr: netipMust("10.43.0.20")}}] {
 		t.Fatalf("read back: %+v", ks)
 	}
 	for _, v := range m2.tables() {
-		p, err := reconcile(ks[v.name], v.frags)
+		p, err := nft.Reconcile(ks[v.name], v.frags)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(p.addChains) != 0 || len(p.delChains) != 0 || len(p.addElems) != 0 || len(p.delElems) != 0 || len(p.addSets) != 0 || len(p.delSets) != 0 {
+		if len(p.AddChains) != 0 || len(p.DelChains) != 0 || len(p.AddElems) != 0 || len(p.DelElems) != 0 || len(p.AddSets) != 0 || len(p.DelSets) != 0 {
 			t.Errorf("reconcile of an up-to-date table %s adds or removes: %s", v.name, p)
 		}
 	}
@@ -315,17 +317,17 @@ func TestKernelProgramsModel(t *testing.T) {
 }
 
 // singleTable is the layout before sharding: every set, chain and element in the main table.
-func singleTable(m *Model) []*Fragment {
-	shardBase := &Fragment{Chains: m.ShardBase.Chains}
+func singleTable(m *Model) []*nft.Fragment {
+	shardBase := &nft.Fragment{Chains: m.ShardBase.Chains}
 	for _, s := range m.ShardBase.Sets {
 		if s.Name != setNodePortIPs { // the main table has it
 			shardBase.Sets = append(shardBase.Sets, s)
 		}
 	}
-	frags := []*Fragment{m.Base, shardBase}
+	frags := []*nft.Fragment{m.Base, shardBase}
 	for _, n := range sortedNames(m.Services) {
-		f := *m.Services[n]
-		f.Elements = append(append([]Element(nil), f.Elements...), f.Main...)
+		f := m.Services[n].Fragment
+		f.Elements = append(append([]nft.Element(nil), f.Elements...), m.Services[n].Main...)
 		frags = append(frags, &f)
 	}
 	return frags
@@ -357,15 +359,15 @@ func TestUpgradeFromSingleTable(t *testing.T) {
 	}
 	defer k.close()
 	t.Cleanup(func() { _ = cleanup(bc.Table, int(tn.node)) })
-	old, err := reconcile(nil, singleTable(m))
+	old, err := nft.Reconcile(nil, singleTable(m))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tx := k.begin()
-	if err := tx.queue(bc.Table, old, m.setDefs(), true); err != nil {
+	if err := tx.Queue(bc.Table, old, m.setDefs(), true); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.commit(); err != nil {
+	if err := tx.Commit(); err != nil {
 		t.Fatalf("program the single-table layout: %v", err)
 	}
 	if got, err := tn.dialTCP(t, "10.43.0.20:80"); err != nil || (got != "10.42.0.5" && got != "10.42.0.6") {

@@ -6,221 +6,19 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/havre/havre/internal/network/nft"
 )
 
-// Proto is an L4 protocol number.
-type Proto uint8
-
-// The protocols Services use.
-const (
-	ProtoTCP  Proto = 6
-	ProtoUDP  Proto = 17
-	ProtoSCTP Proto = 132
-)
-
-func (p Proto) String() string {
-	switch p {
-	case ProtoTCP:
-		return "tcp"
-	case ProtoUDP:
-		return "udp"
-	case ProtoSCTP:
-		return "sctp"
-	}
-	return strconv.Itoa(int(p))
-}
-
-// KeyKind is the type of a set's keys.
-type KeyKind uint8
-
-// The key types the proxy's sets and maps use.
-const (
-	KeyAddr          KeyKind = iota // ipv4_addr
-	KeyProtoPort                    // inet_proto . inet_service
-	KeyAddrProtoPort                // ipv4_addr . inet_proto . inet_service
-)
-
-func (k KeyKind) String() string {
-	switch k {
-	case KeyAddr:
-		return "ipv4_addr"
-	case KeyProtoPort:
-		return "inet_proto . inet_service"
-	default:
-		return "ipv4_addr . inet_proto . inet_service"
-	}
-}
-
-// Key is a set or map key; the set's KeyKind says which fields count.
-type Key struct {
-	Addr  netip.Addr
-	Proto Proto
-	Port  uint16
-}
-
-func (k Key) text(kind KeyKind) string {
-	switch kind {
-	case KeyAddr:
-		return k.Addr.String()
-	case KeyProtoPort:
-		return k.Proto.String() + " . " + strconv.Itoa(int(k.Port))
-	default:
-		return k.Addr.String() + " . " + k.Proto.String() + " . " + strconv.Itoa(int(k.Port))
-	}
-}
-
-// VerdictKind is what a verdict does.
-type VerdictKind uint8
-
-// Verdicts.
-const (
-	VerdictAccept VerdictKind = iota
-	VerdictDrop
-	VerdictReturn
-	VerdictJump
-	VerdictGoto
-)
-
-// Verdict is a verdict statement or map value.
-type Verdict struct {
-	Kind  VerdictKind
-	Chain string
-}
-
-func (v Verdict) String() string {
-	switch v.Kind {
-	case VerdictAccept:
-		return "accept"
-	case VerdictDrop:
-		return "drop"
-	case VerdictReturn:
-		return "return"
-	case VerdictJump:
-		return "jump " + v.Chain
-	default:
-		return "goto " + v.Chain
-	}
-}
-
-// Set is a named set, or a verdict map when Map is true.
-type Set struct {
-	Name    string
-	Key     KeyKind
-	Map     bool
-	Timeout time.Duration // > 0: a dynamic set whose elements expire (ClientIP affinity)
-	Comment string
-}
-
-func (s Set) text(b *strings.Builder, elems []Element) {
-	kw := "set"
-	typ := s.Key.String()
-	if s.Map {
-		kw = "map"
-		typ += " : verdict"
-	}
-	fmt.Fprintf(b, "\t%s %s {\n\t\ttype %s\n", kw, s.Name, typ)
-	if s.Timeout > 0 {
-		fmt.Fprintf(b, "\t\tflags dynamic,timeout\n\t\ttimeout %ds\n", int64(s.Timeout/time.Second))
-	}
-	if s.Comment != "" {
-		fmt.Fprintf(b, "\t\tcomment %q\n", s.Comment)
-	}
-	if len(elems) > 0 {
-		b.WriteString("\t\telements = {\n")
-		for _, e := range elems {
-			b.WriteString("\t\t\t")
-			b.WriteString(e.Key.text(s.Key))
-			if s.Map {
-				b.WriteString(" : ")
-				b.WriteString(e.Verdict.String())
-			}
-			b.WriteString(",\n")
-		}
-		b.WriteString("\t\t}\n")
-	}
-	b.WriteString("\t}\n")
-}
-
-// Element is one element of a named set or map.
-type Element struct {
-	Set     string
-	Key     Key
-	Verdict Verdict // maps only
-}
-
-// elemID identifies an element: its set and key.
-type elemID struct {
-	Set string
-	Key Key
-}
-
-func (e Element) id() elemID { return elemID{e.Set, e.Key} }
-
-// Hook makes a chain a base chain.
-type Hook struct {
-	Type     string // filter or nat
-	Hook     string // prerouting, input, forward, output, postrouting
-	Priority int
-}
-
-// Chain is a chain and its rules.
-type Chain struct {
-	Name  string
-	Base  *Hook
-	Rules []Rule
-}
-
-func (c *Chain) text(b *strings.Builder) {
-	fmt.Fprintf(b, "\tchain %s {\n", c.Name)
-	if c.Base != nil {
-		fmt.Fprintf(b, "\t\ttype %s hook %s priority %d; policy accept;\n", c.Base.Type, c.Base.Hook, c.Base.Priority)
-	}
-	for _, r := range c.Rules {
-		b.WriteString("\t\t")
-		r.text(b)
-		b.WriteByte('\n')
-	}
-	b.WriteString("\t}\n")
-}
-
-// body is the chain's rules as text: two chains are equal when their bodies are.
-func (c *Chain) body() string {
-	var b strings.Builder
-	c.text(&b)
-	return b.String()
-}
-
-// Rule is matches (all must hold) and one statement.
-type Rule struct {
-	Match   []Match
-	Stmt    Stmt
-	Comment string
-}
-
-func (r Rule) text(b *strings.Builder) {
-	for _, m := range r.Match {
-		m.text(b)
-		b.WriteByte(' ')
-	}
-	r.Stmt.text(b)
-	if r.Comment != "" {
-		fmt.Fprintf(b, " comment %q", r.Comment)
-	}
-}
-
-// Fragment is the part of the ruleset that one Service (or a table's fixed skeleton) owns.
-// A Service's sets, chains and Elements live in its shard's table; its Main elements are
-// its entries in the main table's sets (cluster-ips and the no-endpoint maps).
+// Fragment is the part of the ruleset that one Service owns. Its sets, chains and Elements
+// live in its shard's table; its Main elements are its entries in the main table's sets
+// (cluster-ips and the no-endpoint maps).
 type Fragment struct {
-	Sets     []Set
-	Chains   []*Chain
-	Elements []Element
-	Main     []Element
+	nft.Fragment
+	Main []nft.Element
 
 	// What the proxier needs besides the rules.
 	HealthCheckPort uint16
@@ -242,9 +40,17 @@ type udpPort struct {
 type Model struct {
 	Table     string
 	Shards    int
-	Base      *Fragment
-	ShardBase *Fragment
+	Base      *nft.Fragment
+	ShardBase *nft.Fragment
 	Services  map[types.NamespacedName]*Fragment
+}
+
+// frag is a Service's part of its shard table (nil: none).
+func (f *Fragment) frag() *nft.Fragment {
+	if f == nil {
+		return nil
+	}
+	return &f.Fragment
 }
 
 // DefaultShards is how many shard tables the proxy spreads Services over (see doc.go).
@@ -279,25 +85,36 @@ func shardOf(n types.NamespacedName, shards int) int {
 type tableView struct {
 	name  string
 	shard int // -1: the main table
-	frags []*Fragment
+	frags []*nft.Fragment
 }
 
 // tables is every table of the model: the main table first, then the shards in order.
 func (m *Model) tables() []tableView {
-	main := tableView{name: m.Table, shard: -1, frags: []*Fragment{m.Base}}
+	main := tableView{name: m.Table, shard: -1, frags: []*nft.Fragment{m.Base}}
 	shards := make([]tableView, m.Shards)
 	for i := range shards {
-		shards[i] = tableView{name: ShardTable(m.Table, i), shard: i, frags: []*Fragment{m.ShardBase}}
+		shards[i] = tableView{name: ShardTable(m.Table, i), shard: i, frags: []*nft.Fragment{m.ShardBase}}
 	}
 	for _, n := range sortedNames(m.Services) {
 		f := m.Services[n]
 		if len(f.Main) > 0 {
-			main.frags = append(main.frags, &Fragment{Elements: f.Main})
+			main.frags = append(main.frags, &nft.Fragment{Elements: f.Main})
 		}
 		s := &shards[shardOf(n, m.Shards)]
-		s.frags = append(s.frags, f)
+		s.frags = append(s.frags, &f.Fragment)
 	}
 	return append([]tableView{main}, shards...)
+}
+
+// Tables is every table of the model, the main table first, then the shards in order: for
+// a tracer, or to program the model elsewhere (tests of other components).
+func (m *Model) Tables() []nft.Table {
+	views := m.tables()
+	out := make([]nft.Table, len(views))
+	for i, v := range views {
+		out[i] = nft.Table{Name: v.name, Frags: v.frags}
+	}
+	return out
 }
 
 func sortedNames(m map[types.NamespacedName]*Fragment) []types.NamespacedName {
@@ -311,48 +128,7 @@ func sortedNames(m map[types.NamespacedName]*Fragment) []types.NamespacedName {
 
 // Text renders the model as nft syntax, deterministically: the main table, then the shards;
 // in each, sets then chains, each by name.
-func (m *Model) Text() string {
-	var b strings.Builder
-	for _, t := range m.tables() {
-		tableText(&b, t)
-	}
-	return b.String()
-}
-
-func tableText(b *strings.Builder, t tableView) {
-	var sets []Set
-	var chains []*Chain
-	elems := map[string][]Element{}
-	for _, f := range t.frags {
-		sets = append(sets, f.Sets...)
-		chains = append(chains, f.Chains...)
-		for _, e := range f.Elements {
-			elems[e.Set] = append(elems[e.Set], e)
-		}
-	}
-	sort.Slice(sets, func(i, j int) bool { return sets[i].Name < sets[j].Name })
-	sort.Slice(chains, func(i, j int) bool { return chains[i].Name < chains[j].Name })
-	fmt.Fprintf(b, "table ip %s {\n", t.name)
-	for _, s := range sets {
-		es := elems[s.Name]
-		sort.Slice(es, func(i, j int) bool { return keyLess(es[i].Key, es[j].Key) })
-		s.text(b, es)
-	}
-	for _, c := range chains {
-		c.text(b)
-	}
-	b.WriteString("}\n")
-}
-
-func keyLess(a, b Key) bool {
-	if c := a.Addr.Compare(b.Addr); c != 0 {
-		return c < 0
-	}
-	if a.Proto != b.Proto {
-		return a.Proto < b.Proto
-	}
-	return a.Port < b.Port
-}
+func (m *Model) Text() string { return nft.Text(m.Tables()) }
 
 // hashName is kube-proxy's chain-name hash: the first 8 characters of the base32 SHA-256.
 func hashName(s string) string {
@@ -367,14 +143,10 @@ func prefixed(prefix, suffix string) string {
 
 // setDefs is every named set of the model by name (a name means the same set in every
 // table that has it).
-func (m *Model) setDefs() map[string]Set {
-	defs := map[string]Set{}
+func (m *Model) setDefs() map[string]nft.Set {
+	var frags []*nft.Fragment
 	for _, t := range m.tables() {
-		for _, f := range t.frags {
-			for _, s := range f.Sets {
-				defs[s.Name] = s
-			}
-		}
+		frags = append(frags, t.frags...)
 	}
-	return defs
+	return nft.Defs(frags...)
 }

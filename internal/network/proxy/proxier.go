@@ -18,6 +18,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
+
+	"github.com/havre/havre/internal/network/nft"
 )
 
 const (
@@ -47,11 +49,11 @@ type Proxier struct {
 	full    bool // reconcile with what the kernel holds (start, after a failure)
 	zone    string
 	frags   map[types.NamespacedName]*Fragment
-	owners  map[elemID]types.NamespacedName
+	owners  map[nft.ElemID]types.NamespacedName
 	checked map[types.NamespacedName]bool // the Services of frags with a health-check node port
-	base    *Fragment                     // the main table's skeleton, as last committed
+	base    *nft.Fragment                 // the main table's skeleton, as last committed
 	// shardBase is every shard table's skeleton, as last committed.
-	shardBase *Fragment
+	shardBase *nft.Fragment
 	synced1   chan struct{} // closed and replaced after every successful sync
 	syncsRun  int
 }
@@ -83,7 +85,7 @@ func New(cfg Config, factory informers.SharedInformerFactory) (*Proxier, error) 
 		dirty:   map[types.NamespacedName]bool{},
 		full:    true,
 		frags:   map[types.NamespacedName]*Fragment{},
-		owners:  map[elemID]types.NamespacedName{},
+		owners:  map[nft.ElemID]types.NamespacedName{},
 		checked: map[types.NamespacedName]bool{},
 		synced1: make(chan struct{}),
 	}
@@ -263,12 +265,12 @@ func (p *Proxier) claim(k types.NamespacedName, f *Fragment) *Fragment {
 		return nil
 	}
 	conflict := false
-	keep := func(elems []Element) []Element {
-		var out []Element
+	keep := func(elems []nft.Element) []nft.Element {
+		var out []nft.Element
 		for _, e := range elems {
-			if o, ok := p.owners[e.id()]; ok && o != k {
+			if o, ok := p.owners[e.ID()]; ok && o != k {
 				conflict = true
-				p.log.Warn("address and port already used by another service; ignored for this one", "service", k.String(), "owner", o.String(), "set", e.Set, "key", e.Key.text(KeyAddrProtoPort))
+				p.log.Warn("address and port already used by another service; ignored for this one", "service", k.String(), "owner", o.String(), "set", e.Set, "key", e.Key.Text(nft.KeyAddrProtoPort))
 				continue
 			}
 			out = append(out, e)
@@ -286,18 +288,18 @@ func (p *Proxier) claim(k types.NamespacedName, f *Fragment) *Fragment {
 
 func (p *Proxier) setOwners(k types.NamespacedName, old, new *Fragment) {
 	if old != nil {
-		for _, l := range [][]Element{old.Elements, old.Main} {
+		for _, l := range [][]nft.Element{old.Elements, old.Main} {
 			for _, e := range l {
-				if p.owners[e.id()] == k {
-					delete(p.owners, e.id())
+				if p.owners[e.ID()] == k {
+					delete(p.owners, e.ID())
 				}
 			}
 		}
 	}
 	if new != nil {
-		for _, l := range [][]Element{new.Elements, new.Main} {
+		for _, l := range [][]nft.Element{new.Elements, new.Main} {
 			for _, e := range l {
-				p.owners[e.id()] = k
+				p.owners[e.ID()] = k
 			}
 		}
 	}
@@ -364,7 +366,7 @@ func (p *Proxier) sync(k *kernel, ct *netlink.Handle) (err error) {
 
 	frags, owners := p.frags, p.owners
 	if full {
-		p.frags, p.owners = map[types.NamespacedName]*Fragment{}, map[elemID]types.NamespacedName{}
+		p.frags, p.owners = map[types.NamespacedName]*Fragment{}, map[nft.ElemID]types.NamespacedName{}
 		for _, n := range ordered {
 			if f := p.claim(n, built[n]); f != nil {
 				p.frags[n] = f
@@ -422,20 +424,20 @@ func (p *Proxier) sync(k *kernel, ct *netlink.Handle) (err error) {
 	p.health.sync(want)
 
 	elapsed := time.Since(start)
-	st := k.stats
+	st := k.conn.Stats
 	p.metrics.duration.Observe(elapsed.Seconds())
-	p.metrics.changes.WithLabelValues("chains").Add(float64(st.chains))
-	p.metrics.changes.WithLabelValues("rules").Add(float64(st.rules))
-	p.metrics.changes.WithLabelValues("elements").Add(float64(st.elements))
-	p.metrics.changes.WithLabelValues("sets").Add(float64(st.sets))
-	p.metrics.transactions.Add(float64(st.transactions))
+	p.metrics.changes.WithLabelValues("chains").Add(float64(st.Chains))
+	p.metrics.changes.WithLabelValues("rules").Add(float64(st.Rules))
+	p.metrics.changes.WithLabelValues("elements").Add(float64(st.Elements))
+	p.metrics.changes.WithLabelValues("sets").Add(float64(st.Sets))
+	p.metrics.transactions.Add(float64(st.Transactions))
 	p.metrics.lastSync.Set(float64(p.clock.Now().UnixNano()) / 1e9)
 	level := slog.LevelDebug
-	if full || st.transactions > 1 {
+	if full || st.Transactions > 1 {
 		level = slog.LevelInfo
 	}
 	p.log.Log(context.Background(), level, "synced", "kind", kind, "services", len(p.frags), "changed", len(ordered),
-		"transactions", st.transactions, "chains", st.chains, "rules", st.rules, "elements", st.elements, "sets", st.sets, "duration", elapsed)
+		"transactions", st.Transactions, "chains", st.Chains, "rules", st.Rules, "elements", st.Elements, "sets", st.Sets, "duration", elapsed)
 	return nil
 }
 
@@ -444,7 +446,7 @@ func (p *Proxier) sync(k *kernel, ct *netlink.Handle) (err error) {
 // its shard and the main table only, so the kernel validates that shard (a fraction of the
 // ruleset) and, when one of the Service's main-table verdicts changed, the small main table.
 func (p *Proxier) syncChanged(k *kernel, ordered []types.NamespacedName, built map[types.NamespacedName]*Fragment,
-	shards int, all bool, base, shardBase *Fragment) error {
+	shards int, all bool, base, shardBase *nft.Fragment) error {
 	defs := skeletonDefs(base, shardBase)
 	cs := newChangeSet(p.cfg.Table, shards)
 	if all {
@@ -460,7 +462,7 @@ func (p *Proxier) syncChanged(k *kernel, ordered []types.NamespacedName, built m
 		f := p.claim(n, built[n])
 		p.setOwners(n, nil, f)
 		newFrags[n] = f
-		if err := cs.service(n, old, f); errors.Is(err, errRecreate) {
+		if err := cs.service(n, old, f); errors.Is(err, nft.ErrRecreate) {
 			twoStep = append(twoStep, n)
 		}
 	}
@@ -468,25 +470,25 @@ func (p *Proxier) syncChanged(k *kernel, ordered []types.NamespacedName, built m
 		// A set changed definition: remove those services' shard parts first, then add them.
 		first := newChangeSet(p.cfg.Table, shards)
 		for _, n := range twoStep {
-			_ = first.shardPlan(shardOf(n, shards)).diff(p.frags[n], nil)
+			_ = first.shardPlan(shardOf(n, shards)).Diff(p.frags[n].frag(), nil)
 		}
 		t := k.begin()
 		if err := first.send(t, defs); err != nil {
 			return err
 		}
-		if err := t.commit(); err != nil {
+		if err := t.Commit(); err != nil {
 			return err
 		}
 		for _, n := range twoStep {
 			delete(p.frags, n)
-			_ = cs.shardPlan(shardOf(n, shards)).diff(nil, newFrags[n])
+			_ = cs.shardPlan(shardOf(n, shards)).Diff(nil, newFrags[n].frag())
 		}
 	}
 	t := k.begin()
 	if err := cs.send(t, defs); err != nil {
 		return err
 	}
-	if err := t.commit(); err != nil {
+	if err := t.Commit(); err != nil {
 		return err
 	}
 	for _, n := range ordered {
@@ -500,9 +502,9 @@ func (p *Proxier) syncChanged(k *kernel, ordered []types.NamespacedName, built m
 }
 
 // skeletonDefs are the fixed sets' definitions (the only sets Services add elements to).
-func skeletonDefs(base, shardBase *Fragment) map[string]Set {
-	defs := map[string]Set{}
-	for _, f := range []*Fragment{base, shardBase} {
+func skeletonDefs(base, shardBase *nft.Fragment) map[string]nft.Set {
+	defs := map[string]nft.Set{}
+	for _, f := range []*nft.Fragment{base, shardBase} {
 		for _, s := range f.Sets {
 			defs[s.Name] = s
 		}

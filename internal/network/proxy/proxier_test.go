@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/havre/havre/internal/network/nft"
 )
 
 type harness struct {
@@ -121,16 +123,16 @@ func TestProxierSyncs(t *testing.T) {
 		return ks
 	}
 	ks := read()
-	if ks[cfg.Table] == nil || !ks[cfg.Table].chains[chainServiceEndpoints] || len(ks) != 1+DefaultShards {
+	if ks[cfg.Table] == nil || !ks[cfg.Table].Chains[chainServiceEndpoints] || len(ks) != 1+DefaultShards {
 		t.Fatalf("first sync did not create the main table and %d shards: %v", DefaultShards, sortedTables(ks))
 	}
 	for i := range DefaultShards {
-		if !ks[ShardTable(cfg.Table, i)].chains[chainServices] {
+		if !ks[ShardTable(cfg.Table, i)].Chains[chainServices] {
 			t.Fatalf("shard %d has no services chain", i)
 		}
 	}
 	webShard := ShardTable(cfg.Table, shardOf(typesNN("default", "web"), DefaultShards))
-	webVIP := elemID{mapServiceIPs, Key{netip.MustParseAddr("10.43.0.20"), ProtoTCP, 80}}
+	webVIP := nft.ElemID{Set: mapServiceIPs, Key: nft.Key{Addr: netip.MustParseAddr("10.43.0.20"), Proto: nft.ProtoTCP, Port: 80}}
 
 	hc := freePort(t)
 	web := svc("default", "web", "10.43.0.20", typ(v1.ServiceTypeNodePort), port("http", v1.ProtocolTCP, 80, 30080), etpLocal(hc))
@@ -144,7 +146,7 @@ func TestProxierSyncs(t *testing.T) {
 	}
 	// The change waits for MinSyncPeriod on the fake clock.
 	until(t, "the proxier waits for MinSyncPeriod", clk.HasWaiters)
-	if read()[webShard].chains[prefixed("service", "default/web/tcp/http")] {
+	if read()[webShard].Chains[prefixed("service", "default/web/tcp/http")] {
 		t.Fatal("synced before MinSyncPeriod passed")
 	}
 	clk.Step(cfg.MinSyncPeriod)
@@ -153,7 +155,7 @@ func TestProxierSyncs(t *testing.T) {
 		if clk.HasWaiters() { // the slice's event may come after the service's sync
 			clk.Step(cfg.MinSyncPeriod)
 		}
-		return read()[webShard].elems[webVIP]
+		return read()[webShard].Elems[webVIP]
 	})
 
 	// Health-check node port: one local endpoint → 200.
@@ -188,7 +190,7 @@ func TestProxierSyncs(t *testing.T) {
 		c, _ := get()
 		return c == http.StatusServiceUnavailable
 	})
-	if !read()[cfg.Table].elems[elemID{mapNoEndpointNodePorts, Key{Proto: ProtoTCP, Port: 30080}}] {
+	if !read()[cfg.Table].Elems[nft.ElemID{Set: mapNoEndpointNodePorts, Key: nft.Key{Proto: nft.ProtoTCP, Port: 30080}}] {
 		t.Error("node port without local endpoints is not in no-endpoint-nodeports")
 	}
 	if got := metricValue(h.p.metrics.syncs.WithLabelValues("ok", "partial")); got < 2 {
@@ -200,15 +202,15 @@ func TestProxierSyncs(t *testing.T) {
 
 	// A restart keeps the tables and reconciles: the service removed meanwhile goes away.
 	h.stop()
-	if !read()[webShard].chains[prefixed("service", "default/web/tcp/http")] {
+	if !read()[webShard].Chains[prefixed("service", "default/web/tcp/http")] {
 		t.Fatal("table torn down when Run returned")
 	}
 	if err := client.CoreV1().Services("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	h2 := startProxier(t, int(ns), client, testConfig(clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))))
-	if ks := read(); ks[webShard].chains[prefixed("service", "default/web/tcp/http")] || ks[webShard].elems[webVIP] ||
-		ks[cfg.Table].elems[elemID{setClusterIPs, Key{Addr: netip.MustParseAddr("10.43.0.20")}}] {
+	if ks := read(); ks[webShard].Chains[prefixed("service", "default/web/tcp/http")] || ks[webShard].Elems[webVIP] ||
+		ks[cfg.Table].Elems[nft.ElemID{Set: setClusterIPs, Key: nft.Key{Addr: netip.MustParseAddr("10.43.0.20")}}] {
 		t.Error("restart did not remove the deleted service")
 	}
 	if got := metricValue(h2.p.metrics.syncs.WithLabelValues("ok", "full")); got != 1 {
@@ -224,12 +226,12 @@ func TestProxierSyncs(t *testing.T) {
 	if _, err := client.DiscoveryV1().EndpointSlices("default").Create(ctx, keptSlice, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	keptVIP := elemID{mapServiceIPs, Key{netip.MustParseAddr("10.43.0.30"), ProtoTCP, 80}}
+	keptVIP := nft.ElemID{Set: mapServiceIPs, Key: nft.Key{Addr: netip.MustParseAddr("10.43.0.30"), Proto: nft.ProtoTCP, Port: 80}}
 	until(t, "the kept service is programmed", func() bool {
 		if h2.clock.HasWaiters() {
 			h2.clock.Step(cfg.MinSyncPeriod)
 		}
-		return read()[ShardTable(cfg.Table, shardOf(typesNN("default", "kept"), DefaultShards))].elems[keptVIP]
+		return read()[ShardTable(cfg.Table, shardOf(typesNN("default", "kept"), DefaultShards))].Elems[keptVIP]
 	})
 	h2.stop()
 	cfg3 := testConfig(clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0)))
@@ -239,7 +241,7 @@ func TestProxierSyncs(t *testing.T) {
 	if len(ks) != 3 || ks[ShardTable(cfg.Table, 0)] == nil || ks[ShardTable(cfg.Table, 1)] == nil {
 		t.Errorf("after a restart with 2 shards the tables are %v", sortedTables(ks))
 	}
-	if !ks[ShardTable(cfg.Table, shardOf(typesNN("default", "kept"), 2))].elems[keptVIP] {
+	if !ks[ShardTable(cfg.Table, shardOf(typesNN("default", "kept"), 2))].Elems[keptVIP] {
 		t.Error("the kept service is not in its shard after the restart with 2 shards")
 	}
 	h3.stop()

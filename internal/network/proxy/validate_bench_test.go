@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+
+	"github.com/havre/havre/internal/network/nft"
 )
 
 // BenchmarkCommitValidation measures what one small transaction costs the kernel, by kind of
@@ -36,28 +38,28 @@ func BenchmarkCommitValidation(b *testing.B) {
 		// The changes are sent with google/nftables: a few messages per commit.
 		table := &nftables.Table{Name: shard, Family: nftables.TableFamilyIPv4}
 		scratch := &nftables.Chain{Name: "bench-scratch", Table: table}
-		k.conn.AddChain(scratch)
-		if err := k.conn.Flush(); err != nil {
+		k.conn.NL().AddChain(scratch)
+		if err := k.conn.NL().Flush(); err != nil {
 			b.Fatal(err)
 		}
-		cmp := []expr.Any{loadAddr(Daddr, 1), &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{1, 2, 3, 4}}}
+		cmp := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{1, 2, 3, 4}}}
 		rule := func(extra ...expr.Any) func(int) {
 			return func(int) {
-				k.conn.FlushChain(scratch)
-				k.conn.AddRule(&nftables.Rule{Table: table, Chain: scratch, Exprs: append(append([]expr.Any(nil), cmp...), extra...)})
+				k.conn.NL().FlushChain(scratch)
+				k.conn.NL().AddRule(&nftables.Rule{Table: table, Chain: scratch, Exprs: append(append([]expr.Any(nil), cmp...), extra...)})
 			}
 		}
-		elem := func(set string, kind KeyKind, isMap bool, v Verdict) func(int) {
+		elem := func(set string, kind nft.KeyKind, isMap bool, v nft.Verdict) func(int) {
 			return func(i int) {
-				e := nftables.SetElement{Key: encodeKey(kind, Key{Addr: netipMust("10.44.0.1"), Proto: ProtoTCP, Port: 80})}
+				e := nftables.SetElement{Key: nft.EncodeKey(kind, nft.Key{Addr: netipMust("10.44.0.1"), Proto: nft.ProtoTCP, Port: 80})}
 				if isMap {
-					e.VerdictData = nftVerdict(v)
+					e.VerdictData = v.Expr()
 				}
 				s := &nftables.Set{Table: table, Name: set}
 				if i%2 == 0 {
-					_ = k.conn.SetAddElements(s, []nftables.SetElement{e})
+					_ = k.conn.NL().SetAddElements(s, []nftables.SetElement{e})
 				} else {
-					_ = k.conn.SetDeleteElements(s, []nftables.SetElement{e})
+					_ = k.conn.NL().SetDeleteElements(s, []nftables.SetElement{e})
 				}
 			}
 		}
@@ -68,9 +70,9 @@ func BenchmarkCommitValidation(b *testing.B) {
 			{"rule-cmp-only", rule()},
 			{"rule-accept", rule(&expr.Verdict{Kind: expr.VerdictAccept})},
 			{"rule-jump", rule(&expr.Verdict{Kind: expr.VerdictJump, Chain: chainMarkMasq})},
-			{"set-element", elem(setNodePortIPs, KeyAddr, false, Verdict{})},
-			{"vmap-element-drop", elem(mapServiceIPs, KeyAddrProtoPort, true, Verdict{Kind: VerdictDrop})},
-			{"vmap-element-goto", elem(mapServiceIPs, KeyAddrProtoPort, true, Verdict{Kind: VerdictGoto, Chain: chainMarkMasq})},
+			{"set-element", elem(setNodePortIPs, nft.KeyAddr, false, nft.Verdict{})},
+			{"vmap-element-drop", elem(mapServiceIPs, nft.KeyAddrProtoPort, true, nft.Verdict{Kind: nft.VerdictDrop})},
+			{"vmap-element-goto", elem(mapServiceIPs, nft.KeyAddrProtoPort, true, nft.Verdict{Kind: nft.VerdictGoto, Chain: chainMarkMasq})},
 		}
 		for _, c := range cases {
 			b.Run(fmt.Sprintf("services=%d/%s", n, c.name), func(b *testing.B) {
@@ -78,7 +80,7 @@ func BenchmarkCommitValidation(b *testing.B) {
 				for b.Loop() {
 					c.op(i)
 					i++
-					if err := k.conn.Flush(); err != nil {
+					if err := k.conn.NL().Flush(); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -87,18 +89,18 @@ func BenchmarkCommitValidation(b *testing.B) {
 		if n == 10000 {
 			// Another, small table of the same netns: validation is per table.
 			other := &nftables.Table{Name: "small", Family: nftables.TableFamilyIPv4}
-			k.conn.AddTable(other)
+			k.conn.NL().AddTable(other)
 			oc := &nftables.Chain{Name: "c", Table: other}
-			k.conn.AddChain(oc)
-			k.conn.AddChain(&nftables.Chain{Name: "d", Table: other})
-			if err := k.conn.Flush(); err != nil {
+			k.conn.NL().AddChain(oc)
+			k.conn.NL().AddChain(&nftables.Chain{Name: "d", Table: other})
+			if err := k.conn.NL().Flush(); err != nil {
 				b.Fatal(err)
 			}
 			b.Run(fmt.Sprintf("services=%d/other-table-rule-jump", n), func(b *testing.B) {
 				for b.Loop() {
-					k.conn.FlushChain(oc)
-					k.conn.AddRule(&nftables.Rule{Table: other, Chain: oc, Exprs: append(append([]expr.Any(nil), cmp...), &expr.Verdict{Kind: expr.VerdictJump, Chain: "d"})})
-					if err := k.conn.Flush(); err != nil {
+					k.conn.NL().FlushChain(oc)
+					k.conn.NL().AddRule(&nftables.Rule{Table: other, Chain: oc, Exprs: append(append([]expr.Any(nil), cmp...), &expr.Verdict{Kind: expr.VerdictJump, Chain: "d"})})
+					if err := k.conn.NL().Flush(); err != nil {
 						b.Fatal(err)
 					}
 				}

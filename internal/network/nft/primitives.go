@@ -1,4 +1,4 @@
-package proxy
+package nft
 
 import (
 	"crypto/rand"
@@ -16,7 +16,8 @@ import (
 )
 
 // The rule vocabulary. Each primitive renders as nft text, compiles to netlink expressions
-// and is evaluated by the tracer; nothing else may appear in a rule.
+// and is evaluated by the tracer; nothing else may appear in a rule (the interfaces' methods
+// are unexported so that every primitive lives here).
 
 // Match is one condition of a rule.
 type Match interface {
@@ -213,7 +214,74 @@ func (MatchCtNew) compile(*compiler) []expr.Any {
 	}
 }
 
-func (MatchCtNew) eval(*Tracer, *packet) bool { return true } // the tracer follows first packets
+func (MatchCtNew) eval(_ *Tracer, p *packet) bool { return !p.established }
+
+// MatchCtEstablished is "ct state established,related": a packet of a connection conntrack
+// already accepted (replies included), or one related to it (ICMP errors, FTP data, ...).
+type MatchCtEstablished struct{}
+
+func (MatchCtEstablished) text(b *strings.Builder) { b.WriteString("ct state established,related") }
+
+func (MatchCtEstablished) compile(*compiler) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
+
+func (MatchCtEstablished) eval(_ *Tracer, p *packet) bool { return p.established }
+
+// MatchDportRange is "PROTO dport LO-HI" (both ends included).
+type MatchDportRange struct {
+	Proto  Proto
+	Lo, Hi uint16
+}
+
+func (m MatchDportRange) text(b *strings.Builder) {
+	fmt.Fprintf(b, "%s dport %d-%d", m.Proto, m.Lo, m.Hi)
+}
+
+func (m MatchDportRange) compile(c *compiler) []expr.Any {
+	return append(MatchL4Proto{m.Proto}.compile(c),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: binaryutil.BigEndian.PutUint16(m.Lo), ToData: binaryutil.BigEndian.PutUint16(m.Hi)},
+	)
+}
+
+func (m MatchDportRange) eval(_ *Tracer, p *packet) bool {
+	return p.proto == m.Proto && p.dport >= m.Lo && p.dport <= m.Hi
+}
+
+// loadAddrProtoPort loads "ip saddr|daddr . meta l4proto . th dport" into registers 1, 9
+// and 10 (concatenations live in 32-bit registers: 1 is 8, then 9, 10).
+func loadAddrProtoPort(f Field) []expr.Any {
+	return []expr.Any{
+		loadAddr(f, 1),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
+		&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+	}
+}
+
+// MatchAddrProtoPortInSet is "ip saddr|daddr . meta l4proto . th dport @SET" (a set of
+// KeyAddrProtoPort).
+type MatchAddrProtoPortInSet struct {
+	Field Field
+	Set   string
+}
+
+func (m MatchAddrProtoPortInSet) text(b *strings.Builder) {
+	b.WriteString("ip " + m.Field.String() + " . meta l4proto . th dport @" + m.Set)
+}
+
+func (m MatchAddrProtoPortInSet) compile(*compiler) []expr.Any {
+	return append(loadAddrProtoPort(m.Field), &expr.Lookup{SourceRegister: 1, SetName: m.Set})
+}
+
+func (m MatchAddrProtoPortInSet) eval(t *Tracer, p *packet) bool {
+	return t.inSet(m.Set, Key{Addr: m.Field.of(p), Proto: p.proto, Port: p.dport})
+}
 
 // StmtVerdict is accept, drop, return, "jump CHAIN" or "goto CHAIN".
 type StmtVerdict Verdict
@@ -223,6 +291,9 @@ func (s StmtVerdict) text(b *strings.Builder) { b.WriteString(Verdict(s).String(
 func (s StmtVerdict) compile(*compiler) []expr.Any { return []expr.Any{nftVerdict(Verdict(s))} }
 
 func (s StmtVerdict) exec(*Tracer, *packet) step { return verdictStep(Verdict(s)) }
+
+// Expr is the verdict as a netlink expression.
+func (v Verdict) Expr() *expr.Verdict { return nftVerdict(v) }
 
 func nftVerdict(v Verdict) *expr.Verdict {
 	switch v.Kind {
@@ -265,19 +336,17 @@ func (s StmtVmap) text(b *strings.Builder) {
 }
 
 func (s StmtVmap) compile(*compiler) []expr.Any {
-	// Concatenations live in 32-bit registers: 1 (= 8), then 9, 10.
 	var out []expr.Any
-	protoReg, portReg := uint32(1), uint32(9)
 	if s.Key == KeyAddrProtoPort {
-		out = append(out, loadAddr(Daddr, 1))
-		protoReg, portReg = 9, 10
+		out = loadAddrProtoPort(Daddr)
+	} else {
+		// Concatenations live in 32-bit registers: 1 (= 8), then 9.
+		out = []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		}
 	}
-	out = append(out,
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: protoReg},
-		&expr.Payload{DestRegister: portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: s.Map},
-	)
-	return out
+	return append(out, &expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: s.Map})
 }
 
 func (s StmtVmap) exec(t *Tracer, p *packet) step {
@@ -286,6 +355,27 @@ func (s StmtVmap) exec(t *Tracer, p *packet) step {
 		k.Addr = p.dst
 	}
 	if v, ok := t.lookup(s.Map, k); ok {
+		return verdictStep(v)
+	}
+	return step{}
+}
+
+// StmtAddrVmap is "ip saddr|daddr vmap @MAP" (a map of KeyAddr): dispatch on an address.
+type StmtAddrVmap struct {
+	Field Field
+	Map   string
+}
+
+func (s StmtAddrVmap) text(b *strings.Builder) {
+	b.WriteString("ip " + s.Field.String() + " vmap @" + s.Map)
+}
+
+func (s StmtAddrVmap) compile(*compiler) []expr.Any {
+	return []expr.Any{loadAddr(s.Field, 1), &expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: s.Map}}
+}
+
+func (s StmtAddrVmap) exec(t *Tracer, p *packet) step {
+	if v, ok := t.lookup(s.Map, Key{Addr: s.Field.of(p)}); ok {
 		return verdictStep(v)
 	}
 	return step{}

@@ -1,4 +1,4 @@
-package proxy
+package nft
 
 import (
 	"encoding/binary"
@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The proxy writes its tables with nf_tables batches of its own, encoded here; google/nftables
+// Tables are written with nf_tables batches of our own, encoded here; google/nftables
 // marshals every rule expression and reads the tables back (once, at start). Why: google/
 // nftables v0.3.0 asks the kernel to acknowledge every message and to echo every rule, and
 // receives each reply with two system calls and a fresh page; a cold sync of 10,000 Services
@@ -277,8 +277,8 @@ func (b *batch) addAnonMap(table string, a anonMap) {
 	// The keys are numgen's results, in host byte order (for nft to print them).
 	b.attr(unix.NFTA_SET_USERDATA, userdata.AppendUint32(nil, userdata.NFTNL_UDATA_SET_KEYBYTEORDER, 1))
 	b.end(m)
-	for start := 0; start < len(a.targets); start += maxSetElems {
-		chunk := a.targets[start:min(start+maxSetElems, len(a.targets))]
+	for start := 0; start < len(a.targets); start += MaxSetElems {
+		chunk := a.targets[start:min(start+MaxSetElems, len(a.targets))]
 		m := b.msg(unix.NFT_MSG_NEWSETELEM, unix.NLM_F_CREATE, msgInfo{"add elements to map", table, a.name})
 		b.str(unix.NFTA_SET_ELEM_LIST_TABLE, table)
 		b.str(unix.NFTA_SET_ELEM_LIST_SET, a.name)
@@ -316,7 +316,7 @@ func (b *batch) setElements(table string, def Set, elems []Element, del bool) {
 		if def.Map && !del {
 			v = &elems[i].Verdict
 		}
-		b.element(encodeKey(def.Key, elems[i].Key), v)
+		b.element(EncodeKey(def.Key, elems[i].Key), v)
 	}
 	b.unnest(l)
 	b.end(m)
@@ -375,7 +375,7 @@ func newWriter(nsFD int) (*nlWriter, error) {
 	_ = c.SetOption(netlink.CapAcknowledge, true)
 	rc, err := c.SyscallConn()
 	if err == nil {
-		err = forceSendBuffer(c, rc, 2*maxTxnBytes)
+		err = forceSendBuffer(c, rc, 2*MaxTxnBytes)
 	}
 	if err != nil {
 		_ = c.Close()
