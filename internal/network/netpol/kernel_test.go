@@ -234,9 +234,9 @@ func TestKernelEnforces(t *testing.T) {
 		{"x/b", "x/a", "tcp", 80, false},
 	}...)
 
-	h.setNamespaceLabels(t, "y", map[string]string{"team": "green", namespaceLabelKey: "y"})
+	h.setNamespaceLabels(t, "y", map[string]string{"team": "green", corev1.LabelMetadataName: "y"})
 	tb.run(t, "namespace y relabelled: no longer team=red", []kprobe{{"y/a", "x/a", "tcp", 80, false}}...)
-	h.setNamespaceLabels(t, "y", map[string]string{"team": "red", namespaceLabelKey: "y"})
+	h.setNamespaceLabels(t, "y", map[string]string{"team": "red", corev1.LabelMetadataName: "y"})
 	tb.run(t, "namespace y team=red again", []kprobe{{"y/a", "x/a", "tcp", 80, true}}...)
 
 	h.createPolicy(t, netpol("x", "from-clients", "app=web", ingressRule(peers(podPeer("app=client")))))

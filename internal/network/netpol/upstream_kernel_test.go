@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/havre/havre/internal/network/netpol/netpolmodel"
 )
 
 // upstreamKernelCases are the cases of upstream's e2e tests run against the real kernel: a
@@ -35,9 +37,9 @@ var upstreamKernelCases = []string{
 // and 81, TCP and UDP, a real connection gets through exactly when the API's semantics say
 // (and upstream, where it says).
 func TestUpstreamKernel(t *testing.T) {
-	cases := map[string]e2eCase{}
-	for _, c := range upstreamCases() {
-		cases[c.fullName()] = c
+	cases := map[string]netpolmodel.Case{}
+	for _, c := range netpolmodel.Cases() {
+		cases[c.FullName()] = c
 	}
 	for _, name := range upstreamKernelCases {
 		c, ok := cases[name]
@@ -46,17 +48,17 @@ func TestUpstreamKernel(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			k := newKernelCluster(t)
-			for i, step := range c.steps {
-				step.do(k.w)
+			for i, step := range c.Steps {
+				step.Do(k.w)
 				k.propagate(t)
-				k.verify(t, i, step.checks)
+				k.verify(t, i, step.Checks)
 			}
 		})
 	}
 }
 
 type kernelCluster struct {
-	w    *e2eWorld
+	w    *netpolmodel.World
 	tb   *testbed
 	h    *harness
 	prev map[string]runtime.Object // what the API holds, by kind and key
@@ -66,12 +68,12 @@ func newKernelCluster(t *testing.T) *kernelCluster {
 	w := newE2EWorld(1)
 	tb := newTestbed(t)
 	var objs []runtime.Object
-	for _, ns := range e2eNamespaces {
-		objs = append(objs, w.namespaces[ns])
+	for _, ns := range netpolmodel.NamespaceNames {
+		objs = append(objs, w.Namespaces[ns])
 	}
 	var started []*corev1.Pod
-	for _, key := range e2ePodKeys() {
-		p := w.pods[key]
+	for _, key := range netpolmodel.PodKeys() {
+		p := w.Pods[key]
 		p.Spec.NodeName = testNode
 		pp := tb.addPod(key, netip.MustParseAddr(p.Status.PodIP))
 		pp.serve(t, 80, 81)
@@ -80,11 +82,11 @@ func newKernelCluster(t *testing.T) *kernelCluster {
 	}
 	k := &kernelCluster{w: w, tb: tb, h: startPolicer(t, int(tb.node), fake.NewClientset(objs...), testConfig()), prev: map[string]runtime.Object{}}
 	k.h.startPods(started...)
-	for _, ns := range e2eNamespaces {
-		k.prev["ns/"+ns] = w.namespaces[ns]
+	for _, ns := range netpolmodel.NamespaceNames {
+		k.prev["ns/"+ns] = w.Namespaces[ns]
 	}
-	for _, key := range e2ePodKeys() {
-		k.prev["pod/"+key] = w.pods[key]
+	for _, key := range netpolmodel.PodKeys() {
+		k.prev["pod/"+key] = w.Pods[key]
 	}
 	return k
 }
@@ -96,13 +98,13 @@ func (k *kernelCluster) propagate(t *testing.T) {
 	p := k.h.p
 	var waits []storeWait
 	cur := map[string]runtime.Object{}
-	for name, ns := range k.w.namespaces {
+	for name, ns := range k.w.Namespaces {
 		cur["ns/"+name] = ns
 	}
-	for key, pod := range k.w.pods {
+	for key, pod := range k.w.Pods {
 		cur["pod/"+key] = pod
 	}
-	for key, np := range k.w.policies {
+	for key, np := range k.w.Policies {
 		cur["policy/"+key.String()] = np
 	}
 	for id, obj := range cur {
@@ -148,21 +150,21 @@ func (k *kernelCluster) propagate(t *testing.T) {
 
 func equalSpec(a, b networkingv1.NetworkPolicySpec) bool { return equality.Semantic.DeepEqual(a, b) }
 
-func (k *kernelCluster) verify(t *testing.T, step int, checks []e2eCheck) {
+func (k *kernelCluster) verify(t *testing.T, step int, checks []netpolmodel.Check) {
 	t.Helper()
-	keys := e2ePodKeys()
+	keys := netpolmodel.PodKeys()
 	var probes []kprobe
 	for _, proto := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP} {
-		for _, port := range e2ePorts {
+		for _, port := range netpolmodel.Ports {
 			for _, src := range keys {
 				for _, dst := range keys {
 					if src == dst {
 						continue
 					}
-					want := oracleAllows(k.w, k.w.pods[src], k.w.pods[dst], proto, port)
+					want := netpolmodel.Allows(k.w, k.w.Pods[src], k.w.Pods[dst], proto, port)
 					probes = append(probes, kprobe{src, dst, map[corev1.Protocol]string{corev1.ProtocolTCP: "tcp", corev1.ProtocolUDP: "udp"}[proto], uint16(port), want})
 					for _, c := range checks {
-						if c.port == port && c.proto == proto && c.want(k.w).expected[[2]string{src, dst}] != want {
+						if c.Port == port && c.Proto == proto && c.Want(k.w).Expected[[2]string{src, dst}] != want {
 							t.Errorf("step %d, %d/%s, %s → %s: upstream expects %v, the API's semantics say %v", step, port, proto, src, dst, !want, want)
 						}
 					}

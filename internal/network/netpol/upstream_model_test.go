@@ -3,16 +3,16 @@ package netpol
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"github.com/havre/havre/internal/network/netpol/netpolmodel"
 	"github.com/havre/havre/internal/network/nft"
 	"github.com/havre/havre/internal/network/proxy"
 )
@@ -22,16 +22,16 @@ import (
 // nodes (a connection crosses the source node's table, then the destination node's). Every
 // pair of pods, ports 80 and 81, TCP, UDP and SCTP, to the pod's address and through its
 // Service (the proxy's tables, DNAT before the policies), after every step: the matrix must
-// be what the API's semantics say (oracleAllows) and what upstream expects where it says.
+// be what the API's semantics say (netpolmodel.Allows) and what upstream expects where it says.
 func TestUpstreamModel(t *testing.T) {
 	for _, nodes := range []int{1, 3} {
-		for _, c := range upstreamCases() {
-			t.Run(fmt.Sprintf("nodes=%d/%s", nodes, c.fullName()), func(t *testing.T) {
+		for _, c := range netpolmodel.Cases() {
+			t.Run(fmt.Sprintf("nodes=%d/%s", nodes, c.FullName()), func(t *testing.T) {
 				m := newModelCluster(nodes)
-				for i, step := range c.steps {
-					step.do(m.w)
+				for i, step := range c.Steps {
+					step.Do(m.w)
 					m.propagate()
-					m.verify(t, i, step.checks)
+					m.verify(t, i, step.Checks)
 				}
 			})
 		}
@@ -41,11 +41,36 @@ func TestUpstreamModel(t *testing.T) {
 // modelCluster is nodes, each with an engine fed incrementally, the service proxy's tables
 // and a tracer over both.
 type modelCluster struct {
-	w       *e2eWorld
+	nodes   int
+	w       *netpolmodel.World
 	engines []*incremental
 	proxies [][]nft.Table
 	tracers []*nft.Tracer
-	prev    *e2eWorld // what was last given to the engines
+	prev    *netpolmodel.World // what was last given to the engines
+}
+
+// Where the model's pods run: with several nodes, pods are spread round robin; a pod's
+// address is in its node's /24.
+
+func e2eNode(key string, nodes int) int {
+	return slices.Index(netpolmodel.PodKeys(), key) % nodes
+}
+
+func e2eNodeName(i int) string { return fmt.Sprintf("node-%d", i) }
+
+func e2eAddr(key string, nodes int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, 42, byte(e2eNode(key, nodes)), byte(10 + slices.Index(netpolmodel.PodKeys(), key))})
+}
+
+// e2eVIP is the ClusterIP of the pod's own Service (upstream probes through it).
+func e2eVIP(key string) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, 43, 0, byte(10 + slices.Index(netpolmodel.PodKeys(), key))})
+}
+
+func newE2EWorld(nodes int) *netpolmodel.World {
+	return netpolmodel.NewWorld(func(key string) (string, string) {
+		return e2eNodeName(e2eNode(key, nodes)), e2eAddr(key, nodes).String()
+	})
 }
 
 func e2eNodeIP(i int) netip.Addr  { return netip.AddrFrom4([4]byte{100, 64, 0, byte(10 + i)}) }
@@ -55,11 +80,11 @@ func e2ePodCIDR(i int) netip.Prefix {
 }
 
 // e2eServices is a Service per pod, on ports 80 and 81 of every protocol (upstream's).
-func e2eServices(w *e2eWorld) ([]*corev1.Service, []*discovery.EndpointSlice) {
+func e2eServices(w *netpolmodel.World) ([]*corev1.Service, []*discovery.EndpointSlice) {
 	var svcs []*corev1.Service
 	var slices []*discovery.EndpointSlice
-	for _, key := range e2ePodKeys() {
-		p := w.pods[key]
+	for _, key := range netpolmodel.PodKeys() {
+		p := w.Pods[key]
 		name := "s-" + p.Namespace + "-" + p.Name
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: name},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: e2eVIP(key).String(), ClusterIPs: []string{e2eVIP(key).String()}}}
@@ -68,8 +93,8 @@ func e2eServices(w *e2eWorld) ([]*corev1.Service, []*discovery.EndpointSlice) {
 			AddressType: discovery.AddressTypeIPv4,
 			Endpoints:   []discovery.Endpoint{{Addresses: []string{p.Status.PodIP}, Conditions: discovery.EndpointConditions{Ready: ptr.To(true)}, NodeName: ptr.To(p.Spec.NodeName)}},
 		}
-		for _, port := range e2ePorts {
-			for _, proto := range e2eProtocols {
+		for _, port := range netpolmodel.Ports {
+			for _, proto := range netpolmodel.Protocols {
 				pn := fmt.Sprintf("serve-%d-%s", port, strings.ToLower(string(proto)))
 				svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: pn, Protocol: proto, Port: port})
 				slice.Ports = append(slice.Ports, discovery.EndpointPort{Name: ptr.To(pn), Protocol: ptr.To(proto), Port: ptr.To(port)})
@@ -82,8 +107,7 @@ func e2eServices(w *e2eWorld) ([]*corev1.Service, []*discovery.EndpointSlice) {
 }
 
 func newModelCluster(nodes int) *modelCluster {
-	m := &modelCluster{w: newE2EWorld(nodes), prev: &e2eWorld{namespaces: map[string]*corev1.Namespace{}, pods: map[string]*corev1.Pod{},
-		policies: map[types.NamespacedName]*networkingv1.NetworkPolicy{}}}
+	m := &modelCluster{nodes: nodes, w: newE2EWorld(nodes), prev: &netpolmodel.World{}}
 	svcs, slices := e2eServices(m.w)
 	for i := range nodes {
 		e := newEngine(engineConfig{table: testTable, node: e2eNodeName(i), podCIDR: e2ePodCIDR(i), gateway: e2eGateway(i), dns: e2eGateway(i)})
@@ -100,38 +124,29 @@ func newModelCluster(nodes int) *modelCluster {
 func (m *modelCluster) propagate() {
 	for _, in := range m.engines {
 		e := in.e
-		for name, ns := range m.w.namespaces {
-			if m.prev.namespaces[name] != ns {
+		for name, ns := range m.w.Namespaces {
+			if m.prev.Namespaces[name] != ns {
 				e.setNamespace(name, ns)
 			}
 		}
-		for k, np := range m.w.policies {
-			if m.prev.policies[k] != np {
+		for k, np := range m.w.Policies {
+			if m.prev.Policies[k] != np {
 				e.setPolicy(k, np)
 			}
 		}
-		for k := range m.prev.policies {
-			if m.w.policies[k] == nil {
+		for k := range m.prev.Policies {
+			if m.w.Policies[k] == nil {
 				e.setPolicy(k, nil)
 			}
 		}
-		for key, p := range m.w.pods {
-			if m.prev.pods[key] != p {
+		for key, p := range m.w.Pods {
+			if m.prev.Pods[key] != p {
 				e.setInformerPod(key, p)
 			}
 		}
 		in.sync()
 	}
-	m.prev = &e2eWorld{namespaces: map[string]*corev1.Namespace{}, pods: map[string]*corev1.Pod{}, policies: map[types.NamespacedName]*networkingv1.NetworkPolicy{}}
-	for k, v := range m.w.namespaces {
-		m.prev.namespaces[k] = v
-	}
-	for k, v := range m.w.pods {
-		m.prev.pods[k] = v
-	}
-	for k, v := range m.w.policies {
-		m.prev.policies[k] = v
-	}
+	m.prev = m.w.Clone()
 	for i, in := range m.engines {
 		t := nft.Table{Name: testTable}
 		for _, o := range sortedOwners(ownersOf(in.frags)) {
@@ -150,8 +165,8 @@ func toProto(p corev1.Protocol) nft.Proto {
 // crosses the source node (its proxy may DNAT a Service's address), then, when the
 // destination is elsewhere, the destination node.
 func (m *modelCluster) reach(t *testing.T, src, dst string, proto corev1.Protocol, port int32, viaService bool) bool {
-	sp, dp := m.w.pods[src], m.w.pods[dst]
-	sn, dn := e2eNode(src, m.w.nodes), e2eNode(dst, m.w.nodes)
+	sp, dp := m.w.Pods[src], m.w.Pods[dst]
+	sn, dn := e2eNode(src, m.nodes), e2eNode(dst, m.nodes)
 	srcIP, dstIP := netip.MustParseAddr(sp.Status.PodIP), netip.MustParseAddr(dp.Status.PodIP)
 	to := dstIP
 	if viaService {
@@ -171,11 +186,11 @@ func (m *modelCluster) reach(t *testing.T, src, dst string, proto corev1.Protoco
 }
 
 // verify checks the whole matrix against the oracle, and upstream's expectations.
-func (m *modelCluster) verify(t *testing.T, step int, checks []e2eCheck) {
+func (m *modelCluster) verify(t *testing.T, step int, checks []netpolmodel.Check) {
 	t.Helper()
-	keys := e2ePodKeys()
-	for _, proto := range e2eProtocols {
-		for _, port := range e2ePorts {
+	keys := netpolmodel.PodKeys()
+	for _, proto := range netpolmodel.Protocols {
+		for _, port := range netpolmodel.Ports {
 			got := map[[2]string]bool{}
 			oracle := map[[2]string]bool{}
 			bad := false
@@ -191,58 +206,26 @@ func (m *modelCluster) verify(t *testing.T, step int, checks []e2eCheck) {
 						t.Errorf("step %d, %d/%s: %s → %s: %v to the pod, %v through its Service", step, port, proto, src, dst, direct, svc)
 					}
 					got[k] = direct
-					oracle[k] = oracleAllows(m.w, m.w.pods[src], m.w.pods[dst], proto, port)
+					oracle[k] = netpolmodel.Allows(m.w, m.w.Pods[src], m.w.Pods[dst], proto, port)
 					bad = bad || got[k] != oracle[k]
 				}
 			}
 			if bad {
-				t.Errorf("step %d, port %d/%s: the tables disagree with the API's semantics:\n%s", step, port, proto, truthTable(got, oracle))
+				t.Errorf("step %d, port %d/%s: the tables disagree with the API's semantics:\n%s", step, port, proto, netpolmodel.TruthTable(got, oracle))
 			}
 			for _, c := range checks {
-				if c.port != port || c.proto != proto {
+				if c.Port != port || c.Proto != proto {
 					continue
 				}
-				want := c.want(m.w).expected
+				want := c.Want(m.w).Expected
 				wrong := false
 				for k, v := range got {
 					wrong = wrong || v != want[k]
 				}
 				if wrong {
-					t.Errorf("step %d, port %d/%s: upstream's expectation not met:\n%s", step, port, proto, truthTable(got, want))
+					t.Errorf("step %d, port %d/%s: upstream's expectation not met:\n%s", step, port, proto, netpolmodel.TruthTable(got, want))
 				}
 			}
 		}
 	}
-}
-
-// truthTable prints a matrix as upstream does: rows are sources, columns destinations;
-// "." connected, "X" not, "*" marks a cell that differs from want.
-func truthTable(got, want map[[2]string]bool) string {
-	var b strings.Builder
-	keys := e2ePodKeys()
-	b.WriteString("      ")
-	for _, d := range keys {
-		fmt.Fprintf(&b, "%-4s", d)
-	}
-	b.WriteByte('\n')
-	for _, s := range keys {
-		fmt.Fprintf(&b, "%-6s", s)
-		for _, d := range keys {
-			if s == d {
-				b.WriteString("-   ")
-				continue
-			}
-			k := [2]string{s, d}
-			c := "."
-			if !got[k] {
-				c = "X"
-			}
-			if got[k] != want[k] {
-				c += "*"
-			}
-			fmt.Fprintf(&b, "%-4s", c)
-		}
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
