@@ -25,6 +25,7 @@ import (
 
 	"github.com/havre/havre/internal/agent/images"
 	"github.com/havre/havre/internal/agent/runtime"
+	"github.com/havre/havre/internal/network/netpol"
 	"github.com/havre/havre/internal/version"
 )
 
@@ -120,6 +121,9 @@ type Agent struct {
 	// daemonEndpoints.kubeletEndpoint).
 	streamingPort int32
 
+	// policer enforces NetworkPolicy for the node's pods once the pod
+	// network is up (nil before).
+	policer  atomic.Pointer[netpol.Policer]
 	cniCIDR  atomic.Value // string: the pod CIDR the CNI configuration was written for
 	podMTU   atomic.Int64 // the pods' MTU (the overlay's), once the network is up
 	recorder record.EventRecorder

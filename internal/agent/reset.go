@@ -18,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/havre/havre/internal/agent/runtime"
+	"github.com/havre/havre/internal/network/netpol"
 	"github.com/havre/havre/internal/network/overlay"
 	"github.com/havre/havre/internal/network/podnet"
 	"github.com/havre/havre/internal/network/proxy"
@@ -28,7 +29,7 @@ import (
 // every pod sandbox the agent created, stops that containerd, unmounts
 // whatever is still mounted under <dataDir>/agent, and removes the node's
 // network: the overlay device and routes, the pod bridge (its routes go
-// with it) and the agent's nftables tables (service proxy, masquerading). The agent must not be running.
+// with it) and the agent's nftables tables (service proxy, network policies, masquerading). The agent must not be running.
 // Images and files stay; removing the directory is the caller's choice.
 func Reset(ctx context.Context, dataDir, containerdBinary string) error {
 	dirs := newLayout(dataDir)
@@ -58,6 +59,9 @@ func removeNetwork(dirs layout) error {
 	var errs []error
 	if err := proxy.Cleanup(bridge); err != nil {
 		errs = append(errs, fmt.Errorf("removing the service proxy's nftables tables: %w", err))
+	}
+	if err := netpol.Cleanup(netpolTable(bridge)); err != nil {
+		errs = append(errs, fmt.Errorf("removing the network policies' nftables table: %w", err))
 	}
 	if err := removeTable(podnet.MasqueradeTable(bridge)); err != nil {
 		errs = append(errs, fmt.Errorf("removing the nftables table %s: %w", podnet.MasqueradeTable(bridge), err))

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/havre/havre/internal/network/dns"
+	"github.com/havre/havre/internal/network/netpol"
 	"github.com/havre/havre/internal/network/overlay"
 	"github.com/havre/havre/internal/network/proxy"
 )
@@ -82,13 +83,19 @@ func (a *Agent) startPodNetwork(ctx context.Context, wg *sync.WaitGroup, cidr st
 	if err != nil {
 		return 0, fmt.Errorf("cluster DNS: %w", err)
 	}
+	pol, err := netpol.New(netpol.Config{
+		Table: netpolTable(a.bridge()), NodeName: a.nodeName, PodCIDR: podCIDR, Gateway: gateway, DNS: gateway,
+	}, factory)
+	if err != nil {
+		return 0, fmt.Errorf("network policies: %w", err)
+	}
 	svcInformer := factory.Core().V1().Services().Informer()
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), svcInformer.HasSynced) {
 		return 0, ctx.Err()
 	}
 	a.watchClusterDNS(svcInformer)
-	programmed := p.NextSync()
+	programmed, policed := p.NextSync(), pol.NextSync()
 	run := func(what string, fn func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -101,13 +108,16 @@ func (a *Agent) startPodNetwork(ctx context.Context, wg *sync.WaitGroup, cidr st
 	run("the pod network across nodes", ov.Run)
 	run("the service proxy", p.Run)
 	run("cluster DNS", d.Run)
+	run("network policies", pol.Run)
+	a.policer.Store(pol)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		<-ctx.Done()
 		factory.Shutdown()
 	}()
-	for what, ready := range map[string]<-chan struct{}{"the overlay has not set up its peers": ov.Ready(), "the service proxy has not programmed the node's Services": programmed} {
+	for what, ready := range map[string]<-chan struct{}{"the overlay has not set up its peers": ov.Ready(), "the service proxy has not programmed the node's Services": programmed,
+		"the node's network policies are not programmed": policed} {
 		select {
 		case <-ready:
 		case <-time.After(30 * time.Second):
@@ -116,10 +126,39 @@ func (a *Agent) startPodNetwork(ctx context.Context, wg *sync.WaitGroup, cidr st
 			return 0, ctx.Err()
 		}
 	}
-	slog.Info("pod network, service proxy and cluster DNS started", "podCIDR", cidr, "backend", mode, "podMTU", mtu,
-		"table", cfg.Table, "nodeIPs", cfg.NodeIPs, "serviceCIDRs", cfg.ServiceCIDRs,
+	slog.Info("pod network, service proxy, network policies and cluster DNS started", "podCIDR", cidr, "backend", mode, "podMTU", mtu,
+		"tables", []string{cfg.Table, netpolTable(a.bridge())}, "nodeIPs", cfg.NodeIPs, "serviceCIDRs", cfg.ServiceCIDRs,
 		"dns", net.JoinHostPort(gateway.String(), "53"), "domain", a.clusterDomain(), "upstreams", upstreams)
 	return mtu, nil
+}
+
+// netpolTable names the nftables table of the network policies of the
+// agent of a bridge.
+func netpolTable(bridge string) string { return bridge + "-netpol" }
+
+// podPoliced tells the node's network policies a pod's sandbox addresses
+// and waits until its rules are committed (netpol.Policer.PodStarting): the
+// agent starts none of a pod's containers before, so that a pod a policy
+// isolates is never reachable. It is quick when nothing changed; false
+// means the pod must wait and retry.
+func (a *Agent) podPoliced(ctx context.Context, pod *corev1.Pod, podIPs []string) bool {
+	pol := a.policer.Load()
+	if pol == nil || pod.Spec.HostNetwork {
+		return true
+	}
+	var ips []netip.Addr
+	for _, s := range podIPs {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			ips = append(ips, ip)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pol.PodStarting(ctx, pod, ips); err != nil {
+		slog.Warn("the pod's network policy rules are not in place; its containers wait", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		return false
+	}
+	return true
 }
 
 // overlayDevice names the VXLAN device of the agent of a bridge.

@@ -429,6 +429,9 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state
 	if ready {
 		sbCfg := sandboxConfig(pod, attempt, a.dirs.logs, dnsConfig(pod, a.hostDNS, a.clusterDNS()).Config)
 		podIPs := a.sandboxIPs(runCtx, state.current())
+		if !a.podPoliced(runCtx, pod, podIPs) {
+			return time.Second, false
+		}
 		start := func(c *corev1.Container, latest *containerState, init bool) {
 			want(a.startOrBackoff(runCtx, w, pod, c, latest, state, sandboxID, sbCfg, podIPs, init))
 		}
