@@ -27,11 +27,34 @@ import (
 //	                        then each record of the answer section and then
 //	                        of the additional section
 //	udpsend ADDR MSG        sends MSG over UDP and prints the reply
+//	unreachable TARGET FOR  connects to TARGET (IP:PORT/tcp or /udp, as
+//	                        /probe) again and again, from its start and
+//	                        for FOR (e.g. 5s): exit 0 when it never
+//	                        answered, 1 with the time it did
 func init() {
 	applets["get"] = getApplet
 	applets["lookup"] = lookupApplet
 	applets["dnsq"] = dnsqApplet
 	applets["udpsend"] = udpSendApplet
+	applets["unreachable"] = unreachableApplet
+}
+
+func unreachableApplet(args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: unreachable IP:PORT/PROTO DURATION")
+	}
+	d, err := time.ParseDuration(args[1])
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	for attempt := 1; time.Since(start) < d; attempt++ {
+		if probe(args[0], 100*time.Millisecond) {
+			return fmt.Errorf("%s answered attempt %d, %v after the start", args[0], attempt, time.Since(start))
+		}
+	}
+	fmt.Printf("%s never answered in %v\n", args[0], d)
+	return nil
 }
 
 func getApplet(args []string) error {
