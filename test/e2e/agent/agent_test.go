@@ -434,7 +434,12 @@ func testImagePullBackOff(t *testing.T, s *framework.Server) {
 	reasons := watchWaitingReasons(t, s, ns, "missing")
 	s.MustKubectl(t, "-n", ns, "run", "missing", "--image="+image, "--overrides="+overrides(nil))
 	pod := waitPod(t, s, ns, "missing", 60*time.Second, "ImagePullBackOff", waiting("ImagePullBackOff"))
-	seq := reasons()
+	// The watch may deliver the status a moment after a get returned it.
+	var seq []string
+	_ = framework.WaitFor(10*time.Second, func() (bool, error) {
+		seq = reasons()
+		return slices.Contains(seq, "ImagePullBackOff"), nil
+	})
 	iErr, iBackOff := slices.Index(seq, "ErrImagePull"), slices.Index(seq, "ImagePullBackOff")
 	if iErr < 0 || iBackOff < iErr {
 		t.Errorf("waiting reasons %v, want ErrImagePull then ImagePullBackOff", seq)
