@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
@@ -102,6 +103,9 @@ func New(cfg Config, factory informers.SharedInformerFactory) (*Policer, error) 
 		full:  true,
 	}
 	podInf := factory.Core().V1().Pods().Informer()
+	if err := podInf.SetTransform(slimPod); err != nil {
+		return nil, fmt.Errorf("netpol: the pod informer: %w", err)
+	}
 	nsInf := factory.Core().V1().Namespaces().Informer()
 	polInf := factory.Networking().V1().NetworkPolicies().Informer()
 	// The dirty sets are swapped by each sync: they are reached under the lock.
@@ -160,6 +164,32 @@ func New(cfg Config, factory informers.SharedInformerFactory) (*Policer, error) 
 	p.pods, p.namespaces, p.policies = podInf.GetIndexer(), nsInf.GetIndexer(), polInf.GetIndexer()
 	p.synced = []cache.InformerSynced{podInf.HasSynced, nsInf.HasSynced, polInf.HasSynced}
 	return p, nil
+}
+
+// slimPod keeps of a pod what the policer uses (its identity, labels, node, addresses,
+// phase, deletion and container ports), so that a node's cache of every pod in the
+// cluster stays small. It is the pod informer's transform: the factory's pod informer is
+// the policer's alone.
+func slimPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil // a DeletedFinalStateUnknown: its object was transformed when cached
+	}
+	slim := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
+			Labels: p.Labels, DeletionTimestamp: p.DeletionTimestamp, CreationTimestamp: p.CreationTimestamp},
+		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork},
+		Status: corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: p.Status.PodIPs},
+	}
+	for _, c := range p.Spec.Containers {
+		slim.Spec.Containers = append(slim.Spec.Containers, corev1.Container{Name: c.Name, Ports: c.Ports})
+	}
+	for _, c := range p.Spec.InitContainers {
+		if c.RestartPolicy != nil {
+			slim.Spec.InitContainers = append(slim.Spec.InitContainers, corev1.Container{Name: c.Name, Ports: c.Ports, RestartPolicy: c.RestartPolicy})
+		}
+	}
+	return slim, nil
 }
 
 // podMatters reports whether a pod update changes anything the policer uses: the status
