@@ -15,6 +15,8 @@ go test ./internal/network/overlay -run '^$' -bench 'BenchmarkPodToPodTCP$' -ben
 go test ./internal/network/overlay -run '^$' -bench BenchmarkPodToPodIperf3 -benchtime 3x
 go test ./internal/network/overlay -run '^$' -bench 'BenchmarkPodToPodRTT|BenchmarkNewNodeReachable' -benchtime 2s
 go test ./internal/network/overlay -run '^$' -bench BenchmarkResync -benchtime 20x
+echo ">> NetworkPolicy (internal/network/netpol, as root)"
+(cd internal/network/netpol && go test -run '^$' -bench . -benchtime 200x && go test -run '^$' -bench FirstPacket -benchtime 200x -count 3)
 echo ">> cluster DNS (internal/network/dns)"
 go test -run '^$' -bench . -benchtime 2s -benchmem ./internal/network/dns/
 go run ./hack/dnsperf
@@ -22,3 +24,4 @@ echo ">> Services end to end (test/e2e/network)"
 go test ./test/e2e/network/ -run '^$' -bench ReadyToReachable -benchtime=20x
 go test ./test/e2e/network/ -run '^$' -bench ServiceResolvable -benchtime=100x
 go test ./test/e2e/network/ -run '^$' -bench AgentServicesRSS -benchtime=1x
+go test ./test/e2e/network/ -run '^$' -bench NetworkPolicyEnforced -benchtime=40x
