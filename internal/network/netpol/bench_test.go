@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	goruntime "runtime"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -248,7 +246,7 @@ func BenchmarkFirstPacket(b *testing.B) {
 			server, clientPod := benchPod(0, 0), benchPod(0, 1)
 			names := []string{"policies", "dispatch", "none"}
 			type node struct {
-				w      *nsWorker
+				w      *netnstest.Worker
 				server netip.Addr
 				udp    net.Conn // to 8081 (allowed)
 				denied net.Conn // to 8082 (no policy allows it)
@@ -272,8 +270,8 @@ func BenchmarkFirstPacket(b *testing.B) {
 				default:
 					conntrackOnly(b, tb)
 				}
-				n := &node{w: newNsWorker(b, c.ns), server: s.ip}
-				n.w.run(func() {
+				n := &node{w: netnstest.NewWorker(b, c.ns), server: s.ip}
+				n.w.Run(func() {
 					var err error
 					if n.udp, err = net.Dial("udp4", netip.AddrPortFrom(s.ip, 8081).String()); err != nil {
 						b.Fatal(err)
@@ -305,7 +303,7 @@ func BenchmarkFirstPacket(b *testing.B) {
 					i := (iter + j) % len(nodes)
 					n := nodes[i]
 					var err error
-					n.w.run(func() {
+					n.w.Run(func() {
 						t0 := time.Now()
 						var c net.Conn
 						if c, err = d.Dial("tcp4", netip.AddrPortFrom(n.server, 8080).String()); err != nil {
@@ -399,43 +397,4 @@ func median(d []time.Duration) float64 {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return float64(s[len(s)/2].Nanoseconds()) / 1000
-}
-
-// nsWorker runs functions, one at a time, on a thread inside a network namespace.
-type nsWorker struct {
-	do   chan func()
-	done chan struct{}
-}
-
-func newNsWorker(b testing.TB, ns netns.NsHandle) *nsWorker {
-	w := &nsWorker{do: make(chan func()), done: make(chan struct{})}
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		goruntime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			b.Error(err)
-			return
-		}
-		for f := range w.do {
-			f()
-			w.done <- struct{}{}
-		}
-		if netns.Set(orig) == nil {
-			goruntime.UnlockOSThread()
-		}
-	}()
-	b.Cleanup(func() { close(w.do); <-stopped })
-	return w
-}
-
-func (w *nsWorker) run(f func()) {
-	w.do <- f
-	<-w.done
 }

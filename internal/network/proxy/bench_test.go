@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
+	"github.com/havre/havre/internal/network/netnstest"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -188,7 +187,7 @@ func BenchmarkFirstPacket(b *testing.B) {
 			// Service 0 goes to the test pod.
 			slices[0] = slice("bench", "svc-00000", "svc-00000-1", []slicePort{tcp("http", 8080)}, ep("10.42.0.5"))
 			vip := svcs[0].Spec.ClusterIP + ":80"
-			var workers []*nsWorker
+			var workers []*netnstest.Worker
 			for _, shards := range []int{0, 1} {
 				tn := newTestNet(b)
 				tn.serve(b, 8080, 5353)
@@ -202,11 +201,11 @@ func BenchmarkFirstPacket(b *testing.B) {
 				program(b, k, Build(bc, svcs, slices))
 				k.close()
 				b.Cleanup(func() { _ = cleanup(bc.Table, int(tn.node)) })
-				workers = append(workers, newNsWorker(b, tn.node))
+				workers = append(workers, netnstest.NewWorker(b, tn.node))
 			}
 			targets := []struct {
 				name string
-				w    *nsWorker
+				w    *netnstest.Worker
 				addr string
 			}{
 				{"pod", workers[0], "10.42.0.5:8080"},
@@ -222,7 +221,7 @@ func BenchmarkFirstPacket(b *testing.B) {
 					i := (iter + j) % len(targets)
 					t := targets[i]
 					var err error
-					t.w.run(func() {
+					t.w.Run(func() {
 						start := time.Now()
 						var c net.Conn
 						if c, err = d.Dial("tcp", t.addr); err != nil {
@@ -257,31 +256,4 @@ func median(d []time.Duration) float64 {
 	s := append([]time.Duration(nil), d...)
 	slices.Sort(s)
 	return float64(s[len(s)/2].Nanoseconds()) / 1000
-}
-
-// nsWorker runs functions, one at a time, on a thread inside a network namespace.
-type nsWorker struct {
-	do   chan func()
-	done chan struct{}
-}
-
-func newNsWorker(b testing.TB, ns netns.NsHandle) *nsWorker {
-	w := &nsWorker{do: make(chan func()), done: make(chan struct{})}
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		inNetns(b, ns, func() {
-			for f := range w.do {
-				f()
-				w.done <- struct{}{}
-			}
-		})
-	}()
-	b.Cleanup(func() { close(w.do); <-stopped })
-	return w
-}
-
-func (w *nsWorker) run(f func()) {
-	w.do <- f
-	<-w.done
 }
