@@ -94,7 +94,7 @@ type Controller struct {
 	staleBackoff workqueue.TypedRateLimiter[string]
 
 	reconciler    *esreconciler.Reconciler
-	tracker       *esutil.EndpointSliceTracker
+	tracker       *controller.SliceTracker
 	triggerTimes  *esutil.TriggerTimeTracker
 	topologyCache *topologycache.TopologyCache
 	recorder      record.EventRecorder
@@ -132,14 +132,14 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpoint_slice_topology"}),
 		staleBackoff:  workqueue.NewTypedItemExponentialFailureRateLimiter[string](staleRetry, maxStaleRetry),
-		tracker:       esutil.NewEndpointSliceTracker(),
+		tracker:       controller.NewSliceTracker(),
 		triggerTimes:  esutil.NewTriggerTimeTracker(),
 		topologyCache: topologycache.NewTopologyCache(),
 		recorder:      recorder,
 		logger:        logr.FromSlogHandler(slog.Default().Handler()).WithName("endpointslice"),
 		batchPeriod:   opts.BatchPeriod,
 	}
-	c.reconciler = esreconciler.NewReconciler(client, c.nodeLister, opts.MaxEndpointsPerSlice, c.tracker,
+	c.reconciler = esreconciler.NewReconciler(client, c.nodeLister, opts.MaxEndpointsPerSlice, c.tracker.EndpointSliceTracker,
 		c.topologyCache, recorder, ControllerName, esreconciler.WithPreferSameTrafficDistributionEnabled(true))
 
 	if _, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{

@@ -41,7 +41,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
-	esutil "k8s.io/endpointslice/util"
 
 	"github.com/havre/havre/internal/controller"
 )
@@ -74,7 +73,7 @@ type Controller struct {
 	synced          []cache.InformerSynced
 	queue           workqueue.TypedRateLimitingInterface[string]
 	staleBackoff    workqueue.TypedRateLimiter[string]
-	tracker         *esutil.EndpointSliceTracker
+	tracker         *controller.SliceTracker
 	recorder        record.EventRecorder
 	maxPerSubset    int
 	batchPeriod     time.Duration
@@ -100,7 +99,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 				&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(10), 100)}),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpoint_slice_mirroring"}),
 		staleBackoff: workqueue.NewTypedItemExponentialFailureRateLimiter[string](staleRetry, maxStaleRetry),
-		tracker:      esutil.NewEndpointSliceTracker(),
+		tracker:      controller.NewSliceTracker(),
 		recorder:     recorder,
 		maxPerSubset: MaxEndpointsPerSubset,
 		batchPeriod:  batchPeriod,
