@@ -122,6 +122,10 @@ func testLivenessRestarts(t *testing.T, s *framework.Server) {
 	createNamespace(t, s, ns)
 	c := webContainer("web")
 	c.LivenessProbe = httpGetProbe("/health", intstr.FromInt32(8080))
+	// The liveness probe (one failure kills) waits for the server to
+	// listen: on a loaded machine its first probe could come first.
+	c.StartupProbe = httpGetProbe("/health", intstr.FromInt32(8080))
+	c.StartupProbe.FailureThreshold = 60
 	createPod(t, s, ns, "live", nil, c)
 	p := waitPod(t, s, ns, "live", 60*time.Second, "Running and Ready", running)
 	podGet(t, p, 8080, "/sethealth?ok=false")
