@@ -42,6 +42,8 @@ type resourceHandler struct {
 	events eventCache
 	// managers maintain managedFields.
 	managers fieldManagers
+	// custom is set for custom resources.
+	custom *customResource
 }
 
 // resourceHooks are the server-side behaviours a few kinds need beyond their
@@ -65,6 +67,12 @@ type resourceHooks struct {
 	blocksDeletion func(obj runtime.Object) bool
 	// returnDeleted: DELETE answers with the object, not a Status.
 	returnDeleted bool
+	// statusWritesMetadata: status writes keep the request's labels,
+	// annotations and finalizers (as upstream's CRD status strategy, which
+	// its finalizer relies on).
+	statusWritesMetadata bool
+	// deleteFinalizers are added to every object marked for deletion.
+	deleteFinalizers []string
 }
 
 func (h *resourceHandler) gr() schema.GroupResource { return h.res.GroupResource() }
@@ -122,11 +130,21 @@ func (h *resourceHandler) readObject(w http.ResponseWriter, r *http.Request, inf
 	if err != nil {
 		return nil, opts, err
 	}
-	obj, err := decodeBody(w, r, h.res.GroupVersionKind(), h.objs.newObject(), opts.validation)
+	obj, err := h.decodeBody(w, r, opts.validation)
 	if err != nil {
 		return nil, opts, err
 	}
 	return obj, opts, h.checkNamespace(obj, info.namespace)
+}
+
+// decodeBody decodes a body of the resource's kind; for custom resources,
+// the fields the schema does not know are reported as fieldValidation asks.
+func (h *resourceHandler) decodeBody(w http.ResponseWriter, r *http.Request, validation string) (runtime.Object, error) {
+	obj, err := decodeBody(w, r, h.res.GroupVersionKind(), h.objs.newObject(), validation)
+	if err == nil && h.custom != nil {
+		err = h.custom.checkUnknownFields(w, obj, validation)
+	}
+	return obj, err
 }
 
 func (h *resourceHandler) serveCreate(w http.ResponseWriter, r *http.Request, info requestInfo) {
@@ -507,6 +525,11 @@ func (h *resourceHandler) delete(ctx context.Context, namespace, name string, op
 			grace = h.hooks.gracePeriod(cur, opts.GracePeriodSeconds)
 		}
 		finalizers := withPropagationFinalizer(nacc.GetFinalizers(), opts)
+		for _, f := range h.hooks.deleteFinalizers {
+			if !slices.Contains(finalizers, f) {
+				finalizers = append(slices.Clone(finalizers), f)
+			}
+		}
 		nacc.SetFinalizers(finalizers)
 		pending := grace > 0 || len(finalizers) > 0 || (h.hooks.blocksDeletion != nil && h.hooks.blocksDeletion(cur))
 		if !pending {

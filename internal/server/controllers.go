@@ -7,9 +7,11 @@ import (
 	"strings"
 
 	"github.com/havre/havre/internal/controller"
+	"github.com/havre/havre/internal/controller/crd"
 	"github.com/havre/havre/internal/controller/garbagecollector"
 	"github.com/havre/havre/internal/controller/namespace"
 	"github.com/havre/havre/internal/controller/nodeipam"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // registered is one in-process controller of `havre server`.
@@ -24,6 +26,7 @@ type registered struct {
 // controller_<name>.go (or below, for the small ones).
 var controllers = []registered{
 	{"namespace", startNamespace},
+	{"crd", startCRD},
 	{"garbagecollector", startGarbageCollector},
 	{"nodeipam", startNodeIPAM},
 	{"cronjob", startCronJob},
@@ -86,6 +89,9 @@ func checkSelection(selection []string) error {
 
 func startNamespace(ctx context.Context, c *controller.Context) error {
 	nsc := namespace.New(c.Client, c.Dynamic, c.Informers, c.Namespaced)
+	nsc.SetExtraResources(func(ctx context.Context) ([]schema.GroupVersionResource, error) {
+		return crd.Served(ctx, c.Dynamic, true)
+	})
 	go nsc.Run(ctx, 2)
 	return nil
 }
