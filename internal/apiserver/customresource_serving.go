@@ -21,6 +21,9 @@ import (
 // CustomResourceDefinitions: it follows the definitions in the store and
 // (re)builds a handler per served version, then discovery and OpenAPI.
 type customResources struct {
+	// syncMu serialises syncs: each lists the definitions and installs
+	// what it listed.
+	syncMu   sync.Mutex
 	mu       sync.RWMutex
 	handlers map[schema.GroupVersionResource]*resourceHandler
 	// built is, per definition name, what its handlers were built from.
@@ -68,6 +71,8 @@ func buildKey(crd *apiextensionsv1.CustomResourceDefinition) string {
 // syncCustomResources rebuilds the served custom resources from the
 // definitions in the store.
 func (s *Server) syncCustomResources(ctx context.Context) (int64, error) {
+	s.custom.syncMu.Lock()
+	defer s.custom.syncMu.Unlock()
 	h := s.crdHandler()
 	res, err := s.cfg.Store.List(ctx, h.objs.listPrefix(""), storage.ListOptions{})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -82,6 +83,13 @@ func (s *Server) customise(h *resourceHandler) {
 		// As upstream: deleting a definition first deletes its instances.
 		h.hooks.deleteFinalizers = []string{apiextensionsv1.CustomResourceCleanupFinalizer}
 		h.hooks.statusWritesMetadata = true
+		// Custom resources are served, or no longer, when the write that
+		// establishes (or removes) their definition is acknowledged.
+		h.hooks.afterWrite = func(ctx context.Context) {
+			if _, err := s.syncCustomResources(ctx); err != nil {
+				slog.Warn("serving custom resources", "err", err)
+			}
+		}
 		h.hooks.pendingDelete = func(obj runtime.Object) {
 			crd := obj.(*apiextensionsv1.CustomResourceDefinition)
 			apiextensionshelpers.SetCRDCondition(crd, apiextensionsv1.CustomResourceDefinitionCondition{

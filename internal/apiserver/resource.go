@@ -71,6 +71,8 @@ type resourceHooks struct {
 	// annotations and finalizers (as upstream's CRD status strategy, which
 	// its finalizer relies on).
 	statusWritesMetadata bool
+	// afterWrite runs after every successful write (not dry runs).
+	afterWrite func(ctx context.Context)
 	// deleteFinalizers are added to every object marked for deletion.
 	deleteFinalizers []string
 }
@@ -237,6 +239,9 @@ func (h *resourceHandler) create(ctx context.Context, obj runtime.Object, opts w
 	}
 	for attempt := 0; ; attempt++ {
 		out, err := h.objs.create(ctx, obj)
+		if err == nil {
+			h.wrote(ctx)
+		}
 		if generated && apierrors.IsAlreadyExists(err) && attempt < 8 {
 			acc.SetName(acc.GetGenerateName() + utilrand.String(5))
 			continue
@@ -355,7 +360,15 @@ func (h *resourceHandler) writeUpdate(ctx context.Context, namespace, name strin
 	if final != nil {
 		return final, nil
 	}
+	defer h.wrote(ctx)
 	return h.finishIfDeleted(ctx, out)
+}
+
+// wrote runs the afterWrite hook.
+func (h *resourceHandler) wrote(ctx context.Context) {
+	if h.hooks.afterWrite != nil {
+		h.hooks.afterWrite(ctx)
+	}
 }
 
 // carryOver copies server-owned metadata from the stored object onto an
@@ -539,6 +552,9 @@ func (h *resourceHandler) delete(ctx context.Context, namespace, name string, op
 			out, err := h.objs.remove(ctx, namespace, name, rv)
 			if apierrors.IsConflict(err) {
 				continue
+			}
+			if err == nil {
+				h.wrote(ctx)
 			}
 			return out, err == nil, err
 		}

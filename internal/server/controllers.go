@@ -103,6 +103,17 @@ func startGarbageCollector(ctx context.Context, c *controller.Context) error {
 	if err != nil {
 		return err
 	}
+	// Custom resources come and go with their definitions.
+	err = crd.Watch(ctx, c.Config, func(served []crd.Resource) {
+		resources := make([]garbagecollector.Resource, len(served))
+		for i, r := range served {
+			resources[i] = garbagecollector.Resource{GroupVersionResource: r.GroupVersionResource, Kind: r.Kind, Namespaced: r.Namespaced}
+		}
+		gc.SetCustomResources(ctx, resources)
+	})
+	if err != nil {
+		return err
+	}
 	go gc.Run(ctx, 4)
 	return nil
 }

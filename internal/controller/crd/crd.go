@@ -10,6 +10,9 @@ package crd
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sort"
+	"sync"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
@@ -20,6 +23,7 @@ import (
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
@@ -149,4 +153,68 @@ func Served(ctx context.Context, dyn dynamic.Interface, namespacedOnly bool) ([]
 		}
 	}
 	return out, nil
+}
+
+// Resource is the storage version of an established definition's resource.
+type Resource struct {
+	schema.GroupVersionResource
+	Kind       string
+	Namespaced bool
+}
+
+// Watch calls fn with the resources of the established definitions once
+// they are listed and after every change of a definition, until ctx is
+// done; calls are serialised.
+func Watch(ctx context.Context, config *restclient.Config, fn func([]Resource)) error {
+	client, err := apiextensionsclient.NewForConfig(config)
+	if err != nil {
+		return err
+	}
+	factory := apiextensionsinformers.NewSharedInformerFactory(client, 0)
+	inf := factory.Apiextensions().V1().CustomResourceDefinitions()
+	lister := inf.Lister()
+	var mu sync.Mutex
+	var last []Resource
+	changed := func(any) {
+		mu.Lock()
+		defer mu.Unlock()
+		crds, err := lister.List(labels.Everything())
+		if err != nil {
+			return
+		}
+		var out []Resource
+		for _, crd := range crds {
+			if !isTrue(crd, apiextensionsv1.Established) {
+				continue
+			}
+			for _, v := range crd.Spec.Versions {
+				if v.Storage {
+					out = append(out, Resource{
+						GroupVersionResource: schema.GroupVersionResource{Group: crd.Spec.Group, Version: v.Name, Resource: crd.Status.AcceptedNames.Plural},
+						Kind:                 crd.Status.AcceptedNames.Kind, Namespaced: crd.Spec.Scope == apiextensionsv1.NamespaceScoped,
+					})
+				}
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+		if last != nil && slices.Equal(out, last) {
+			return
+		}
+		last = out
+		if last == nil {
+			last = []Resource{}
+		}
+		fn(out)
+	}
+	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: changed, UpdateFunc: func(_, obj any) { changed(obj) }, DeleteFunc: changed,
+	}); err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	go func() {
+		<-ctx.Done()
+		factory.Shutdown()
+	}()
+	return nil
 }
