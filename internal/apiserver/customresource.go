@@ -197,6 +197,15 @@ func (s *Server) newCustomResourceHandler(crd *apiextensionsv1.CustomResourceDef
 		gr: res.GroupResource(), custom: cr,
 	}
 	h := &resourceHandler{srv: s, res: res, objs: objs, nameFn: metavalidation.NameIsDNSSubdomain, trackGeneration: true, custom: cr}
+	if crd.DeletionTimestamp != nil {
+		// As upstream: the instances of a definition being deleted can be
+		// read and deleted, not created.
+		h.hooks.beforeCreate = func(context.Context, runtime.Object) error {
+			err := apierrors.NewMethodNotSupported(res.GroupResource(), "create")
+			err.ErrStatus.Message = "create not allowed while custom resource definition is terminating"
+			return err
+		}
+	}
 	return h, nil
 }
 

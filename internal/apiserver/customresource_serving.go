@@ -61,10 +61,11 @@ func (s *Server) crdHandler() *resourceHandler {
 // update that changes neither names nor establishment reuses them.
 func buildKey(crd *apiextensionsv1.CustomResourceDefinition) string {
 	b, _ := json.Marshal(struct {
-		UID        string
-		Generation int64
-		Names      apiextensionsv1.CustomResourceDefinitionNames
-	}{string(crd.UID), crd.Generation, crd.Status.AcceptedNames})
+		UID         string
+		Generation  int64
+		Names       apiextensionsv1.CustomResourceDefinitionNames
+		Terminating bool
+	}{string(crd.UID), crd.Generation, crd.Status.AcceptedNames, crd.DeletionTimestamp != nil})
 	return string(b)
 }
 
