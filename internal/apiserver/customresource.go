@@ -14,22 +14,17 @@ import (
 	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
-	structuraldefaulting "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apiextensions-apiserver/pkg/controller/openapi/builder"
-	"k8s.io/apiextensions-apiserver/pkg/registry/customresource"
 	"k8s.io/apiextensions-apiserver/pkg/registry/customresource/tableconvertor"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metavalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/kube-openapi/pkg/spec3"
 
@@ -50,57 +45,6 @@ type customResource struct {
 	scale      *apiextensionsv1.CustomResourceSubresourceScale
 	// typeConverter is built from the definition's schemas on first use.
 	typeConverter func() (managedfields.TypeConverter, error)
-}
-
-// crStrategy adapts upstream's custom resource strategy to registry.Strategy.
-type crStrategy struct {
-	cr     *customResource
-	main   rest.RESTCreateUpdateStrategy
-	status rest.RESTUpdateStrategy
-	attrs  func(runtime.Object) (labels.Set, fields.Set, error)
-}
-
-// Default prunes fields the schema does not know (unless preserved) and
-// applies the schema's defaults, as the apiextensions server's decoder does.
-func (s crStrategy) Default(obj runtime.Object) {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok || s.cr.structural == nil {
-		return
-	}
-	pruning.Prune(u.Object, s.cr.structural, true)
-	structuraldefaulting.Default(u.Object, s.cr.structural)
-}
-
-func (s crStrategy) PrepareForCreate(ctx context.Context, obj runtime.Object) {
-	s.main.PrepareForCreate(ctx, obj)
-}
-
-func (s crStrategy) PrepareForUpdate(ctx context.Context, obj, old runtime.Object) {
-	s.main.PrepareForUpdate(ctx, obj, old)
-}
-
-func (s crStrategy) Validate(ctx context.Context, obj runtime.Object) field.ErrorList {
-	return s.main.Validate(ctx, obj)
-}
-
-func (s crStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
-	return s.main.ValidateUpdate(ctx, obj, old)
-}
-
-func (s crStrategy) ValidateStatusUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
-	return s.status.ValidateUpdate(ctx, obj, old)
-}
-
-// SelectableFields are the definition's selectableFields (the server adds
-// metadata.name and metadata.namespace).
-func (s crStrategy) SelectableFields(obj runtime.Object) fields.Set {
-	_, set, err := s.attrs(obj)
-	if err != nil || set == nil {
-		return fields.Set{}
-	}
-	delete(set, "metadata.name")
-	delete(set, "metadata.namespace")
-	return set
 }
 
 // servedVersion returns the definition's version name, or nil.
@@ -159,23 +103,20 @@ func (s *Server) newCustomResourceHandler(crd *apiextensionsv1.CustomResourceDef
 			}
 		}
 	}
-	var statusSub *apiextensionsinternal.CustomResourceSubresourceStatus
-	var scaleSub *apiextensionsinternal.CustomResourceSubresourceScale
 	subs := []registry.Subresource{}
 	if v.Subresources != nil {
 		if v.Subresources.Status != nil {
-			statusSub = &apiextensionsinternal.CustomResourceSubresourceStatus{}
 			subs = append(subs, registry.Subresource{Name: registry.Status, Kind: gvk, Verbs: registry.VerbsStatus})
 		}
 		if sc := v.Subresources.Scale; sc != nil {
 			cr.scale = sc
-			scaleSub = &apiextensionsinternal.CustomResourceSubresourceScale{
-				SpecReplicasPath: sc.SpecReplicasPath, StatusReplicasPath: sc.StatusReplicasPath, LabelSelectorPath: sc.LabelSelectorPath}
 			subs = append(subs, registry.Subresource{Name: registry.Scale, Kind: autoscalingv1.SchemeGroupVersion.WithKind("Scale"), Verbs: registry.VerbsStatus})
 		}
 	}
-	upstream := customresource.NewStrategy(apiScheme, namespaced, gvk, validator, statusValidator, cr.structural, statusSub, scaleSub, v.SelectableFields)
-	strategy := crStrategy{cr: cr, main: upstream, status: customresource.NewStatusStrategy(upstream), attrs: upstream.GetAttrs}
+	strategy, err := newCRStrategy(cr, v, validator, statusValidator)
+	if err != nil {
+		return nil, err
+	}
 
 	columns := v.AdditionalPrinterColumns
 	if len(columns) == 0 {
