@@ -98,6 +98,7 @@ func BenchmarkCreateGet(b *testing.B) {
 				}
 			}
 		})
+		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "create+get/s")
 	}
 	var round atomic.Int64
