@@ -229,15 +229,17 @@ func (o *objects) encodeCustomResource(obj runtime.Object) ([]byte, error) {
 	return data, nil
 }
 
-// checkUnknownFields reports the fields a custom resource's schema would
-// prune, as fieldValidation asks (Strict: 400, Warn: Warning headers).
+// checkUnknownFields prunes the fields a custom resource's schema does not
+// know and reports them as fieldValidation asks (Strict: 400, Warn:
+// Warning headers).
 func (cr *customResource) checkUnknownFields(w http.ResponseWriter, obj runtime.Object, validation string) error {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok || cr.structural == nil || validation == "Ignore" {
 		return nil
 	}
-	content := runtime.DeepCopyJSON(u.Object)
-	paths := pruning.PruneWithOptions(content, cr.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
+	// Pruning here is what the strategy's Default does anyway: the object
+	// is pruned in place, once.
+	paths := pruning.PruneWithOptions(u.Object, cr.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
 	if len(paths) == 0 {
 		return nil
 	}

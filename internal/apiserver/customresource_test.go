@@ -157,6 +157,10 @@ func TestCustomResourceStorage(t *testing.T) {
 	if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), `unknown field "spec.colour"`) {
 		t.Errorf("strict: %v", err)
 	}
+	if _, found, _ := unstructured.NestedString(bad.Object, "spec", "colour"); found {
+		t.Errorf("unknown field not pruned: %v", bad.Object)
+	}
+	bad = crObject(map[string]any{"size": "small", "colour": "red"})
 	rec := httptest.NewRecorder()
 	if err := v1.custom.checkUnknownFields(rec, bad, "Warn"); err != nil || !strings.Contains(rec.Header().Get("Warning"), "spec.colour") {
 		t.Errorf("warn: %v %q", err, rec.Header().Get("Warning"))
