@@ -354,6 +354,15 @@ spec:
 	if !managers["alice"] {
 		t.Errorf("managedFields lack alice: %v", managers)
 	}
+	// An applied configuration with a field the schema does not declare
+	// is the client's error.
+	_, stderr, err = s.KubectlStdin(strings.Replace(w, "size: small", "size: small\n  colour: red", 1), "apply", "--server-side", "--force-conflicts", "--validate=false", "--field-manager=alice", "-n", ns, "-f", "-")
+	if err == nil || !strings.Contains(stderr, "BadRequest") && !strings.Contains(stderr, "colour") {
+		t.Errorf("apply with an undeclared field: %v %s", err, stderr)
+	}
+	if strings.Contains(stderr, "InternalError") {
+		t.Errorf("apply with an undeclared field is a 500: %s", stderr)
+	}
 	// YAML output.
 	if out := s.MustKubectl(t, "get", "widget", "w1", "-n", ns, "-o", "yaml"); !strings.Contains(out, "kind: Widget") {
 		t.Errorf("yaml:\n%s", out)
