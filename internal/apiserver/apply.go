@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -57,6 +58,12 @@ func (h *resourceHandler) serveApply(ctx context.Context, w http.ResponseWriter,
 	}
 	apply := func(live runtime.Object) (runtime.Object, error) {
 		out, err := fm.Apply(live, applied.DeepCopy(), opts.manager, opts.force)
+		var status apierrors.APIStatus
+		if err != nil && !errors.As(err, &status) {
+			// The configuration does not fit the kind's schema (a field
+			// it does not declare, a wrong type): the client's error.
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
 		if err != nil {
 			return nil, err
 		}

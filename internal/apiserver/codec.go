@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -26,6 +27,7 @@ const (
 var apiScheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(scheme.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
 	utilruntime.Must(metav1.AddMetaToScheme(s))
 	metav1.AddToGroupVersion(s, metaV1)
 	return s
@@ -147,4 +149,39 @@ func kindOf(obj runtime.Object) (schema.GroupVersionKind, error) {
 // encodeStorage serialises an object for the store (without resourceVersion).
 func encodeStorage(obj runtime.Object, gv schema.GroupVersion) ([]byte, error) {
 	return runtime.Encode(codecs.EncoderForVersion(storageSerializer, gv), obj)
+}
+
+// isUnstructured reports whether obj is a custom resource or a list of them.
+func isUnstructured(obj runtime.Object) bool {
+	_, ok := obj.(runtime.Unstructured)
+	return ok
+}
+
+// encoderFor returns the encoder of obj in gv: custom resources are
+// encoded as they are (their apiVersion is the served one already).
+func encoderFor(s runtime.Serializer, obj runtime.Object, gv schema.GroupVersion) runtime.Encoder {
+	if isUnstructured(obj) {
+		return s
+	}
+	return codecs.EncoderForVersion(s, gv)
+}
+
+// negotiateOutputJSONOrYAML negotiates among JSON and YAML only, as the
+// apiextensions server does for custom resources, which have no protobuf.
+func negotiateOutputJSONOrYAML(r *http.Request) (outputFormat, error) {
+	for _, clause := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(clause))
+		if err != nil {
+			continue
+		}
+		switch mt {
+		case mediaJSON, mediaYAML:
+			info, _ := serializerFor(mt)
+			return outputFormat{info: info}, nil
+		case "*/*", "application/*":
+			info, _ := serializerFor(mediaJSON)
+			return outputFormat{info: info}, nil
+		}
+	}
+	return outputFormat{}, errNotAcceptable(r.Header.Get("Accept"))
 }

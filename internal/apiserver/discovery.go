@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
+	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -13,16 +15,43 @@ import (
 	"github.com/havre/havre/internal/registry"
 )
 
-// discovery holds the precomputed discovery documents.
+// discovery holds the precomputed discovery documents: of the built-in
+// resources, and of the custom resources served now (setCustom).
 type discovery struct {
+	versions version.Info
+	static   []*registry.Resource
+
+	mu    sync.RWMutex
+	state *discoveryState
+}
+
+// discoveryState is one generation of the documents; it is never modified.
+type discoveryState struct {
 	groups    []metav1.APIGroup
 	resources map[schema.GroupVersion]*metav1.APIResourceList
-	versions  version.Info
 	aggregate *aggregated
 }
 
 func newDiscovery(resources []*registry.Resource, v version.Info) *discovery {
-	d := &discovery{resources: map[schema.GroupVersion]*metav1.APIResourceList{}, versions: v}
+	return &discovery{versions: v, static: resources, state: buildDiscovery(resources)}
+}
+
+// setCustom replaces the custom resources in the documents.
+func (d *discovery) setCustom(custom []*registry.Resource) {
+	state := buildDiscovery(append(slices.Clone(d.static), custom...))
+	d.mu.Lock()
+	d.state = state
+	d.mu.Unlock()
+}
+
+func (d *discovery) current() *discoveryState {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.state
+}
+
+func buildDiscovery(resources []*registry.Resource) *discoveryState {
+	d := &discoveryState{resources: map[schema.GroupVersion]*metav1.APIResourceList{}}
 	groupIndex := map[string]int{}
 	for _, res := range resources {
 		gv := res.GroupVersion()
@@ -72,11 +101,12 @@ func serverAddresses(r *http.Request) []metav1.ServerAddressByClientCIDR {
 
 // serve answers /version, /api, /apis and their group and version paths.
 // It reports whether the path was a discovery path.
-func (d *discovery) serve(w http.ResponseWriter, r *http.Request) bool {
+func (dd *discovery) serve(w http.ResponseWriter, r *http.Request) bool {
 	parts := splitPath(r.URL.Path)
+	d := dd.current()
 	switch {
 	case r.URL.Path == "/version" || r.URL.Path == "/version/":
-		writeJSON(w, d.versions)
+		writeJSON(w, dd.versions)
 	case len(parts) == 1 && (parts[0] == "api" || parts[0] == "apis") && wantsAggregated(r):
 		d.aggregate.serve(w, parts[0] == "api")
 	case len(parts) == 1 && parts[0] == "api":
@@ -101,7 +131,7 @@ func (d *discovery) serve(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-func (d *discovery) serveResources(w http.ResponseWriter, r *http.Request, gv schema.GroupVersion) {
+func (d *discoveryState) serveResources(w http.ResponseWriter, r *http.Request, gv schema.GroupVersion) {
 	list, ok := d.resources[gv]
 	if !ok {
 		writeError(w, errNotFoundPath())

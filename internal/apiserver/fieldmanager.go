@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/structured-merge-diff/v6/typed"
 	"sigs.k8s.io/structured-merge-diff/v6/value"
 
+	"github.com/havre/havre/internal/openapi"
 	"github.com/havre/havre/internal/registry"
 )
 
@@ -36,7 +37,12 @@ func startTypeConverter() {
 	typeConverter.once.Do(func() {
 		typeConverter.ready = make(chan struct{})
 		go func() {
-			typeConverter.tc = newTrustedTypeConverter(applyconfigurations.NewTypeConverter(apiScheme))
+			builtin := applyconfigurations.NewTypeConverter(apiScheme)
+			crd, err := managedfields.NewTypeConverter(openapi.APIExtensionsSchemas(), false)
+			if err != nil {
+				panic(fmt.Sprintf("apiextensions.k8s.io types: %v", err)) // static data: a bug
+			}
+			typeConverter.tc = newTrustedTypeConverter(groupTypeConverter{builtin: builtin, apiextensions: crd})
 			close(typeConverter.ready)
 			// Parsing the schema leaves tens of MB of garbage: hand it back
 			// to the OS now rather than over the next minutes, so an idle
@@ -103,6 +109,24 @@ func (c *trustedTypeConverter) ObjectToTyped(obj runtime.Object, opts ...typed.V
 	return typed.AsTypedUnvalidated(v, t.schema, t.typeRef), nil
 }
 
+// groupTypeConverter is client-go's type converter of the built-in kinds,
+// with apiextensions.k8s.io's (which client-go does not know) from the
+// server's own OpenAPI definitions.
+type groupTypeConverter struct {
+	builtin, apiextensions managedfields.TypeConverter
+}
+
+func (c groupTypeConverter) ObjectToTyped(obj runtime.Object, opts ...typed.ValidationOptions) (*typed.TypedValue, error) {
+	if obj.GetObjectKind().GroupVersionKind().Group == "apiextensions.k8s.io" {
+		return c.apiextensions.ObjectToTyped(obj, opts...)
+	}
+	return c.builtin.ObjectToTyped(obj, opts...)
+}
+
+func (c groupTypeConverter) TypedToObject(v *typed.TypedValue) (runtime.Object, error) {
+	return c.builtin.TypedToObject(v)
+}
+
 // strategyDefaulter lets the field manager default objects as the
 // resource's strategy does.
 type strategyDefaulter struct{ s registry.Strategy }
@@ -119,8 +143,20 @@ type fieldManagers struct {
 
 func (h *resourceHandler) fieldManager(subresource string) (*managedfields.FieldManager, error) {
 	h.managers.once.Do(func() {
-		tc := getTypeConverter()
 		gvk := h.res.GroupVersionKind()
+		var tc managedfields.TypeConverter
+		var convertor runtime.ObjectConvertor = apiScheme
+		var creater runtime.ObjectCreater = apiScheme
+		newManager := managedfields.NewDefaultFieldManager
+		if h.custom != nil {
+			if tc, h.managers.err = h.custom.typeConverter(); h.managers.err != nil {
+				h.managers.err = apierrors.NewInternalError(h.managers.err)
+				return
+			}
+			convertor, creater, newManager = unstructuredConvertor{}, unstructuredConvertor{}, managedfields.NewDefaultCRDFieldManager
+		} else {
+			tc = getTypeConverter()
+		}
 		apiVersion := fieldpath.APIVersion(gvk.GroupVersion().String())
 		build := func(sub string, reset ...string) *managedfields.FieldManager {
 			resetFields := map[fieldpath.APIVersion]fieldpath.Filter{}
@@ -131,7 +167,7 @@ func (h *resourceHandler) fieldManager(subresource string) (*managedfields.Field
 				}
 				resetFields[apiVersion] = fieldpath.NewExcludeSetFilter(set)
 			}
-			fm, err := managedfields.NewDefaultFieldManager(tc, apiScheme, strategyDefaulter{h.res.Strategy}, apiScheme,
+			fm, err := newManager(tc, convertor, strategyDefaulter{h.res.Strategy}, creater,
 				gvk, gvk.GroupVersion(), sub, resetFields)
 			if err != nil && h.managers.err == nil {
 				h.managers.err = fmt.Errorf("field manager for %s: %w", gvk, err)

@@ -5,9 +5,12 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionshelpers "k8s.io/apiextensions-apiserver/pkg/apihelpers"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metavalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,18 +21,19 @@ import (
 // generationTracked are the resources whose metadata.generation counts
 // spec changes, as their upstream strategies do.
 var generationTracked = map[schema.GroupResource]bool{
-	{Resource: "pods"}:                                           true,
-	{Group: "apps", Resource: "deployments"}:                     true,
-	{Group: "apps", Resource: "replicasets"}:                     true,
-	{Group: "apps", Resource: "statefulsets"}:                    true,
-	{Group: "apps", Resource: "daemonsets"}:                      true,
-	{Group: "batch", Resource: "jobs"}:                           true,
-	{Group: "batch", Resource: "cronjobs"}:                       true,
-	{Group: "autoscaling", Resource: "horizontalpodautoscalers"}: true,
-	{Group: "policy", Resource: "poddisruptionbudgets"}:          true,
-	{Group: "networking.k8s.io", Resource: "ingresses"}:          true,
-	{Group: "networking.k8s.io", Resource: "networkpolicies"}:    true,
-	{Group: "networking.k8s.io", Resource: "ingressclasses"}:     true,
+	{Resource: "pods"}:                                                     true,
+	{Group: "apps", Resource: "deployments"}:                               true,
+	{Group: "apps", Resource: "replicasets"}:                               true,
+	{Group: "apps", Resource: "statefulsets"}:                              true,
+	{Group: "apps", Resource: "daemonsets"}:                                true,
+	{Group: "batch", Resource: "jobs"}:                                     true,
+	{Group: "batch", Resource: "cronjobs"}:                                 true,
+	{Group: "autoscaling", Resource: "horizontalpodautoscalers"}:           true,
+	{Group: "policy", Resource: "poddisruptionbudgets"}:                    true,
+	{Group: "networking.k8s.io", Resource: "ingresses"}:                    true,
+	{Group: "networking.k8s.io", Resource: "networkpolicies"}:              true,
+	{Group: "networking.k8s.io", Resource: "ingressclasses"}:               true,
+	{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}: true,
 }
 
 // createOnUpdate are the resources whose PUT creates a missing object.
@@ -75,6 +79,24 @@ func (s *Server) customise(h *resourceHandler) {
 		h.hooks.returnDeleted = true
 		h.hooks.gracePeriod = podGracePeriod
 		h.hooks.beforeCreate = s.admitPod
+	case schema.GroupResource{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}:
+		// As upstream: deleting a definition first deletes its instances.
+		h.hooks.deleteFinalizers = []string{apiextensionsv1.CustomResourceCleanupFinalizer}
+		h.hooks.statusWritesMetadata = true
+		// Custom resources are served, or no longer, when the write that
+		// establishes (or removes) their definition is acknowledged.
+		h.hooks.afterWrite = func(ctx context.Context) {
+			if _, err := s.syncCustomResources(ctx); err != nil {
+				slog.Warn("serving custom resources", "err", err)
+			}
+		}
+		h.hooks.pendingDelete = func(obj runtime.Object) {
+			crd := obj.(*apiextensionsv1.CustomResourceDefinition)
+			apiextensionshelpers.SetCRDCondition(crd, apiextensionsv1.CustomResourceDefinitionCondition{
+				Type: apiextensionsv1.Terminating, Status: apiextensionsv1.ConditionTrue, Reason: "InstanceDeletionPending",
+				Message: "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+			})
+		}
 	case schema.GroupResource{Group: "scheduling.k8s.io", Resource: "priorityclasses"}:
 		h.hooks.beforeCreate = func(ctx context.Context, obj runtime.Object) error {
 			return s.admitPriorityClass(ctx, h, obj, nil)

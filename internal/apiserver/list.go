@@ -224,7 +224,7 @@ func (h *resourceHandler) list(ctx context.Context, namespace string, opts metav
 		start = res.KVs[len(res.KVs)-1].Key + "\x00"
 	}
 
-	list, err := apiScheme.New(h.res.ListGroupVersionKind())
+	list, err := h.objs.newList()
 	if err != nil {
 		return nil, err
 	}

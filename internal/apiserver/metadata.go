@@ -3,6 +3,7 @@ package apiserver
 import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -35,7 +36,11 @@ func toPartialMetadata(obj runtime.Object) (runtime.Object, error) {
 // PartialObjectMetadata, as kube-apiserver serves it.
 func partialMetadata(obj runtime.Object) *metav1.PartialObjectMetadata {
 	m := &metav1.PartialObjectMetadata{}
-	if om, ok := structField(obj, "ObjectMeta"); ok {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		if md, ok := u.Object["metadata"].(map[string]any); ok {
+			_ = runtime.DefaultUnstructuredConverter.FromUnstructured(md, &m.ObjectMeta)
+		}
+	} else if om, ok := structField(obj, "ObjectMeta"); ok {
 		m.ObjectMeta = om.Interface().(metav1.ObjectMeta)
 	}
 	m.SetGroupVersionKind(metav1.SchemeGroupVersion.WithKind("PartialObjectMetadata"))

@@ -10,6 +10,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -31,6 +32,9 @@ type objects struct {
 	typ    reflect.Type
 	// conv, when set, stores this resource as another one's type.
 	conv *storageConversion
+	// custom, for custom resources: objects are unstructured, stored as
+	// JSON in the definition's storage version.
+	custom *customResource
 }
 
 // storeAs makes o keep its objects in other's keys, in other's type.
@@ -58,7 +62,22 @@ func newObjects(res *registry.Resource, s storage.Store) (*objects, error) {
 }
 
 func (o *objects) newObject() runtime.Object {
+	if o.custom != nil {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(o.custom.gvk)
+		return u
+	}
 	return reflect.New(o.typ).Interface().(runtime.Object)
+}
+
+// newList returns an empty list of the resource.
+func (o *objects) newList() (runtime.Object, error) {
+	if o.custom != nil {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(o.custom.gvk.GroupVersion().WithKind(o.custom.crd.Status.AcceptedNames.ListKind))
+		return l, nil
+	}
+	return apiScheme.New(o.res.ListGroupVersionKind())
 }
 
 func (o *objects) key(namespace, name string) string {
@@ -77,6 +96,13 @@ func (o *objects) listPrefix(namespace string) string {
 }
 
 func (o *objects) decode(kv storage.KeyValue) (runtime.Object, error) {
+	if o.custom != nil {
+		obj, err := o.decodeCustomResource(kv.Value, kv.ModRevision)
+		if err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+		}
+		return obj, nil
+	}
 	if o.conv != nil {
 		obj, err := o.conv.storage.decode(kv)
 		if err != nil {
@@ -95,6 +121,9 @@ func (o *objects) decode(kv storage.KeyValue) (runtime.Object, error) {
 }
 
 func (o *objects) encode(obj runtime.Object) ([]byte, error) {
+	if o.custom != nil {
+		return o.encodeCustomResource(obj)
+	}
 	if o.conv != nil {
 		return o.conv.storage.encode(o.conv.toStore(obj))
 	}
@@ -255,6 +284,14 @@ func structField(obj runtime.Object, name string) (reflect.Value, bool) {
 
 // copyStatus sets dst's status to src's.
 func copyStatus(dst, src runtime.Object) {
+	if d, ok := dst.(*unstructured.Unstructured); ok {
+		if st, ok := src.(*unstructured.Unstructured).Object["status"]; ok {
+			d.Object["status"] = runtime.DeepCopyJSONValue(st)
+		} else {
+			delete(d.Object, "status")
+		}
+		return
+	}
 	d, ok1 := structField(dst, "Status")
 	s, ok2 := structField(src, "Status")
 	if ok1 && ok2 {
@@ -264,6 +301,20 @@ func copyStatus(dst, src runtime.Object) {
 
 // specChanged reports whether anything outside metadata and status differs.
 func specChanged(a, b runtime.Object) bool {
+	if ua, ok := a.(*unstructured.Unstructured); ok {
+		ub := b.(*unstructured.Unstructured)
+		for k, v := range ua.Object {
+			if k != "metadata" && k != "status" && !apiequality.Semantic.DeepEqual(v, ub.Object[k]) {
+				return true
+			}
+		}
+		for k := range ub.Object {
+			if _, ok := ua.Object[k]; !ok && k != "metadata" && k != "status" {
+				return true
+			}
+		}
+		return false
+	}
 	va, vb := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
 	for i := 0; i < va.NumField(); i++ {
 		switch va.Type().Field(i).Name {

@@ -32,6 +32,27 @@ type patcher struct {
 	// validation and w: fieldValidation of the patched object.
 	validation string
 	w          http.ResponseWriter
+	// afterDecode checks a patched object beyond decoding (custom
+	// resources' unknown fields).
+	afterDecode func(w http.ResponseWriter, obj runtime.Object, validation string) error
+}
+
+// newPatcher returns the patcher of a PATCH of the handler's resource.
+// Custom resources take no strategic merge patches, as upstream.
+func (h *resourceHandler) newPatcher(w http.ResponseWriter, r *http.Request, validation string) (*patcher, error) {
+	p, err := newPatcher(w, r, h.res.GroupVersionKind(), h.objs.newObject, validation)
+	if err != nil || h.custom == nil {
+		return p, err
+	}
+	if p.typ == types.StrategicMergePatchType {
+		return nil, &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
+			Message: fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %v",
+				[]string{string(types.JSONPatchType), string(types.MergePatchType), string(types.ApplyYAMLPatchType)}),
+		}}
+	}
+	p.afterDecode = h.custom.checkUnknownFields
+	return p, nil
 }
 
 func newPatcher(w http.ResponseWriter, r *http.Request, gvk schema.GroupVersionKind, newObj func() runtime.Object, validation string) (*patcher, error) {
@@ -102,6 +123,11 @@ func (p *patcher) apply(cur runtime.Object) (runtime.Object, error) {
 	obj, got, err := decoder.Decode(patched, &gvk, p.newObj())
 	if err = fieldValidationError(p.w, p.gvk, err, p.validation); err != nil {
 		return nil, err
+	}
+	if p.afterDecode != nil {
+		if err := p.afterDecode(p.w, obj, p.validation); err != nil {
+			return nil, err
+		}
 	}
 	if got.GroupVersion() != p.gvk.GroupVersion() || got.Kind != p.gvk.Kind {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch may not change the kind or apiVersion (from %s to %s)", p.gvk, got))

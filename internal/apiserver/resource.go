@@ -42,6 +42,8 @@ type resourceHandler struct {
 	events eventCache
 	// managers maintain managedFields.
 	managers fieldManagers
+	// custom is set for custom resources.
+	custom *customResource
 }
 
 // resourceHooks are the server-side behaviours a few kinds need beyond their
@@ -65,6 +67,14 @@ type resourceHooks struct {
 	blocksDeletion func(obj runtime.Object) bool
 	// returnDeleted: DELETE answers with the object, not a Status.
 	returnDeleted bool
+	// statusWritesMetadata: status writes keep the request's labels,
+	// annotations and finalizers (as upstream's CRD status strategy, which
+	// its finalizer relies on).
+	statusWritesMetadata bool
+	// afterWrite runs after every successful write (not dry runs).
+	afterWrite func(ctx context.Context)
+	// deleteFinalizers are added to every object marked for deletion.
+	deleteFinalizers []string
 }
 
 func (h *resourceHandler) gr() schema.GroupResource { return h.res.GroupResource() }
@@ -122,11 +132,21 @@ func (h *resourceHandler) readObject(w http.ResponseWriter, r *http.Request, inf
 	if err != nil {
 		return nil, opts, err
 	}
-	obj, err := decodeBody(w, r, h.res.GroupVersionKind(), h.objs.newObject(), opts.validation)
+	obj, err := h.decodeBody(w, r, opts.validation)
 	if err != nil {
 		return nil, opts, err
 	}
 	return obj, opts, h.checkNamespace(obj, info.namespace)
+}
+
+// decodeBody decodes a body of the resource's kind; for custom resources,
+// the fields the schema does not know are reported as fieldValidation asks.
+func (h *resourceHandler) decodeBody(w http.ResponseWriter, r *http.Request, validation string) (runtime.Object, error) {
+	obj, err := decodeBody(w, r, h.res.GroupVersionKind(), h.objs.newObject(), validation)
+	if err == nil && h.custom != nil {
+		err = h.custom.checkUnknownFields(w, obj, validation)
+	}
+	return obj, err
 }
 
 func (h *resourceHandler) serveCreate(w http.ResponseWriter, r *http.Request, info requestInfo) {
@@ -219,6 +239,9 @@ func (h *resourceHandler) create(ctx context.Context, obj runtime.Object, opts w
 	}
 	for attempt := 0; ; attempt++ {
 		out, err := h.objs.create(ctx, obj)
+		if err == nil {
+			h.wrote(ctx)
+		}
 		if generated && apierrors.IsAlreadyExists(err) && attempt < 8 {
 			acc.SetName(acc.GetGenerateName() + utilrand.String(5))
 			continue
@@ -337,7 +360,15 @@ func (h *resourceHandler) writeUpdate(ctx context.Context, namespace, name strin
 	if final != nil {
 		return final, nil
 	}
+	defer h.wrote(ctx)
 	return h.finishIfDeleted(ctx, out)
+}
+
+// wrote runs the afterWrite hook.
+func (h *resourceHandler) wrote(ctx context.Context) {
+	if h.hooks.afterWrite != nil {
+		h.hooks.afterWrite(ctx)
+	}
 }
 
 // carryOver copies server-owned metadata from the stored object onto an
@@ -507,6 +538,11 @@ func (h *resourceHandler) delete(ctx context.Context, namespace, name string, op
 			grace = h.hooks.gracePeriod(cur, opts.GracePeriodSeconds)
 		}
 		finalizers := withPropagationFinalizer(nacc.GetFinalizers(), opts)
+		for _, f := range h.hooks.deleteFinalizers {
+			if !slices.Contains(finalizers, f) {
+				finalizers = append(slices.Clone(finalizers), f)
+			}
+		}
 		nacc.SetFinalizers(finalizers)
 		pending := grace > 0 || len(finalizers) > 0 || (h.hooks.blocksDeletion != nil && h.hooks.blocksDeletion(cur))
 		if !pending {
@@ -516,6 +552,9 @@ func (h *resourceHandler) delete(ctx context.Context, namespace, name string, op
 			out, err := h.objs.remove(ctx, namespace, name, rv)
 			if apierrors.IsConflict(err) {
 				continue
+			}
+			if err == nil {
+				h.wrote(ctx)
 			}
 			return out, err == nil, err
 		}

@@ -77,6 +77,7 @@ type Server struct {
 	handlers  map[schema.GroupVersionResource]*resourceHandler
 	discovery *discovery
 	openapi   *openapi.Service
+	custom    *customResources
 	loopback  *rest.Config
 	listener  net.Listener
 	services  *serviceAllocator
@@ -100,6 +101,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	startTypeConverter()
 	s := &Server{cfg: cfg, handlers: map[schema.GroupVersionResource]*resourceHandler{}, ready: make(chan struct{}),
+		custom:        &customResources{},
 		nodeTransport: newNodeTransport(cfg.NodeClientCert)}
 	var err error
 	if s.services, err = newServiceAllocator(s, cfg.ServiceCIDR, cfg.NodePortRange); err != nil {
@@ -140,9 +142,13 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// handler returns the handler of a resource, or nil.
+// handler returns the handler of a resource (built-in or custom), or nil.
 func (s *Server) handler(group, version, resource string) *resourceHandler {
-	return s.handlers[schema.GroupVersionResource{Group: group, Version: version, Resource: resource}]
+	gvr := schema.GroupVersionResource{Group: group, Version: version, Resource: resource}
+	if h := s.handlers[gvr]; h != nil {
+		return h
+	}
+	return s.custom.handler(gvr)
 }
 
 // LoopbackConfig returns a client config for in-process clients
@@ -196,6 +202,13 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = srv.Close()
 		return err
 	}
+	// Custom resources are served before the server reports ready.
+	rev, err := s.syncCustomResources(ctx)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	go s.runCustomResources(baseCtx, rev)
 	go s.compactLoop(baseCtx)
 	s.readyOnce.Do(func() { close(s.ready) })
 

@@ -31,7 +31,7 @@ func (h *resourceHandler) servePatch(w http.ResponseWriter, r *http.Request, inf
 		writeError(w, err)
 		return
 	}
-	p, err := newPatcher(w, r, h.res.GroupVersionKind(), h.objs.newObject, opts.validation)
+	p, err := h.newPatcher(w, r, opts.validation)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -100,7 +100,7 @@ func (h *resourceHandler) serveStatus(ctx context.Context, w http.ResponseWriter
 		writeObject(w, r, http.StatusOK, obj)
 		return
 	case "update":
-		obj, err := decodeBody(w, r, h.res.GroupVersionKind(), h.objs.newObject(), opts.validation)
+		obj, err := h.decodeBody(w, r, opts.validation)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -111,7 +111,7 @@ func (h *resourceHandler) serveStatus(ctx context.Context, w http.ResponseWriter
 		}
 		desired = func(runtime.Object) (runtime.Object, error) { return obj.DeepCopyObject(), nil }
 	case "patch":
-		p, err := newPatcher(w, r, h.res.GroupVersionKind(), h.objs.newObject, opts.validation)
+		p, err := h.newPatcher(w, r, opts.validation)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -136,6 +136,11 @@ func (h *resourceHandler) serveStatus(ctx context.Context, w http.ResponseWriter
 		acc, _ := meta.Accessor(obj)
 		nacc.SetResourceVersion(acc.GetResourceVersion())
 		nacc.SetUID(acc.GetUID())
+		if h.hooks.statusWritesMetadata {
+			nacc.SetLabels(acc.GetLabels())
+			nacc.SetAnnotations(acc.GetAnnotations())
+			nacc.SetFinalizers(acc.GetFinalizers())
+		}
 		var kind func(ctx context.Context, obj, old runtime.Object) field.ErrorList
 		if ss, ok := h.res.Strategy.(registry.StatusStrategy); ok {
 			kind = ss.ValidateStatusUpdate
@@ -199,7 +204,7 @@ func (h *resourceHandler) serveScale(ctx context.Context, w http.ResponseWriter,
 		obj, err := h.objs.get(ctx, info.namespace, info.name)
 		if err == nil {
 			var s *autoscalingv1.Scale
-			if s, err = toScale(obj); err == nil {
+			if s, err = h.toScale(obj); err == nil {
 				writeObject(w, r, http.StatusOK, s)
 				return
 			}
@@ -232,7 +237,7 @@ func (h *resourceHandler) serveScale(ctx context.Context, w http.ResponseWriter,
 		}
 	}
 	out, err := h.writeUpdate(ctx, info.namespace, info.name, opts.dryRun, func(cur runtime.Object) (runtime.Object, error) {
-		curScale, err := toScale(cur)
+		curScale, err := h.toScale(cur)
 		if err != nil {
 			return nil, err
 		}
@@ -245,9 +250,9 @@ func (h *resourceHandler) serveScale(ctx context.Context, w http.ResponseWriter,
 				field.Invalid(field.NewPath("spec", "replicas"), s.Spec.Replicas, "must be greater than or equal to 0")})
 		}
 		next := cur.DeepCopyObject()
-		replicas, _, _, _ := scaleFields(next)
-		n := s.Spec.Replicas
-		replicas.Set(reflect.ValueOf(&n))
+		if err := h.setReplicas(next, s.Spec.Replicas); err != nil {
+			return nil, err
+		}
 		nacc, _ := meta.Accessor(next)
 		nacc.SetResourceVersion(s.ResourceVersion)
 		if h.trackGeneration && specChanged(next, cur) {
@@ -262,12 +267,33 @@ func (h *resourceHandler) serveScale(ctx context.Context, w http.ResponseWriter,
 		writeError(w, err)
 		return
 	}
-	s, err := toScale(out)
+	s, err := h.toScale(out)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	writeObject(w, r, http.StatusOK, s)
+}
+
+// toScale returns obj's scale subresource.
+func (h *resourceHandler) toScale(obj runtime.Object) (*autoscalingv1.Scale, error) {
+	if h.custom != nil {
+		return h.custom.scaleOf(obj)
+	}
+	return toScale(obj)
+}
+
+// setReplicas sets obj's desired replicas.
+func (h *resourceHandler) setReplicas(obj runtime.Object, n int32) error {
+	if h.custom != nil {
+		return h.custom.setReplicas(obj, n)
+	}
+	replicas, _, _, ok := scaleFields(obj)
+	if !ok {
+		return fmt.Errorf("%T has no scale", obj)
+	}
+	replicas.Set(reflect.ValueOf(&n))
+	return nil
 }
 
 // serveBinding assigns a pod to a node (POST pods/{name}/binding).

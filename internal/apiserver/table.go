@@ -29,6 +29,9 @@ func tableOptions(r *http.Request, out outputFormat) tableOptionsT {
 // columns kube-apiserver prints for the kind (see internal/printers).
 func toTable(obj runtime.Object, opts tableOptionsT) (*metav1.Table, error) {
 	isList := meta.IsListType(obj)
+	if cr := customKind(itemKind(obj, isList)); cr != nil {
+		return cr.toTable(obj, opts)
+	}
 	printer, _ := printers.For(itemKind(obj, isList))
 	t := &metav1.Table{ColumnDefinitions: printer.Columns()}
 	var items []runtime.Object
@@ -60,12 +63,7 @@ func toTable(obj runtime.Object, opts tableOptionsT) (*metav1.Table, error) {
 			}
 			row.Object.Object = item
 		case metav1.IncludeMetadata, "":
-			m := &metav1.PartialObjectMetadata{}
-			if om, ok := structField(item, "ObjectMeta"); ok {
-				m.ObjectMeta = om.Interface().(metav1.ObjectMeta)
-			}
-			m.SetGroupVersionKind(metav1.SchemeGroupVersion.WithKind("PartialObjectMetadata"))
-			row.Object.Object = m
+			row.Object.Object = partialMetadata(item)
 		}
 		t.Rows = append(t.Rows, row)
 	}

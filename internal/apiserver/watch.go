@@ -50,7 +50,7 @@ func (s *watchStream) encode(typ watch.EventType, obj runtime.Object) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	return runtime.Encode(codecs.EncoderForVersion(s.out.info.Serializer, gv), obj)
+	return runtime.Encode(encoderFor(s.out.info.Serializer, obj, gv), obj)
 }
 
 func (s *watchStream) send(typ watch.EventType, obj runtime.Object) error {
@@ -122,6 +122,9 @@ func (h *resourceHandler) serveWatch(w http.ResponseWriter, r *http.Request, inf
 		return
 	}
 	out, err := negotiateOutput(r)
+	if err == nil && h.custom != nil && !out.table && !out.metadata && out.info.MediaType == mediaProtobuf {
+		out, err = negotiateOutputJSONOrYAML(r)
+	}
 	if err != nil {
 		writeError(w, err)
 		return

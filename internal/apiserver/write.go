@@ -93,6 +93,9 @@ func addWarning(w http.ResponseWriter, text string) {
 // writeObject encodes obj in the negotiated format with the given status.
 func writeObject(w http.ResponseWriter, r *http.Request, code int, obj runtime.Object) {
 	out, err := negotiateOutput(r)
+	if err == nil && isUnstructured(obj) && !out.table && !out.metadata && out.info.MediaType == mediaProtobuf {
+		out, err = negotiateOutputJSONOrYAML(r)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -117,7 +120,7 @@ func writeObject(w http.ResponseWriter, r *http.Request, code int, obj runtime.O
 		return
 	}
 	var buf bytes.Buffer
-	if err := codecs.EncoderForVersion(out.info.Serializer, gv).Encode(obj, &buf); err != nil {
+	if err := encoderFor(out.info.Serializer, obj, gv).Encode(obj, &buf); err != nil {
 		writeError(w, err)
 		return
 	}

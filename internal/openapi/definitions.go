@@ -3,15 +3,28 @@ package openapi
 import (
 	"reflect"
 	"sort"
+	"strings"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/kube-openapi/pkg/common"
 	"k8s.io/kube-openapi/pkg/util"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/havre/havre/internal/registry"
 )
+
+// servedScheme holds every served Go type: client-go's built-in kinds and
+// apiextensions.k8s.io's CustomResourceDefinition.
+var servedScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(scheme.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	return s
+}()
 
 // definitionNamer names definitions and marks the top-level types with
 // x-kubernetes-group-version-kind, as kube-apiserver's DefinitionNamer does:
@@ -31,7 +44,7 @@ func newDefinitionNamer(resources []*registry.Resource) *definitionNamer {
 		}
 	}
 	byName := map[string][]schema.GroupVersionKind{}
-	for gvk, t := range scheme.Scheme.AllKnownTypes() {
+	for gvk, t := range servedScheme.AllKnownTypes() {
 		if gvk.Version == runtime.APIVersionInternal || (!servedGVs[gvk.GroupVersion()] && !subKinds[gvk]) {
 			continue
 		}
@@ -63,4 +76,30 @@ func newDefinitionNamer(resources []*registry.Resource) *definitionNamer {
 // keyed by their OpenAPI model names already (io.k8s.api.core.v1.Pod).
 func (n *definitionNamer) name(name string) (string, spec.Extensions) {
 	return name, n.extensions[name]
+}
+
+// apiextensionsPrefix is the model-name prefix of apiextensions.k8s.io/v1.
+const apiextensionsPrefix = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."
+
+// APIExtensionsSchemas returns the OpenAPI v3 schemas of
+// apiextensions.k8s.io/v1 and of the apimachinery types they use, keyed
+// by model name, with x-kubernetes-group-version-kind on the kinds: what a
+// structured-merge-diff type converter needs for CustomResourceDefinitions,
+// which client-go's embedded schema lacks.
+func APIExtensionsSchemas() map[string]*spec.Schema {
+	defs := GetOpenAPIDefinitions(func(name string) spec.Ref {
+		return spec.MustCreateRef("#/components/schemas/" + common.EscapeJsonPointer(name))
+	})
+	out := map[string]*spec.Schema{}
+	for name, def := range defs {
+		if !strings.HasPrefix(name, apiextensionsPrefix) && !strings.HasPrefix(name, "io.k8s.apimachinery.") {
+			continue
+		}
+		s := def.Schema
+		if kind, ok := strings.CutPrefix(name, apiextensionsPrefix); ok && (kind == "CustomResourceDefinition" || kind == "CustomResourceDefinitionList") {
+			s.AddExtension(extensionGVK, []any{gvkExtension(apiextensionsv1.SchemeGroupVersion.WithKind(kind))})
+		}
+		out[name] = &s
+	}
+	return out
 }

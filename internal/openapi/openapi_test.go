@@ -15,7 +15,10 @@ import (
 
 	openapiv2 "github.com/google/gnostic-models/openapiv2"
 	"google.golang.org/protobuf/proto"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/cli-runtime/pkg/resource"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
@@ -158,7 +161,7 @@ func TestDefinitionsComplete(t *testing.T) {
 		}
 	}
 	for _, gvk := range kinds {
-		obj, err := scheme.Scheme.New(gvk)
+		obj, err := servedScheme.New(gvk)
 		if err != nil {
 			t.Errorf("%v: %v", gvk, err)
 			continue
@@ -405,7 +408,7 @@ func TestGroupVersionDocuments(t *testing.T) {
 					continue
 				}
 				// The kind's schema carries its GVK.
-				obj, _ := scheme.Scheme.New(res.GroupVersionKind())
+				obj, _ := servedScheme.New(res.GroupVersionKind())
 				s := doc.Components.Schemas[util.GetCanonicalTypeName(obj)]
 				if s == nil {
 					t.Errorf("%s: no schema %s", res.Resource, util.GetCanonicalTypeName(obj))
@@ -482,8 +485,9 @@ func checkRefs(t *testing.T, doc map[string]any) {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, e := range v {
-				if k == "$ref" {
-					name := strings.TrimPrefix(e.(string), "#/components/schemas/")
+				// JSONSchemaProps has a property named "$ref": only a string is a reference.
+				if ref, ok := e.(string); ok && k == "$ref" {
+					name := strings.TrimPrefix(ref, "#/components/schemas/")
 					if _, ok := schemas[name]; !ok {
 						t.Errorf("dangling reference %v", e)
 					}
@@ -712,3 +716,11 @@ func TestOperationIDs(t *testing.T) {
 		}
 	}
 }
+
+// servedScheme knows every served Go type, CustomResourceDefinition too.
+var servedScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(scheme.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	return s
+}()

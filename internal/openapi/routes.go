@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/kube-openapi/pkg/common"
 
 	"github.com/havre/havre/internal/registry"
@@ -183,7 +182,7 @@ func gvkExtension(gvk schema.GroupVersionKind) map[string]any {
 
 // newObject returns a zero object of a kind, for its definition name.
 func newObject(gvk schema.GroupVersionKind) (runtime.Object, error) {
-	obj, err := scheme.Scheme.New(gvk)
+	obj, err := servedScheme.New(gvk)
 	if err != nil {
 		return nil, fmt.Errorf("openapi: no Go type for %v: %w", gvk, err)
 	}

@@ -74,6 +74,8 @@ type Service struct {
 	v3      map[string]*document
 	v3Index *document
 	v3Err   error
+
+	custom custom
 }
 
 // New returns a Service for resources; version (a git version such as
@@ -95,6 +97,8 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	switch {
+	case p == PathV2 && s.custom.active():
+		s.serveCustomV2(w, r)
 	case p == PathV2:
 		s.v2Once.Do(func() {
 			s.v2, s.v2Err = s.buildV2()
@@ -110,12 +114,29 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request) bool {
 			serveError(w, err)
 			return true
 		}
+		index := s.v3Index
+		if s.custom.active() {
+			var err error
+			if index, err = s.customIndex(); err != nil {
+				serveError(w, err)
+				return true
+			}
+		}
 		// The index is JSON whatever the Accept header, as handler3 serves it.
-		s.v3Index.write(w, r, v3Types[0])
+		index.write(w, r, v3Types[0])
 	default:
 		name := strings.TrimPrefix(p, PathV3+"/")
 		if _, ok := s.v3Routes[name]; !ok {
-			return false
+			doc, err := s.customV3(name)
+			if err != nil {
+				serveError(w, err)
+				return true
+			}
+			if doc == nil {
+				return false
+			}
+			doc.serveHashed(w, r, v3Types, serverRelativeURL(name, doc.etag))
+			return true
 		}
 		if err := s.buildV3(); err != nil {
 			serveError(w, err)
@@ -219,6 +240,19 @@ const bearerToken = "BearerToken"
 
 // buildV2 builds the swagger 2.0 document of everything.
 func (s *Service) buildV2() (*document, error) {
+	sw, err := s.buildV2Spec()
+	if err != nil {
+		return nil, err
+	}
+	data, err := sw.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encoding OpenAPI v2: %w", err)
+	}
+	return newDocument(data, v2ProtoBinary)
+}
+
+// buildV2Spec builds the swagger 2.0 document of the built-in resources.
+func (s *Service) buildV2Spec() (*spec.Swagger, error) {
 	sw, err := builder.BuildOpenAPISpecFromRoutes(s.v2Routes, &common.Config{
 		ProtocolList:                   []string{"https"},
 		Info:                           s.info(),
@@ -234,11 +268,7 @@ func (s *Service) buildV2() (*document, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building OpenAPI v2: %w", err)
 	}
-	data, err := sw.MarshalJSON()
-	if err != nil {
-		return nil, fmt.Errorf("encoding OpenAPI v2: %w", err)
-	}
-	return newDocument(data, v2ProtoBinary)
+	return sw, nil
 }
 
 // v2ProtoBinary converts a swagger 2.0 JSON document to gnostic's protobuf,

@@ -7,9 +7,11 @@ import (
 	"strings"
 
 	"github.com/havre/havre/internal/controller"
+	"github.com/havre/havre/internal/controller/crd"
 	"github.com/havre/havre/internal/controller/garbagecollector"
 	"github.com/havre/havre/internal/controller/namespace"
 	"github.com/havre/havre/internal/controller/nodeipam"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // registered is one in-process controller of `havre server`.
@@ -24,6 +26,7 @@ type registered struct {
 // controller_<name>.go (or below, for the small ones).
 var controllers = []registered{
 	{"namespace", startNamespace},
+	{"crd", startCRD},
 	{"garbagecollector", startGarbageCollector},
 	{"nodeipam", startNodeIPAM},
 	{"cronjob", startCronJob},
@@ -86,6 +89,9 @@ func checkSelection(selection []string) error {
 
 func startNamespace(ctx context.Context, c *controller.Context) error {
 	nsc := namespace.New(c.Client, c.Dynamic, c.Informers, c.Namespaced)
+	nsc.SetExtraResources(func(ctx context.Context) ([]schema.GroupVersionResource, error) {
+		return crd.Served(ctx, c.Dynamic, true)
+	})
 	go nsc.Run(ctx, 2)
 	return nil
 }
@@ -94,6 +100,17 @@ func startNamespace(ctx context.Context, c *controller.Context) error {
 // own for every resource it can delete.
 func startGarbageCollector(ctx context.Context, c *controller.Context) error {
 	gc, err := garbagecollector.New(c.Metadata, c.Collectable, c.Mapper)
+	if err != nil {
+		return err
+	}
+	// Custom resources come and go with their definitions.
+	err = crd.Watch(ctx, c.Config, func(served []crd.Resource) {
+		resources := make([]garbagecollector.Resource, len(served))
+		for i, r := range served {
+			resources[i] = garbagecollector.Resource{GroupVersionResource: r.GroupVersionResource, Kind: r.Kind, Namespaced: r.Namespaced}
+		}
+		gc.SetCustomResources(ctx, resources)
+	})
 	if err != nil {
 		return err
 	}

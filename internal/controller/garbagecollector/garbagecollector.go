@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -70,13 +71,17 @@ const (
 // Controller is the garbage collector.
 type Controller struct {
 	client    metadata.Interface
-	mapper    meta.RESTMapper
+	mapper    *extensibleMapper
 	graph     *graph
 	absent    *absentCache
 	informers []cache.Controller
 
 	attemptToDelete workqueue.TypedRateLimitingInterface[types.UID]
 	attemptToOrphan workqueue.TypedRateLimitingInterface[types.UID]
+
+	// custom are the informers of custom resources (SetCustomResources).
+	customMu sync.Mutex
+	custom   map[schema.GroupVersionResource]*customInformer
 }
 
 // New returns a garbage collector that watches the given resources (each
@@ -87,7 +92,8 @@ type Controller struct {
 func New(client metadata.Interface, resources []schema.GroupVersionResource, mapper meta.RESTMapper) (*Controller, error) {
 	c := &Controller{
 		client: client,
-		mapper: mapper,
+		mapper: &extensibleMapper{RESTMapper: mapper},
+		custom: map[schema.GroupVersionResource]*customInformer{},
 		absent: newAbsentCache(absentCacheSize),
 		attemptToDelete: workqueue.NewTypedRateLimitingQueueWithConfig(newRateLimiter(),
 			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "garbage_collector_attempt_to_delete"}),
@@ -176,7 +182,7 @@ func (c *Controller) HasSynced() bool {
 			return false
 		}
 	}
-	return true
+	return c.customSynced()
 }
 
 // handler feeds one resource's informer events into the graph.

@@ -31,9 +31,12 @@ type Controller struct {
 	client    kubernetes.Interface
 	dynamic   dynamic.Interface
 	resources []schema.GroupVersionResource
-	lister    cache.Indexer
-	queue     workqueue.TypedRateLimitingInterface[string]
-	synced    cache.InformerSynced
+	// extra, when set, returns resources served now beyond resources
+	// (custom resources).
+	extra  func(ctx context.Context) ([]schema.GroupVersionResource, error)
+	lister cache.Indexer
+	queue  workqueue.TypedRateLimitingInterface[string]
+	synced cache.InformerSynced
 }
 
 // New returns a controller that empties namespaces of the given namespaced
@@ -57,6 +60,12 @@ func New(client kubernetes.Interface, dyn dynamic.Interface, factory informers.S
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
 	})
 	return c
+}
+
+// SetExtraResources makes the controller also empty namespaces of the
+// resources fn returns at each sync (custom resources, which come and go).
+func (c *Controller) SetExtraResources(fn func(ctx context.Context) ([]schema.GroupVersionResource, error)) {
+	c.extra = fn
 }
 
 // Run processes namespaces until ctx is done.
@@ -91,7 +100,15 @@ func (c *Controller) sync(ctx context.Context, name string) (remaining bool, err
 	if ns.DeletionTimestamp == nil || !hasFinalizer(ns) {
 		return false, nil
 	}
-	for _, gvr := range c.resources {
+	resources := c.resources
+	if c.extra != nil {
+		extra, err := c.extra(ctx)
+		if err != nil {
+			return false, fmt.Errorf("listing custom resources: %w", err)
+		}
+		resources = append(slices.Clone(resources), extra...)
+	}
+	for _, gvr := range resources {
 		res := c.dynamic.Resource(gvr).Namespace(name)
 		err := res.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsMethodNotSupported(err) {

@@ -6,6 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/havre/havre/internal/registry"
+	"github.com/havre/havre/internal/registry/apiextensions"
 	appsreg "github.com/havre/havre/internal/registry/apps"
 	"github.com/havre/havre/internal/registry/autoscaling"
 	batchreg "github.com/havre/havre/internal/registry/batch"
@@ -145,6 +146,12 @@ func Resources() []*registry.Resource {
 			Subresources: []registry.Subresource{status(schema.GroupVersion{Group: "networking.k8s.io", Version: "v1"}, "Ingress")}},
 		{GroupVersionResource: gvr("networking.k8s.io", "v1", "networkpolicies"), Kind: "NetworkPolicy", Singular: "networkpolicy", Namespaced: true,
 			ShortNames: []string{"netpol"}, Verbs: registry.VerbsAll, Strategy: networking.NetworkPolicyStrategy{}},
+
+		// apiextensions.k8s.io/v1
+		{GroupVersionResource: gvr("apiextensions.k8s.io", "v1", "customresourcedefinitions"), Kind: "CustomResourceDefinition",
+			Singular: "customresourcedefinition", Namespaced: false, ShortNames: []string{"crd", "crds"}, Categories: []string{"api-extensions"},
+			Verbs: registry.VerbsAll, Strategy: apiextensions.CustomResourceDefinitionStrategy{},
+			Subresources: []registry.Subresource{status(schema.GroupVersion{Group: "apiextensions.k8s.io", Version: "v1"}, "CustomResourceDefinition")}},
 
 		// policy/v1
 		{GroupVersionResource: gvr("policy", "v1", "poddisruptionbudgets"), Kind: "PodDisruptionBudget", Singular: "poddisruptionbudget", Namespaced: true,

@@ -4,12 +4,22 @@ import (
 	"context"
 	"testing"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/havre/havre/internal/registry"
 	"github.com/havre/havre/internal/registry/catalog"
 )
+
+// servedScheme knows every served type, CustomResourceDefinition too.
+var servedScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(scheme.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	return s
+}()
 
 // TestCatalogStrategies runs every catalog strategy over an empty and a
 // defaulted object of its kind: each must accept its own type without
@@ -19,7 +29,7 @@ func TestCatalogStrategies(t *testing.T) {
 	for _, r := range catalog.Resources() {
 		t.Run(r.Resource+"."+r.Group, func(t *testing.T) {
 			newObj := func() runtime.Object {
-				obj, err := scheme.Scheme.New(r.GroupVersionKind())
+				obj, err := servedScheme.New(r.GroupVersionKind())
 				if err != nil {
 					t.Fatalf("new %v: %v", r.GroupVersionKind(), err)
 				}
