@@ -33,6 +33,7 @@ packages=(
   k8s.io/api/events/v1
   k8s.io/api/networking/v1
   k8s.io/api/policy/v1
+  k8s.io/api/rbac/v1
   k8s.io/api/scheduling/v1
   k8s.io/api/scheduling/v1alpha3 # referenced by batch/v1 JobSpec
   k8s.io/api/storage/v1

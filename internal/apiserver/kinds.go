@@ -8,11 +8,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metavalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	rbacreg "github.com/havre/havre/internal/registry/rbac"
 )
 
 // generationTracked are the resources whose metadata.generation counts
@@ -50,6 +53,9 @@ func (s *Server) customise(h *resourceHandler) {
 	gr := h.res.GroupResource()
 	h.trackGeneration = generationTracked[gr]
 	h.createOnUpdate = createOnUpdate[gr]
+	if gr.Group == rbacv1.GroupName {
+		h.nameFn = rbacreg.ValidateName
+	}
 	switch gr {
 	case schema.GroupResource{Resource: "namespaces"}:
 		h.nameFn = metavalidation.ValidateNamespaceName

@@ -263,7 +263,7 @@ func TestGzip(t *testing.T) {
 
 func TestNotServed(t *testing.T) {
 	for _, tt := range []struct{ method, path string }{
-		{"GET", "/openapi/v3/apis/rbac.authorization.k8s.io/v1"},
+		{"GET", "/openapi/v3/apis/flowcontrol.apiserver.k8s.io/v1"},
 		{"GET", "/openapi/v3/apis/apps/v2"},
 		{"GET", "/openapi/v1"},
 		{"GET", "/openapi/v2/foo"},

@@ -82,11 +82,12 @@ func TestRowsMatchColumns(t *testing.T) {
 
 // cellHasType reports whether a cell may stand in a column of type typ.
 // As upstream, some "string" columns hold numbers or booleans, and the
-// "boolean" SUSPEND of CronJobs holds "True", "False" or "<unset>".
+// "boolean" SUSPEND of CronJobs holds "True", "False" or "<unset>", and
+// the "date" CREATED AT of roles an RFC 3339 string.
 func cellHasType(cell interface{}, typ string) bool {
 	switch cell.(type) {
 	case string:
-		return typ == "string" || typ == "boolean"
+		return typ == "string" || typ == "boolean" || typ == "date"
 	case int64:
 		return typ == "integer" || typ == "string"
 	case bool:

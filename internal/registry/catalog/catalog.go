@@ -15,6 +15,7 @@ import (
 	"github.com/havre/havre/internal/registry/events"
 	"github.com/havre/havre/internal/registry/networking"
 	"github.com/havre/havre/internal/registry/policy"
+	rbacreg "github.com/havre/havre/internal/registry/rbac"
 	"github.com/havre/havre/internal/registry/scheduling"
 	"github.com/havre/havre/internal/registry/storage"
 )
@@ -150,6 +151,16 @@ func Resources() []*registry.Resource {
 		{GroupVersionResource: gvr("policy", "v1", "poddisruptionbudgets"), Kind: "PodDisruptionBudget", Singular: "poddisruptionbudget", Namespaced: true,
 			ShortNames: []string{"pdb"}, Verbs: registry.VerbsAll, Strategy: policy.PodDisruptionBudgetStrategy{},
 			Subresources: []registry.Subresource{status(schema.GroupVersion{Group: "policy", Version: "v1"}, "PodDisruptionBudget")}},
+
+		// rbac.authorization.k8s.io/v1
+		{GroupVersionResource: gvr("rbac.authorization.k8s.io", "v1", "clusterrolebindings"), Kind: "ClusterRoleBinding", Singular: "clusterrolebinding", Namespaced: false,
+			Verbs: registry.VerbsAll, Strategy: rbacreg.ClusterRoleBindingStrategy{}},
+		{GroupVersionResource: gvr("rbac.authorization.k8s.io", "v1", "clusterroles"), Kind: "ClusterRole", Singular: "clusterrole", Namespaced: false,
+			Verbs: registry.VerbsAll, Strategy: rbacreg.ClusterRoleStrategy{}},
+		{GroupVersionResource: gvr("rbac.authorization.k8s.io", "v1", "rolebindings"), Kind: "RoleBinding", Singular: "rolebinding", Namespaced: true,
+			Verbs: registry.VerbsAll, Strategy: rbacreg.RoleBindingStrategy{}},
+		{GroupVersionResource: gvr("rbac.authorization.k8s.io", "v1", "roles"), Kind: "Role", Singular: "role", Namespaced: true,
+			Verbs: registry.VerbsAll, Strategy: rbacreg.RoleStrategy{}},
 
 		// scheduling.k8s.io/v1
 		{GroupVersionResource: gvr("scheduling.k8s.io", "v1", "priorityclasses"), Kind: "PriorityClass", Singular: "priorityclass", Namespaced: false,
