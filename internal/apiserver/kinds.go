@@ -55,6 +55,10 @@ func (s *Server) customise(h *resourceHandler) {
 	h.createOnUpdate = createOnUpdate[gr]
 	if gr.Group == rbacv1.GroupName {
 		h.nameFn = rbacreg.ValidateName
+		if esc := s.cfg.RBACEscalation; esc != nil {
+			h.hooks.beforeCreate = func(ctx context.Context, obj runtime.Object) error { return esc.Check(ctx, obj, nil) }
+			h.hooks.beforeUpdate = esc.Check
+		}
 	}
 	switch gr {
 	case schema.GroupResource{Resource: "namespaces"}:

@@ -26,6 +26,7 @@ var controllers = []registered{
 	{"namespace", startNamespace},
 	{"garbagecollector", startGarbageCollector},
 	{"nodeipam", startNodeIPAM},
+	{"clusterrole-aggregation", startClusterRoleAggregation},
 	{"cronjob", startCronJob},
 	{"daemonset", startDaemonSet},
 	{"deployment", startDeployment},

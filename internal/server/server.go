@@ -21,11 +21,13 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 
 	"github.com/havre/havre/internal/agent"
 	"github.com/havre/havre/internal/agent/streaming"
 	"github.com/havre/havre/internal/apiserver"
 	"github.com/havre/havre/internal/auth"
+	"github.com/havre/havre/internal/auth/rbac"
 	"github.com/havre/havre/internal/controller"
 	"github.com/havre/havre/internal/controller/nodeipam"
 	"github.com/havre/havre/internal/pki"
@@ -101,6 +103,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	resources := catalog.Resources()
+	authorizer, rbacIndex := newAuthorizer()
 	addr := net.JoinHostPort(o.BindAddress, strconv.Itoa(o.HTTPSPort))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -111,7 +114,9 @@ func Run(ctx context.Context, o Options) error {
 		Resources:          resources,
 		TLSConfig:          bundle.ServerTLSConfig(),
 		Authenticator:      auth.Union{auth.X509{}, tokens},
-		Authorizer:         auth.AuthenticatedAllower{},
+		Authorizer:         authorizer,
+		RBACEscalation:     &rbac.Escalation{Authorizer: authorizer, Index: rbacIndex},
+		PostStart:          []func(context.Context, *rest.Config) error{startRBAC(rbacIndex)},
 		Listener:           ln,
 		CAData:             bundle.CAPEM,
 		Version:            version.Info(),
