@@ -76,6 +76,8 @@ type Config struct {
 	RBACEscalation interface {
 		Check(ctx context.Context, obj, old runtime.Object) error
 	}
+	// Reviews answer the creates of Virtual resources (registry.Resource).
+	Reviews map[schema.GroupResource]func(ctx context.Context, obj runtime.Object) (runtime.Object, error)
 	// PostStart run in order once the server answers requests and its
 	// bootstrap objects exist, with a loopback client config; the server is
 	// ready (Ready, /readyz) once they have returned, and fails if one fails.
@@ -237,6 +239,7 @@ var anonymousPaths = []string{"/livez", "/readyz", "/healthz"}
 // Handler returns the full handler chain.
 func (s *Server) Handler() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.serveAuthorized)
+	h = auth.WithImpersonation(h, s.cfg.Authorizer)
 	h = auth.WithAuthentication(h, s.cfg.Authenticator, anonymousPaths)
 	return withRecovery(h)
 }

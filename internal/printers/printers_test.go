@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +23,12 @@ import (
 // noPrinter are the served kinds upstream has no printer for either.
 var noPrinter = map[schema.GroupVersionKind]bool{
 	corev1.SchemeGroupVersion.WithKind("LimitRange"): true,
+	// The reviews are never listed.
+	authenticationv1.SchemeGroupVersion.WithKind("SelfSubjectReview"):       true,
+	authorizationv1.SchemeGroupVersion.WithKind("LocalSubjectAccessReview"): true,
+	authorizationv1.SchemeGroupVersion.WithKind("SelfSubjectAccessReview"):  true,
+	authorizationv1.SchemeGroupVersion.WithKind("SelfSubjectRulesReview"):   true,
+	authorizationv1.SchemeGroupVersion.WithKind("SubjectAccessReview"):      true,
 }
 
 // extraKinds are printed kinds that are not catalog resources.

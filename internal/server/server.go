@@ -28,6 +28,7 @@ import (
 	"github.com/havre/havre/internal/apiserver"
 	"github.com/havre/havre/internal/auth"
 	"github.com/havre/havre/internal/auth/rbac"
+	"github.com/havre/havre/internal/auth/review"
 	"github.com/havre/havre/internal/controller"
 	"github.com/havre/havre/internal/controller/nodeipam"
 	"github.com/havre/havre/internal/pki"
@@ -117,6 +118,7 @@ func Run(ctx context.Context, o Options) error {
 		Authorizer:         authorizer,
 		RBACEscalation:     &rbac.Escalation{Authorizer: authorizer, Index: rbacIndex},
 		PostStart:          []func(context.Context, *rest.Config) error{startRBAC(rbacIndex)},
+		Reviews:            (&review.Reviewer{Authorizer: authorizer, Rules: rbacIndex}).Handlers(),
 		Listener:           ln,
 		CAData:             bundle.CAPEM,
 		Version:            version.Info(),
@@ -234,7 +236,11 @@ func startControllers(ctx context.Context, srv *apiserver.Server, resources []*r
 		scope := meta.RESTScopeRoot
 		if r.Namespaced {
 			scope = meta.RESTScopeNamespace
-			cc.Namespaced = append(cc.Namespaced, r.GroupVersionResource)
+			// What the namespace controller empties: not the reviews,
+			// which are never stored.
+			if r.HasVerb("list") {
+				cc.Namespaced = append(cc.Namespaced, r.GroupVersionResource)
+			}
 		}
 		mapper.AddSpecific(r.GroupVersionKind(), r.GroupVersionResource, r.GroupVersion().WithResource(r.Singular), scope)
 		if r.HasVerb("list") && r.HasVerb("watch") && r.HasVerb("delete") {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/havre/havre/internal/registry"
 	appsreg "github.com/havre/havre/internal/registry/apps"
+	"github.com/havre/havre/internal/registry/authorization"
 	"github.com/havre/havre/internal/registry/autoscaling"
 	batchreg "github.com/havre/havre/internal/registry/batch"
 	"github.com/havre/havre/internal/registry/coordination"
@@ -112,6 +113,19 @@ func Resources() []*registry.Resource {
 		{GroupVersionResource: gvr("apps", "v1", "statefulsets"), Kind: "StatefulSet", Singular: "statefulset", Namespaced: true,
 			ShortNames: []string{"sts"}, Categories: all, Verbs: registry.VerbsAll, Strategy: appsreg.StatefulSetStrategy{},
 			Subresources: []registry.Subresource{scale(), status(apps, "StatefulSet")}},
+
+		// authentication.k8s.io/v1 and authorization.k8s.io/v1: reviews,
+		// answered and never stored.
+		{GroupVersionResource: gvr("authentication.k8s.io", "v1", "selfsubjectreviews"), Kind: "SelfSubjectReview", Singular: "selfsubjectreview", Namespaced: false,
+			Verbs: registry.VerbsCreate, Strategy: registry.DefaultStrategy{}, Virtual: true},
+		{GroupVersionResource: gvr("authorization.k8s.io", "v1", "localsubjectaccessreviews"), Kind: "LocalSubjectAccessReview", Singular: "localsubjectaccessreview", Namespaced: true,
+			Verbs: registry.VerbsCreate, Strategy: authorization.LocalSubjectAccessReviewStrategy{}, Virtual: true},
+		{GroupVersionResource: gvr("authorization.k8s.io", "v1", "selfsubjectaccessreviews"), Kind: "SelfSubjectAccessReview", Singular: "selfsubjectaccessreview", Namespaced: false,
+			Verbs: registry.VerbsCreate, Strategy: authorization.SelfSubjectAccessReviewStrategy{}, Virtual: true},
+		{GroupVersionResource: gvr("authorization.k8s.io", "v1", "selfsubjectrulesreviews"), Kind: "SelfSubjectRulesReview", Singular: "selfsubjectrulesreview", Namespaced: false,
+			Verbs: registry.VerbsCreate, Strategy: registry.DefaultStrategy{}, Virtual: true},
+		{GroupVersionResource: gvr("authorization.k8s.io", "v1", "subjectaccessreviews"), Kind: "SubjectAccessReview", Singular: "subjectaccessreview", Namespaced: false,
+			Verbs: registry.VerbsCreate, Strategy: authorization.SubjectAccessReviewStrategy{}, Virtual: true},
 
 		// autoscaling/v2
 		{GroupVersionResource: gvr("autoscaling", "v2", "horizontalpodautoscalers"), Kind: "HorizontalPodAutoscaler", Singular: "horizontalpodautoscaler", Namespaced: true,
