@@ -23,6 +23,8 @@ packages=(
   k8s.io/apimachinery/pkg/runtime
   k8s.io/apimachinery/pkg/util/intstr
   k8s.io/apimachinery/pkg/version
+  k8s.io/api/authentication/v1
+  k8s.io/api/authorization/v1
   k8s.io/api/core/v1
   k8s.io/api/apps/v1
   k8s.io/api/autoscaling/v1 # Scale, the scale subresource's kind
@@ -33,6 +35,7 @@ packages=(
   k8s.io/api/events/v1
   k8s.io/api/networking/v1
   k8s.io/api/policy/v1
+  k8s.io/api/rbac/v1
   k8s.io/api/scheduling/v1
   k8s.io/api/scheduling/v1alpha3 # referenced by batch/v1 JobSpec
   k8s.io/api/storage/v1

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionshelpers "k8s.io/apiextensions-apiserver/pkg/apihelpers"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	rbacreg "github.com/havre/havre/internal/registry/rbac"
 )
 
 // generationTracked are the resources whose metadata.generation counts
@@ -54,6 +57,13 @@ func (s *Server) customise(h *resourceHandler) {
 	gr := h.res.GroupResource()
 	h.trackGeneration = generationTracked[gr]
 	h.createOnUpdate = createOnUpdate[gr]
+	if gr.Group == rbacv1.GroupName {
+		h.nameFn = rbacreg.ValidateName
+		if esc := s.cfg.RBACEscalation; esc != nil {
+			h.hooks.beforeCreate = func(ctx context.Context, obj runtime.Object) error { return esc.Check(ctx, obj, nil) }
+			h.hooks.beforeUpdate = esc.Check
+		}
+	}
 	switch gr {
 	case schema.GroupResource{Resource: "namespaces"}:
 		h.nameFn = metavalidation.ValidateNamespaceName

@@ -96,6 +96,10 @@ func (h *resourceHandler) serve(w http.ResponseWriter, r *http.Request, info req
 		writeError(w, apierrors.NewMethodNotSupported(h.gr(), info.verb))
 		return
 	}
+	if h.res.Virtual {
+		h.serveReview(w, r, info)
+		return
+	}
 	switch info.verb {
 	case "get":
 		ctx, cancel := requestContext(r)
@@ -158,6 +162,35 @@ func (h *resourceHandler) serveCreate(w http.ResponseWriter, r *http.Request, in
 		return
 	}
 	out, err := h.create(ctx, obj, opts)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeObject(w, r, http.StatusCreated, out)
+}
+
+// serveReview answers the create of a Virtual resource: the object is
+// validated and answered, never stored.
+func (h *resourceHandler) serveReview(w http.ResponseWriter, r *http.Request, info requestInfo) {
+	answer := h.srv.cfg.Reviews[h.gr()]
+	if info.verb != "create" || answer == nil {
+		writeError(w, apierrors.NewMethodNotSupported(h.gr(), info.verb))
+		return
+	}
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	obj, _, err := h.readObject(w, r, info)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	h.res.Strategy.Default(obj)
+	if errs := h.res.Strategy.Validate(ctx, obj); len(errs) > 0 {
+		acc, _ := meta.Accessor(obj)
+		writeError(w, apierrors.NewInvalid(h.res.GroupVersionKind().GroupKind(), acc.GetName(), errs))
+		return
+	}
+	out, err := answer(ctx, obj)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -25,6 +25,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metavalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/rest"
@@ -69,6 +70,18 @@ type Config struct {
 	// NodeClientCert is presented to node agents when pod logs, exec,
 	// attach and port-forward are proxied to them.
 	NodeClientCert *tls.Certificate
+	// RBACEscalation, when set, is asked before every create and update of
+	// the rbac.authorization.k8s.io kinds (old nil on create); its error
+	// refuses the write.
+	RBACEscalation interface {
+		Check(ctx context.Context, obj, old runtime.Object) error
+	}
+	// Reviews answer the creates of Virtual resources (registry.Resource).
+	Reviews map[schema.GroupResource]func(ctx context.Context, obj runtime.Object) (runtime.Object, error)
+	// PostStart run in order once the server answers requests and its
+	// bootstrap objects exist, with a loopback client config; the server is
+	// ready (Ready, /readyz) once they have returned, and fails if one fails.
+	PostStart []func(ctx context.Context, loopback *rest.Config) error
 }
 
 // Server serves the Kubernetes API.
@@ -209,6 +222,12 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	go s.runCustomResources(baseCtx, rev)
+	for _, hook := range s.cfg.PostStart {
+		if err := hook(ctx, s.LoopbackConfig()); err != nil {
+			_ = srv.Close()
+			return err
+		}
+	}
 	go s.compactLoop(baseCtx)
 	s.readyOnce.Do(func() { close(s.ready) })
 
@@ -233,6 +252,7 @@ var anonymousPaths = []string{"/livez", "/readyz", "/healthz"}
 // Handler returns the full handler chain.
 func (s *Server) Handler() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.serveAuthorized)
+	h = auth.WithImpersonation(h, s.cfg.Authorizer)
 	h = auth.WithAuthentication(h, s.cfg.Authenticator, anonymousPaths)
 	return withRecovery(h)
 }

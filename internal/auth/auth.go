@@ -7,8 +7,10 @@
 // kube-apiserver's --token-auth-file format (TokenFile), combined in order by
 // Union. WithAuthentication is the HTTP middleware that rejects
 // unauthenticated requests with a Kubernetes 401 Status and puts the User in
-// the request context. Authorizer is the seam RBAC will plug into; until
-// then AuthenticatedAllower allows every authenticated user.
+// the request context. WithImpersonation lets a user act as another
+// (Impersonate-* headers) when allowed to. Authorizer is the seam the
+// server's authorizers (PrivilegedGroups, then RBAC in package rbac) plug
+// into, combined by Chain.
 //
 // This package must never import k8s.io/apiserver, never issue or store
 // certificates (package pki does), never log or echo a credential, and never

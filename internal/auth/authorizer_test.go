@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -133,5 +134,44 @@ func TestUserContext(t *testing.T) {
 	}
 	if u, ok := UserFrom(WithUser(ctx, nil)); ok || u != nil {
 		t.Errorf("UserFrom(nil user) = %v, %v", u, ok)
+	}
+}
+
+type fixed struct {
+	d      Decision
+	reason string
+	err    error
+}
+
+func (f fixed) Authorize(context.Context, Attributes) (Decision, string, error) {
+	return f.d, f.reason, f.err
+}
+
+func TestChain(t *testing.T) {
+	masters := &User{Name: "admin", Groups: []string{GroupMasters, GroupAuthenticated}}
+	bob := &User{Name: "bob", Groups: []string{GroupAuthenticated}}
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name   string
+		chain  Chain
+		user   *User
+		want   Decision
+		reason string
+		err    bool
+	}{
+		{"masters", Chain{PrivilegedGroups{GroupMasters}, fixed{d: DecisionDeny}}, masters, DecisionAllow, "", false},
+		{"others go on", Chain{PrivilegedGroups{GroupMasters}, fixed{d: DecisionAllow, reason: "ok"}}, bob, DecisionAllow, "ok", false},
+		{"no user", Chain{PrivilegedGroups{GroupMasters}}, nil, DecisionNoOpinion, "", false},
+		{"reasons joined", Chain{fixed{d: DecisionNoOpinion, reason: "a"}, fixed{d: DecisionNoOpinion}, fixed{d: DecisionNoOpinion, reason: "b"}},
+			bob, DecisionNoOpinion, "a\nb", false},
+		{"deny stops", Chain{fixed{d: DecisionDeny, reason: "no"}, fixed{d: DecisionAllow}}, bob, DecisionDeny, "no", false},
+		{"errors aggregated", Chain{fixed{d: DecisionNoOpinion, err: boom}, fixed{d: DecisionNoOpinion}}, bob, DecisionNoOpinion, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, reason, err := tc.chain.Authorize(context.Background(), Attributes{User: tc.user, Verb: "get", Path: "/x"})
+			if d != tc.want || reason != tc.reason || (err != nil) != tc.err {
+				t.Errorf("Authorize = %v, %q, %v; want %v, %q, error %v", d, reason, err, tc.want, tc.reason, tc.err)
+			}
+		})
 	}
 }

@@ -29,8 +29,9 @@ type Context struct {
 	Informers informers.SharedInformerFactory
 	// Mapper maps every served kind to its resource.
 	Mapper meta.RESTMapper
-	// Namespaced lists the served namespaced resources; Collectable the
-	// resources that can be listed, watched and deleted.
+	// Namespaced lists the served namespaced resources that are stored
+	// (not the reviews); Collectable the resources that can be listed,
+	// watched and deleted.
 	Namespaced, Collectable []schema.GroupVersionResource
 	// Options are the server's controller options.
 	Options Options

@@ -294,9 +294,12 @@ func resourceRoutes(res *registry.Resource) ([]common.Route, error) {
 	if err != nil {
 		return nil, err
 	}
-	list, err := newObject(res.ListGroupVersionKind())
-	if err != nil {
-		return nil, err
+	// Resources that are only created (reviews) have no list kind.
+	var list runtime.Object
+	if res.HasVerb("list") {
+		if list, err = newObject(res.ListGroupVersionKind()); err != nil {
+			return nil, err
+		}
 	}
 	group := groupName(gv.Group)
 	tag := camel(group, false) + "_" + camel(gv.Version, false)

@@ -14,6 +14,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -446,5 +447,21 @@ func TestOtherGroupsCells(t *testing.T) {
 				return m
 			}(),
 		}, map[string]interface{}{"Name": "slow"}},
+	})
+}
+
+func TestRBACCells(t *testing.T) {
+	created := meta("r")
+	subjects := []rbacv1.Subject{{Kind: "User", Name: "alice"}, {Kind: "User", Name: "bob"}, {Kind: "Group", Name: "devs"},
+		{Kind: "ServiceAccount", Namespace: "ns", Name: "sa"}}
+	runCellTests(t, []cellTest{
+		{"role", &rbacv1.Role{ObjectMeta: created},
+			map[string]interface{}{"Name": "r", "Created At": created.CreationTimestamp.UTC().Format(time.RFC3339)}},
+		{"cluster role", &rbacv1.ClusterRole{ObjectMeta: created},
+			map[string]interface{}{"Name": "r", "Created At": created.CreationTimestamp.UTC().Format(time.RFC3339)}},
+		{"role binding", &rbacv1.RoleBinding{ObjectMeta: created, RoleRef: rbacv1.RoleRef{Kind: "Role", Name: "reader"}, Subjects: subjects},
+			map[string]interface{}{"Role": "Role/reader", "Age": "2d", "Users": "alice, bob", "Groups": "devs", "ServiceAccounts": "ns/sa"}},
+		{"cluster role binding", &rbacv1.ClusterRoleBinding{ObjectMeta: created, RoleRef: rbacv1.RoleRef{Kind: "ClusterRole", Name: "view"}},
+			map[string]interface{}{"Role": "ClusterRole/view", "Users": "", "Groups": "", "ServiceAccounts": ""}},
 	})
 }

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +23,12 @@ import (
 // noPrinter are the served kinds upstream has no printer for either.
 var noPrinter = map[schema.GroupVersionKind]bool{
 	corev1.SchemeGroupVersion.WithKind("LimitRange"): true,
+	// The reviews are never listed.
+	authenticationv1.SchemeGroupVersion.WithKind("SelfSubjectReview"):       true,
+	authorizationv1.SchemeGroupVersion.WithKind("LocalSubjectAccessReview"): true,
+	authorizationv1.SchemeGroupVersion.WithKind("SelfSubjectAccessReview"):  true,
+	authorizationv1.SchemeGroupVersion.WithKind("SelfSubjectRulesReview"):   true,
+	authorizationv1.SchemeGroupVersion.WithKind("SubjectAccessReview"):      true,
 }
 
 // extraKinds are printed kinds that are not catalog resources.
@@ -82,11 +91,12 @@ func TestRowsMatchColumns(t *testing.T) {
 
 // cellHasType reports whether a cell may stand in a column of type typ.
 // As upstream, some "string" columns hold numbers or booleans, and the
-// "boolean" SUSPEND of CronJobs holds "True", "False" or "<unset>".
+// "boolean" SUSPEND of CronJobs holds "True", "False" or "<unset>", and
+// the "date" CREATED AT of roles an RFC 3339 string.
 func cellHasType(cell interface{}, typ string) bool {
 	switch cell.(type) {
 	case string:
-		return typ == "string" || typ == "boolean"
+		return typ == "string" || typ == "boolean" || typ == "date"
 	case int64:
 		return typ == "integer" || typ == "string"
 	case bool:

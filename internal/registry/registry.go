@@ -79,6 +79,10 @@ type Resource struct {
 	Verbs        []string
 	Subresources []Subresource
 	Strategy     Strategy
+	// Virtual resources (reviews) are only created: the server validates
+	// the object, has it answered (apiserver.Config.Reviews) and returns
+	// it, never storing it.
+	Virtual bool
 }
 
 // GroupVersionKind returns the resource's kind.

@@ -29,6 +29,7 @@ var controllers = []registered{
 	{"crd", startCRD},
 	{"garbagecollector", startGarbageCollector},
 	{"nodeipam", startNodeIPAM},
+	{"clusterrole-aggregation", startClusterRoleAggregation},
 	{"cronjob", startCronJob},
 	{"daemonset", startDaemonSet},
 	{"deployment", startDeployment},

@@ -21,11 +21,14 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 
 	"github.com/havre/havre/internal/agent"
 	"github.com/havre/havre/internal/agent/streaming"
 	"github.com/havre/havre/internal/apiserver"
 	"github.com/havre/havre/internal/auth"
+	"github.com/havre/havre/internal/auth/rbac"
+	"github.com/havre/havre/internal/auth/review"
 	"github.com/havre/havre/internal/controller"
 	"github.com/havre/havre/internal/controller/nodeipam"
 	"github.com/havre/havre/internal/pki"
@@ -101,6 +104,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	resources := catalog.Resources()
+	authorizer, rbacIndex := newAuthorizer()
 	addr := net.JoinHostPort(o.BindAddress, strconv.Itoa(o.HTTPSPort))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -111,7 +115,10 @@ func Run(ctx context.Context, o Options) error {
 		Resources:          resources,
 		TLSConfig:          bundle.ServerTLSConfig(),
 		Authenticator:      auth.Union{auth.X509{}, tokens},
-		Authorizer:         auth.AuthenticatedAllower{},
+		Authorizer:         authorizer,
+		RBACEscalation:     &rbac.Escalation{Authorizer: authorizer, Index: rbacIndex},
+		PostStart:          []func(context.Context, *rest.Config) error{startRBAC(rbacIndex)},
+		Reviews:            (&review.Reviewer{Authorizer: authorizer, Rules: rbacIndex}).Handlers(),
 		Listener:           ln,
 		CAData:             bundle.CAPEM,
 		Version:            version.Info(),
@@ -229,7 +236,11 @@ func startControllers(ctx context.Context, srv *apiserver.Server, resources []*r
 		scope := meta.RESTScopeRoot
 		if r.Namespaced {
 			scope = meta.RESTScopeNamespace
-			cc.Namespaced = append(cc.Namespaced, r.GroupVersionResource)
+			// What the namespace controller empties: not the reviews,
+			// which are never stored.
+			if r.HasVerb("list") {
+				cc.Namespaced = append(cc.Namespaced, r.GroupVersionResource)
+			}
 		}
 		mapper.AddSpecific(r.GroupVersionKind(), r.GroupVersionResource, r.GroupVersion().WithResource(r.Singular), scope)
 		if r.HasVerb("list") && r.HasVerb("watch") && r.HasVerb("delete") {

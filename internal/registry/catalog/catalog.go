@@ -8,6 +8,7 @@ import (
 	"github.com/havre/havre/internal/registry"
 	"github.com/havre/havre/internal/registry/apiextensions"
 	appsreg "github.com/havre/havre/internal/registry/apps"
+	"github.com/havre/havre/internal/registry/authorization"
 	"github.com/havre/havre/internal/registry/autoscaling"
 	batchreg "github.com/havre/havre/internal/registry/batch"
 	"github.com/havre/havre/internal/registry/coordination"
@@ -16,6 +17,7 @@ import (
 	"github.com/havre/havre/internal/registry/events"
 	"github.com/havre/havre/internal/registry/networking"
 	"github.com/havre/havre/internal/registry/policy"
+	rbacreg "github.com/havre/havre/internal/registry/rbac"
 	"github.com/havre/havre/internal/registry/scheduling"
 	"github.com/havre/havre/internal/registry/storage"
 )
@@ -113,6 +115,19 @@ func Resources() []*registry.Resource {
 			ShortNames: []string{"sts"}, Categories: all, Verbs: registry.VerbsAll, Strategy: appsreg.StatefulSetStrategy{},
 			Subresources: []registry.Subresource{scale(), status(apps, "StatefulSet")}},
 
+		// authentication.k8s.io/v1 and authorization.k8s.io/v1: reviews,
+		// answered and never stored.
+		{GroupVersionResource: gvr("authentication.k8s.io", "v1", "selfsubjectreviews"), Kind: "SelfSubjectReview", Singular: "selfsubjectreview", Namespaced: false,
+			Verbs: registry.VerbsCreate, Strategy: registry.DefaultStrategy{}, Virtual: true},
+		{GroupVersionResource: gvr("authorization.k8s.io", "v1", "localsubjectaccessreviews"), Kind: "LocalSubjectAccessReview", Singular: "localsubjectaccessreview", Namespaced: true,
+			Verbs: registry.VerbsCreate, Strategy: authorization.LocalSubjectAccessReviewStrategy{}, Virtual: true},
+		{GroupVersionResource: gvr("authorization.k8s.io", "v1", "selfsubjectaccessreviews"), Kind: "SelfSubjectAccessReview", Singular: "selfsubjectaccessreview", Namespaced: false,
+			Verbs: registry.VerbsCreate, Strategy: authorization.SelfSubjectAccessReviewStrategy{}, Virtual: true},
+		{GroupVersionResource: gvr("authorization.k8s.io", "v1", "selfsubjectrulesreviews"), Kind: "SelfSubjectRulesReview", Singular: "selfsubjectrulesreview", Namespaced: false,
+			Verbs: registry.VerbsCreate, Strategy: registry.DefaultStrategy{}, Virtual: true},
+		{GroupVersionResource: gvr("authorization.k8s.io", "v1", "subjectaccessreviews"), Kind: "SubjectAccessReview", Singular: "subjectaccessreview", Namespaced: false,
+			Verbs: registry.VerbsCreate, Strategy: authorization.SubjectAccessReviewStrategy{}, Virtual: true},
+
 		// autoscaling/v2
 		{GroupVersionResource: gvr("autoscaling", "v2", "horizontalpodautoscalers"), Kind: "HorizontalPodAutoscaler", Singular: "horizontalpodautoscaler", Namespaced: true,
 			ShortNames: []string{"hpa"}, Categories: all, Verbs: registry.VerbsAll, Strategy: autoscaling.HorizontalPodAutoscalerStrategy{},
@@ -157,6 +172,16 @@ func Resources() []*registry.Resource {
 		{GroupVersionResource: gvr("policy", "v1", "poddisruptionbudgets"), Kind: "PodDisruptionBudget", Singular: "poddisruptionbudget", Namespaced: true,
 			ShortNames: []string{"pdb"}, Verbs: registry.VerbsAll, Strategy: policy.PodDisruptionBudgetStrategy{},
 			Subresources: []registry.Subresource{status(schema.GroupVersion{Group: "policy", Version: "v1"}, "PodDisruptionBudget")}},
+
+		// rbac.authorization.k8s.io/v1
+		{GroupVersionResource: gvr("rbac.authorization.k8s.io", "v1", "clusterrolebindings"), Kind: "ClusterRoleBinding", Singular: "clusterrolebinding", Namespaced: false,
+			Verbs: registry.VerbsAll, Strategy: rbacreg.ClusterRoleBindingStrategy{}},
+		{GroupVersionResource: gvr("rbac.authorization.k8s.io", "v1", "clusterroles"), Kind: "ClusterRole", Singular: "clusterrole", Namespaced: false,
+			Verbs: registry.VerbsAll, Strategy: rbacreg.ClusterRoleStrategy{}},
+		{GroupVersionResource: gvr("rbac.authorization.k8s.io", "v1", "rolebindings"), Kind: "RoleBinding", Singular: "rolebinding", Namespaced: true,
+			Verbs: registry.VerbsAll, Strategy: rbacreg.RoleBindingStrategy{}},
+		{GroupVersionResource: gvr("rbac.authorization.k8s.io", "v1", "roles"), Kind: "Role", Singular: "role", Namespaced: true,
+			Verbs: registry.VerbsAll, Strategy: rbacreg.RoleStrategy{}},
 
 		// scheduling.k8s.io/v1
 		{GroupVersionResource: gvr("scheduling.k8s.io", "v1", "priorityclasses"), Kind: "PriorityClass", Singular: "priorityclass", Namespaced: false,

@@ -86,6 +86,12 @@ var expectedDiscovery = map[string][]expectedResource{
 	"events.k8s.io/v1": {
 		{name: "events", kind: "Event", namespaced: true, verbs: crud},
 	},
+	"rbac.authorization.k8s.io/v1": {
+		{name: "roles", kind: "Role", namespaced: true, verbs: append([]string{"deletecollection"}, crud...)},
+		{name: "rolebindings", kind: "RoleBinding", namespaced: true, verbs: crud},
+		{name: "clusterroles", kind: "ClusterRole", verbs: crud},
+		{name: "clusterrolebindings", kind: "ClusterRoleBinding", verbs: crud},
+	},
 	"scheduling.k8s.io/v1": {
 		{name: "priorityclasses", kind: "PriorityClass", verbs: crud},
 	},

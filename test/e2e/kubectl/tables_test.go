@@ -25,6 +25,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -93,6 +94,10 @@ var headers = map[string]struct{ std, wide string }{
 	"networkpolicies":          {"NAME POD-SELECTOR AGE", ""},
 	"poddisruptionbudgets":     {"NAME MIN AVAILABLE MAX UNAVAILABLE ALLOWED DISRUPTIONS AGE", ""},
 	"priorityclasses":          {"NAME VALUE GLOBAL-DEFAULT AGE PREEMPTIONPOLICY", ""},
+	"roles":                    {"NAME CREATED AT", ""},
+	"clusterroles":             {"NAME CREATED AT", ""},
+	"rolebindings":             {"NAME ROLE AGE", "NAME ROLE AGE USERS GROUPS SERVICEACCOUNTS"},
+	"clusterrolebindings":      {"NAME ROLE AGE", "NAME ROLE AGE USERS GROUPS SERVICEACCOUNTS"},
 	"storageclasses":           {"NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE", ""},
 }
 
@@ -288,6 +293,7 @@ func TestTables(t *testing.T) {
 var clusterScoped = map[string]bool{
 	"nodes": true, "namespaces": true, "persistentvolumes": true,
 	"ingressclasses": true, "priorityclasses": true, "storageclasses": true,
+	"clusterroles": true, "clusterrolebindings": true,
 }
 
 // objectName is the name of the object of each resource checked for a row,
@@ -295,6 +301,7 @@ var clusterScoped = map[string]bool{
 var objectName = map[string]string{
 	"namespaces": "tables", "nodes": "tables-web", "persistentvolumes": "tables-web",
 	"ingressclasses": "tables-web", "priorityclasses": "tables-web", "storageclasses": "tables-web",
+	"clusterroles": "tables-web", "clusterrolebindings": "tables-web",
 	"events": "pod/web", "events.events.k8s.io": "pod/web",
 }
 
@@ -475,6 +482,14 @@ func createObjects(t *testing.T, cs kubernetes.Interface, ns string) {
 	}}, create))
 	check(t)(cs.SchedulingV1().PriorityClasses().Create(c, &schedulingv1.PriorityClass{ObjectMeta: clusterMeta, Value: 1000}, create))
 	check(t)(cs.StorageV1().StorageClasses().Create(c, &storagev1.StorageClass{ObjectMeta: clusterMeta, Provisioner: "example.com/local"}, create))
+	rule := rbacv1.PolicyRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}}
+	subjects := []rbacv1.Subject{{Kind: "User", Name: "alice"}, {Kind: "Group", Name: "devs"}, {Kind: "ServiceAccount", Namespace: ns, Name: "default"}}
+	check(t)(cs.RbacV1().Roles(ns).Create(c, &rbacv1.Role{ObjectMeta: meta, Rules: []rbacv1.PolicyRule{rule}}, create))
+	check(t)(cs.RbacV1().ClusterRoles().Create(c, &rbacv1.ClusterRole{ObjectMeta: clusterMeta, Rules: []rbacv1.PolicyRule{rule}}, create))
+	check(t)(cs.RbacV1().RoleBindings(ns).Create(c, &rbacv1.RoleBinding{ObjectMeta: meta,
+		RoleRef: rbacv1.RoleRef{Kind: "Role", Name: "web"}, Subjects: subjects}, create))
+	check(t)(cs.RbacV1().ClusterRoleBindings().Create(c, &rbacv1.ClusterRoleBinding{ObjectMeta: clusterMeta,
+		RoleRef: rbacv1.RoleRef{Kind: "ClusterRole", Name: "tables-web"}, Subjects: subjects}, create))
 }
 
 func setPodRunning(pod *corev1.Pod) {
@@ -524,6 +539,8 @@ func testCells(t *testing.T, s *framework.Server, ns string) {
 		{[]string{"storageclasses"}, "tables-web", map[string]string{"PROVISIONER": "example.com/local", "RECLAIMPOLICY": "Delete",
 			"VOLUMEBINDINGMODE": "Immediate", "ALLOWVOLUMEEXPANSION": "false"}},
 		{[]string{"namespaces"}, "tables", map[string]string{"STATUS": "Active"}},
+		{[]string{"rolebindings", "-o", "wide"}, "web", map[string]string{"ROLE": "Role/web", "USERS": "alice", "GROUPS": "devs", "SERVICEACCOUNTS": "tables/default"}},
+		{[]string{"clusterrolebindings", "-o", "wide"}, "tables-web", map[string]string{"ROLE": "ClusterRole/tables-web", "USERS": "alice"}},
 		{[]string{"nodes"}, "tables-web", map[string]string{"STATUS": "Ready", "ROLES": "worker", "VERSION": "v1.37.2"}},
 	}
 	for _, tt := range tests {
