@@ -8,12 +8,13 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
-
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/havre/havre/internal/printers"
@@ -30,6 +31,14 @@ var noPrinter = map[schema.GroupVersionKind]bool{
 	authorizationv1.SchemeGroupVersion.WithKind("SelfSubjectRulesReview"):   true,
 	authorizationv1.SchemeGroupVersion.WithKind("SubjectAccessReview"):      true,
 }
+
+// servedScheme holds every served type: client-go's and the CRDs'.
+var servedScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(scheme.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	return s
+}()
 
 // extraKinds are printed kinds that are not catalog resources.
 var extraKinds = []schema.GroupVersionKind{
@@ -61,11 +70,11 @@ func TestEveryServedKindHasAPrinter(t *testing.T) {
 func TestRowsMatchColumns(t *testing.T) {
 	for _, gvk := range append(servedKinds(), extraKinds...) {
 		t.Run(gvk.String(), func(t *testing.T) {
-			obj, err := scheme.Scheme.New(gvk)
+			obj, err := servedScheme.New(gvk)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if kinds, _, err := scheme.Scheme.ObjectKinds(obj); err != nil || kinds[0] != gvk {
+			if kinds, _, err := servedScheme.ObjectKinds(obj); err != nil || kinds[0] != gvk {
 				t.Fatalf("scheme kind of %T is %v (%v), want %v", obj, kinds, err, gvk)
 			}
 			cols, _ := printers.Columns(gvk)
@@ -238,7 +247,7 @@ func ago(d time.Duration) metav1.Time { return metav1.NewTime(time.Now().Add(-d)
 // cellsOf prints obj and checks it has one cell per column of its kind.
 func cellsOf(t *testing.T, obj runtime.Object) map[string]interface{} {
 	t.Helper()
-	kinds, _, err := scheme.Scheme.ObjectKinds(obj)
+	kinds, _, err := servedScheme.ObjectKinds(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
