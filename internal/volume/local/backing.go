@@ -8,8 +8,9 @@ package local
 import "context"
 
 // Backing is how a node keeps its volumes. IDs are the PersistentVolume
-// names (volumes) and VolumeSnapshotContent names (snapshots); sizes are
-// bytes.
+// names (volumes) and VolumeSnapshotContent names (snapshots: the
+// snapshotter sets a content's status.snapshotHandle to its name); sizes
+// are bytes. A Backing is safe for concurrent use.
 type Backing interface {
 	// Kind is "btrfs", "xfs", "loop" or "dir".
 	Kind() string
