@@ -269,6 +269,18 @@ func TestStatefulSetUpdate(t *testing.T) {
 	sts.Spec.ServiceName = "db-headless"
 	checkErrors(t, s.ValidateUpdate(ctx, sts, old), want{"spec", field.ErrorTypeForbidden})
 
+	// Claim templates resent with their apiVersion and kind are unchanged.
+	sts = old.DeepCopy()
+	for i := range sts.Spec.VolumeClaimTemplates {
+		sts.Spec.VolumeClaimTemplates[i].APIVersion, sts.Spec.VolumeClaimTemplates[i].Kind = "v1", "PersistentVolumeClaim"
+	}
+	if len(sts.Spec.VolumeClaimTemplates) == 0 {
+		t.Fatal("validStatefulSet has no claim templates")
+	}
+	checkErrors(t, s.ValidateUpdate(ctx, sts, old))
+	sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("99Gi")
+	checkErrors(t, s.ValidateUpdate(ctx, sts, old), want{"spec", field.ErrorTypeForbidden})
+
 	sts = old.DeepCopy()
 	sts.Status = appsv1.StatefulSetStatus{Replicas: 3, ReadyReplicas: 4, AvailableReplicas: 4}
 	checkErrors(t, s.ValidateStatusUpdate(ctx, sts, old),

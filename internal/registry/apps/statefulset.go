@@ -6,6 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -163,6 +164,16 @@ func (s StatefulSetStrategy) ValidateUpdate(ctx context.Context, obj, old runtim
 	spec.Replicas, spec.Ordinals, spec.Template = oldSpec.Replicas, oldSpec.Ordinals, oldSpec.Template
 	spec.UpdateStrategy, spec.RevisionHistoryLimit = oldSpec.UpdateStrategy, oldSpec.RevisionHistoryLimit
 	spec.PersistentVolumeClaimRetentionPolicy, spec.MinReadySeconds = oldSpec.PersistentVolumeClaimRetentionPolicy, oldSpec.MinReadySeconds
+	// A claim template's apiVersion and kind are not part of it: the
+	// stored copy has none (protobuf keeps no TypeMeta of embedded
+	// objects), while clients such as helm charts resend them.
+	// kube-apiserver compares its internal types, which have none either.
+	oldSpec = oldSpec.DeepCopy()
+	for _, s := range []*appsv1.StatefulSetSpec{spec, oldSpec} {
+		for i := range s.VolumeClaimTemplates {
+			s.VolumeClaimTemplates[i].TypeMeta = metav1.TypeMeta{}
+		}
+	}
 	if !equality.Semantic.DeepEqual(spec, oldSpec) {
 		errs = append(errs, field.Forbidden(field.NewPath("spec"), "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"))
 	}
