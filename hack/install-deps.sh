@@ -46,6 +46,17 @@ if ! command -v nft >/dev/null 2>&1 || ! command -v nsenter >/dev/null 2>&1; the
   apt-get install -y -qq --no-install-recommends nftables util-linux >/dev/null
 fi
 
+# The storage tests run a real PostgreSQL, whose image they build from
+# Debian's packages on this machine (framework.PostgresImage).
+if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
+  echo ">> installing postgresql from Debian (the storage tests' database image)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  # Only its files are needed: the tests never run the machine's cluster.
+  systemctl disable --now postgresql >/dev/null 2>&1 || true
+fi
+
 # GOTOOLCHAIN=auto makes an older go download go$want through the module proxy.
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 echo ">> $(go version) (go.mod wants go$want)"

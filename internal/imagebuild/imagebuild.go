@@ -29,6 +29,10 @@ import (
 // /bin links the program's APPLETS file lists. It returns the archive's
 // path, <outDir>/<base>.tar.
 func Build(ctx context.Context, moduleRoot, dir, ref, outDir string) (string, error) {
+	return build(ctx, moduleRoot, dir, ref, outDir, nil, nil)
+}
+
+func build(ctx context.Context, moduleRoot, dir, ref, outDir string, extra func(*tar.Writer) error, env []string) (string, error) {
 	base := filepath.Base(dir)
 	bin := filepath.Join(outDir, base)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
@@ -55,6 +59,11 @@ func Build(ctx context.Context, moduleRoot, dir, ref, outDir string) (string, er
 	if err := writeAppletLinks(tw, filepath.Join(moduleRoot, dir), base); err != nil {
 		return "", err
 	}
+	if extra != nil {
+		if err := extra(tw); err != nil {
+			return "", err
+		}
+	}
 	if err := tw.Close(); err != nil {
 		return "", err
 	}
@@ -73,7 +82,7 @@ func Build(ctx context.Context, moduleRoot, dir, ref, outDir string) (string, er
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", runtime.GOARCH
 	cf.Config.Entrypoint = []string{"/" + base}
-	cf.Config.Env = []string{"PATH=/bin:/"}
+	cf.Config.Env = append([]string{"PATH=/bin:/"}, env...)
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return "", err
 	}
