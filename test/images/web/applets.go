@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -19,11 +20,93 @@ import (
 // run. Each is the small subset of its namesake the tests use.
 var applets = map[string]func(args []string) error{
 	"cat":   cat,
+	"df":    df,
 	"echo":  func(args []string) error { _, err := fmt.Println(strings.Join(args, " ")); return err },
+	"fill":  fill,
 	"ls":    ls,
 	"sleep": sleepApplet,
+	"stat":  stat,
 	"tar":   tarApplet,
 	"true":  func([]string) error { return nil },
+	"write": write,
+}
+
+// write FILE TEXT... writes the text (and a newline) to FILE, creating its
+// directories, and syncs it.
+func write(args []string) error {
+	if len(args) < 1 {
+		return errors.New("usage: write FILE TEXT...")
+	}
+	if err := os.MkdirAll(filepath.Dir(args[0]), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(args[0])
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(f, strings.Join(args[1:], " "))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// fill FILE MIB writes MIB mebibytes to FILE and syncs them: it fails (with
+// the kernel's "no space left on device" or "disk quota exceeded") where a
+// volume's size is enforced.
+func fill(args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: fill FILE MIB")
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(args[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	chunk := make([]byte, 1<<20)
+	for i := range chunk {
+		chunk[i] = byte(i * 7)
+	}
+	for range n {
+		if _, err := f.Write(chunk); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
+}
+
+// stat PATH prints the path's owner, group and permission bits, as
+// "UID GID MODE" (MODE in octal, with setgid as 2000).
+func stat(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: stat PATH")
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(args[0], &st); err != nil {
+		return err
+	}
+	_, err := fmt.Printf("%d %d %o\n", st.Uid, st.Gid, st.Mode&0o7777)
+	return err
+}
+
+// df PATH prints the size and the free bytes of the filesystem at PATH.
+func df(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: df PATH")
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(args[0], &st); err != nil {
+		return err
+	}
+	_, err := fmt.Printf("%d %d\n", st.Blocks*uint64(st.Bsize), st.Bavail*uint64(st.Bsize))
+	return err
 }
 
 // runApplet runs the applet the program was called as, if any, and exits.
