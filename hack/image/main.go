@@ -2,6 +2,10 @@
 // archive for `havre image import` (see internal/imagebuild).
 //
 //	go run ./hack/image -dir test/images/web -ref havre.local/demo/web:0.1 -out bin
+//	go run ./hack/image -dir test/images/postgres -postgres -ref havre.local/demo/postgres:15 -out bin
+//
+// -postgres adds Debian's PostgreSQL server of this machine
+// (imagebuild.Postgres).
 package main
 
 import (
@@ -17,6 +21,7 @@ func main() {
 	dir := flag.String("dir", "test/images/web", "the program's directory, relative to the module root")
 	ref := flag.String("ref", "", "the image's name and tag, e.g. havre.local/demo/web:0.1")
 	out := flag.String("out", "bin", "directory the archive is written to")
+	postgres := flag.Bool("postgres", false, "add this machine's PostgreSQL server (for test/images/postgres)")
 	flag.Parse()
 	if *ref == "" {
 		fmt.Fprintln(os.Stderr, "image: -ref is required (e.g. -ref havre.local/demo/web:0.1)")
@@ -31,7 +36,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "image:", err)
 		os.Exit(1)
 	}
-	archive, err := imagebuild.Build(context.Background(), root, *dir, *ref, *out)
+	var archive string
+	if *postgres {
+		var host imagebuild.Host
+		if host, err = imagebuild.Postgres(); err == nil {
+			archive, err = imagebuild.BuildWithHost(context.Background(), root, *dir, *ref, *out, host)
+		}
+	} else {
+		archive, err = imagebuild.Build(context.Background(), root, *dir, *ref, *out)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)
 		os.Exit(1)

@@ -244,3 +244,25 @@ func (w *hostWriter) libsOf(path string) error {
 	}
 	return nil
 }
+
+// Postgres is what test/images/postgres needs from this machine: the
+// newest PostgreSQL server of Debian's packages installed here (and a
+// shell: initdb runs programs through popen), with a postgres user 999.
+func Postgres() (Host, error) {
+	versions, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	if len(versions) == 0 {
+		return Host{}, fmt.Errorf("PostgreSQL is not installed: apt-get install postgresql (hack/install-deps.sh does)")
+	}
+	version := filepath.Base(filepath.Dir(versions[len(versions)-1]))
+	lib, share := "/usr/lib/postgresql/"+version, "/usr/share/postgresql/"+version
+	return Host{
+		Paths: []string{"/usr/bin/dash", lib, share, "/usr/share/zoneinfo/Etc/UTC", "/usr/share/zoneinfo/UTC"},
+		Skip:  []string{lib + "/lib/bitcode", share + "/man"},
+		Links: map[string]string{"/bin/sh": "/usr/bin/dash"},
+		Files: map[string]string{
+			"/etc/passwd": "root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:PostgreSQL:/var/lib/postgresql:/bin/sh\n",
+			"/etc/group":  "root:x:0:\npostgres:x:999:\n",
+		},
+		Env: []string{"TZ=UTC", "PGDATA=/var/lib/postgresql/data/pgdata"},
+	}, nil
+}

@@ -3,7 +3,6 @@ package framework
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -52,9 +51,10 @@ func (s *Server) ImportImage(t testing.TB, archive string) {
 }
 
 // PostgresImage builds (once per test process) an image of Debian's
-// PostgreSQL server from this machine's packages, started by
-// test/images/postgres, which initialises $PGDATA on first start and runs
-// as user 999. `/postgres psql -c SQL` in the container runs psql.
+// PostgreSQL server from this machine's packages (imagebuild.Postgres),
+// started by test/images/postgres, which initialises $PGDATA on first
+// start and runs as user 999. `/postgres psql -c SQL` in the container
+// runs psql.
 func PostgresImage(t testing.TB, ref string) string {
 	t.Helper()
 	imagesMu.Lock()
@@ -63,11 +63,10 @@ func PostgresImage(t testing.TB, ref string) string {
 	if p, ok := builtImg[key]; ok {
 		return p
 	}
-	versions, _ := filepath.Glob("/usr/lib/postgresql/*")
-	if len(versions) == 0 {
-		t.Skip("PostgreSQL is not installed (Debian's postgresql package; hack/install-deps.sh installs it)")
+	host, err := imagebuild.Postgres()
+	if err != nil {
+		t.Skip(err)
 	}
-	version := filepath.Base(versions[len(versions)-1])
 	root, err := ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -77,17 +76,7 @@ func PostgresImage(t testing.TB, ref string) string {
 		t.Fatal(err)
 	}
 	registerTempDir(out)
-	archive, err := imagebuild.BuildWithHost(context.Background(), root, "test/images/postgres", ref, out, imagebuild.Host{
-		// initdb runs programs through popen, hence a shell.
-		Paths: []string{"/usr/bin/dash", "/usr/lib/postgresql/" + version, "/usr/share/postgresql/" + version, "/usr/share/zoneinfo/Etc/UTC", "/usr/share/zoneinfo/UTC"},
-		Skip:  []string{"/usr/lib/postgresql/" + version + "/lib/bitcode", "/usr/share/postgresql/" + version + "/man"},
-		Files: map[string]string{
-			"/etc/passwd": "root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:PostgreSQL:/var/lib/postgresql:/bin/sh\n",
-			"/etc/group":  "root:x:0:\npostgres:x:999:\n",
-		},
-		Links: map[string]string{"/bin/sh": "/usr/bin/dash"},
-		Env:   []string{"TZ=UTC", "PGDATA=/var/lib/postgresql/data/pgdata"},
-	})
+	archive, err := imagebuild.BuildWithHost(context.Background(), root, "test/images/postgres", ref, out, host)
 	if err != nil {
 		t.Fatal(err)
 	}
