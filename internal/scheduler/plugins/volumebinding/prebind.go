@@ -35,8 +35,9 @@ func (pl *VolumeBinding) PreBind(ctx context.Context, state *framework.CycleStat
 	ctx, cancel := context.WithTimeout(ctx, pl.BindTimeout)
 	defer cancel()
 	var lastErr error
+	seen := map[string]bool{}
 	err := wait.PollUntilContextCancel(ctx, pl.PollInterval, true, func(context.Context) (bool, error) {
-		done, err := pl.checkBindings(s.reserved, nodeName)
+		done, err := pl.checkBindings(s.reserved, nodeName, seen)
 		lastErr = err
 		return done, err
 	})
@@ -89,8 +90,10 @@ func (pl *VolumeBinding) writeChoices(ctx context.Context, vols *podVolumes, nod
 
 // checkBindings reports whether every claim is bound; an error (a claim
 // deleted, a volume taken by another, provisioning given up) stops the
-// wait.
-func (pl *VolumeBinding) checkBindings(vols *podVolumes, nodeName string) (bool, error) {
+// wait. seen records the claims to provision whose selected-node the
+// informer has shown: only these can have had it taken away (the
+// informer may lag behind PreBind's own write).
+func (pl *VolumeBinding) checkBindings(vols *podVolumes, nodeName string, seen map[string]bool) (bool, error) {
 	done := true
 	check := func(namespace, name string, provision bool) error {
 		pvc, err := pl.claims.PersistentVolumeClaims(namespace).Get(name)
@@ -100,7 +103,11 @@ func (pl *VolumeBinding) checkBindings(vols *podVolumes, nodeName string) (bool,
 		if err != nil {
 			return err
 		}
-		if provision && pvc.Spec.VolumeName == "" && pvc.Annotations[volume.AnnSelectedNode] != nodeName {
+		key := namespace + "/" + name
+		if provision && pvc.Annotations[volume.AnnSelectedNode] == nodeName {
+			seen[key] = true
+		}
+		if provision && seen[key] && pvc.Spec.VolumeName == "" && pvc.Annotations[volume.AnnSelectedNode] != nodeName {
 			return fmt.Errorf("selectedNode annotation reset for PVC %q: its provisioning failed on node %q, the pod is retried", name, nodeName)
 		}
 		if pvc.Spec.VolumeName == "" || !metav1.HasAnnotation(pvc.ObjectMeta, volume.AnnBindCompleted) {
