@@ -123,7 +123,7 @@ func (s *Scheduler) addStorageEventHandlers(factory informers.SharedInformerFact
 			AddFunc: func(any) { move(framework.Add, "Add") },
 			UpdateFunc: func(oldObj, newObj any) {
 				if o, ok := oldObj.(metav1.Object); ok {
-					if n, ok := newObj.(metav1.Object); ok && o.GetResourceVersion() == n.GetResourceVersion() {
+					if n, ok := newObj.(metav1.Object); ok && o.GetResourceVersion() != "" && o.GetResourceVersion() == n.GetResourceVersion() {
 						return // a resync
 					}
 				}
