@@ -83,8 +83,9 @@ func (c *assumeCache) assumedVolumes(pod *corev1.Pod) map[string]*corev1.Persist
 }
 
 // pendingSize sums the sizes of the claims other pods will have
-// provisioned on node in class and that are not provisioned yet.
-func (c *assumeCache) pendingSize(pod *corev1.Pod, node, class string, provisioned func(namespace, name string) bool) int64 {
+// provisioned on node in class, but those skip tells (provisioned
+// already, or the pod's own).
+func (c *assumeCache) pendingSize(pod *corev1.Pod, node, class string, skip func(namespace, name string) bool) int64 {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var total int64
@@ -93,7 +94,7 @@ func (c *assumeCache) pendingSize(pod *corev1.Pod, node, class string, provision
 			continue
 		}
 		for _, a := range claims {
-			if a.node == node && a.class == class && !provisioned(a.namespace, a.name) {
+			if a.node == node && a.class == class && !skip(a.namespace, a.name) {
 				total += a.size
 			}
 		}

@@ -65,20 +65,10 @@ func (pl *VolumeBinding) findVolumes(pod *corev1.Pod, claims []*claimInfo, node 
 // matches it (access modes, size, selector, volume mode) and reaches the
 // node, or a volume pre-bound to the claim.
 func (pl *VolumeBinding) matchVolume(ci *claimInfo, node *corev1.Node, excluded map[string]*corev1.PersistentVolume) *corev1.PersistentVolume {
-	all, err := pl.volumes.List(labels.Everything())
-	if err != nil {
+	if len(ci.candidates) == 0 {
 		return nil
 	}
-	var candidates []*corev1.PersistentVolume
-	for _, pv := range all {
-		if volumehelpers.GetPersistentVolumeClass(pv) == ci.class.Name {
-			candidates = append(candidates, pv)
-		}
-	}
-	if len(candidates) == 0 {
-		return nil
-	}
-	pv, err := volumehelpers.FindMatchingVolume(ci.pvc, candidates, node, excluded, false, true)
+	pv, err := volumehelpers.FindMatchingVolume(ci.pvc, ci.candidates, node, excluded, false, true)
 	if err != nil {
 		return nil
 	}
@@ -164,7 +154,13 @@ func (pl *VolumeBinding) hasCapacity(pod *corev1.Pod, provisions []*claimInfo, n
 			return false
 		}
 		var sizes []int64
-		total := pl.assumed.pendingSize(pod, node.Name, className, pl.isProvisioned)
+		own := map[string]bool{}
+		for _, ci := range cis {
+			own[ci.pvc.Namespace+"/"+ci.pvc.Name] = true
+		}
+		total := pl.assumed.pendingSize(pod, node.Name, className, func(namespace, name string) bool {
+			return own[namespace+"/"+name] || pl.isProvisioned(namespace, name)
+		})
 		for _, ci := range cis {
 			sizes = append(sizes, ci.size)
 			total += ci.size

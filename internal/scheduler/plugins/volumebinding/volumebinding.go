@@ -24,10 +24,12 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
+	volumehelpers "k8s.io/component-helpers/storage/volume"
 
 	"github.com/havre/havre/internal/scheduler/framework"
 )
@@ -136,6 +138,8 @@ type claimInfo struct {
 	pvc   *corev1.PersistentVolumeClaim
 	class *storagev1.StorageClass
 	size  int64
+	// candidates are the volumes of the claim's class.
+	candidates []*corev1.PersistentVolume
 	// From a clone source: the source's volume (its node affinity binds
 	// the new one). From a snapshot: the node holding it, or
 	// snapshotUnavailable.
@@ -264,6 +268,15 @@ func (pl *VolumeBinding) unboundClaim(ctx context.Context, pvc *corev1.Persisten
 		return nil, immediate
 	}
 	ci := &claimInfo{pvc: pvc, class: class}
+	all, err := pl.volumes.List(labels.Everything())
+	if err != nil {
+		return nil, framework.AsStatus(err)
+	}
+	for _, pv := range all {
+		if volumehelpers.GetPersistentVolumeClass(pv) == class.Name {
+			ci.candidates = append(ci.candidates, pv)
+		}
+	}
 	if q, ok := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
 		ci.size = q.Value()
 	}

@@ -283,6 +283,15 @@ func TestReserve(t *testing.T) {
 			t.Fatalf("b once a is unreserved: %v", st.Message())
 		}
 	})
+	t.Run("a claim shared by two pods counts once", func(t *testing.T) {
+		pl, _, _ := newPlugin(t, nil, localSC, claim("a", "local", "6Gi"), capacity("n1", "local", "10Gi"))
+		if _, st := schedule(t, pl, podWith("a", "a"), nodes[0]); st != nil {
+			t.Fatalf("a: %v", st.Message())
+		}
+		if _, st := schedule(t, pl, podWith("a2", "a"), nodes[0]); st != nil {
+			t.Fatalf("a2 with a's claim: %v", st.Message())
+		}
+	})
 	t.Run("static volume", func(t *testing.T) {
 		pl, _, _ := newPlugin(t, nil, staticSC, claim("a", "static", "1Gi"), claim("b", "static", "1Gi"), volumeOn("pv", "static", "1Gi", "", nil))
 		a, b := podWith("a", "a"), podWith("b", "b")
