@@ -72,6 +72,11 @@ func init() {
 		column("AllowVolumeExpansion", "string", storagev1.StorageClass{}.SwaggerDoc()["allowVolumeExpansion"]),
 		ageColumn,
 	}, printStorageClass)
+	register(storagev1.SchemeGroupVersion.WithKind("CSIStorageCapacity"), []metav1.TableColumnDefinition{
+		nameColumn,
+		column("StorageClassName", "string", storagev1.CSIStorageCapacity{}.SwaggerDoc()["storageClassName"]),
+		column("Capacity", "string", storagev1.CSIStorageCapacity{}.SwaggerDoc()["capacity"]),
+	}, printCSIStorageCapacity)
 }
 
 func printPodDisruptionBudget(pdb *policyv1.PodDisruptionBudget) (metav1.TableRow, error) {
@@ -100,6 +105,16 @@ func printStorageClass(sc *storagev1.StorageClass) (metav1.TableRow, error) {
 		string(deref(sc.ReclaimPolicy, corev1.PersistentVolumeReclaimDelete)),
 		string(deref(sc.VolumeBindingMode, storagev1.VolumeBindingImmediate)),
 		deref(sc.AllowVolumeExpansion, false), age(sc.CreationTimestamp))
+}
+
+// printCSIStorageCapacity prints the capacity, "<unset>" when the driver
+// published none (which means none is available); upstream prints no age.
+func printCSIStorageCapacity(c *storagev1.CSIStorageCapacity) (metav1.TableRow, error) {
+	capacity := "<unset>"
+	if c.Capacity != nil {
+		capacity = c.Capacity.String()
+	}
+	return cells(c.Name, c.StorageClassName, capacity)
 }
 
 func printHorizontalPodAutoscaler(hpa *autoscalingv2.HorizontalPodAutoscaler) (metav1.TableRow, error) {

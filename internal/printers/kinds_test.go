@@ -447,6 +447,11 @@ func TestOtherGroupsCells(t *testing.T) {
 				return m
 			}(),
 		}, map[string]interface{}{"Name": "slow"}},
+		{"CSIStorageCapacity", &storagev1.CSIStorageCapacity{ObjectMeta: meta("havre-local-n1"), StorageClassName: "local",
+			Capacity: ptr.To(resource.MustParse("10Gi"))},
+			map[string]interface{}{"Name": "havre-local-n1", "StorageClassName": "local", "Capacity": "10Gi"}},
+		{"CSIStorageCapacityUnset", &storagev1.CSIStorageCapacity{ObjectMeta: meta("havre-local-n2"), StorageClassName: "local"},
+			map[string]interface{}{"Capacity": "<unset>"}},
 	})
 }
 

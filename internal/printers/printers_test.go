@@ -200,6 +200,7 @@ func TestHeaders(t *testing.T) {
 		{gv("policy", "v1", "PodDisruptionBudget"), "NAME MIN AVAILABLE MAX UNAVAILABLE ALLOWED DISRUPTIONS AGE", ""},
 		{gv("scheduling.k8s.io", "v1", "PriorityClass"), "NAME VALUE GLOBAL-DEFAULT AGE PREEMPTIONPOLICY", ""},
 		{gv("storage.k8s.io", "v1", "StorageClass"), "NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE", ""},
+		{gv("storage.k8s.io", "v1", "CSIStorageCapacity"), "NAME STORAGECLASSNAME CAPACITY", ""},
 	}
 	for _, tt := range tests {
 		if got := header(tt.gvk, false); got != tt.std {

@@ -21,6 +21,8 @@ import (
 	"github.com/havre/havre/internal/scheduler/plugins/nodeunschedulable"
 	"github.com/havre/havre/internal/scheduler/plugins/podtopologyspread"
 	"github.com/havre/havre/internal/scheduler/plugins/tainttoleration"
+	"github.com/havre/havre/internal/scheduler/plugins/volumebinding"
+	"github.com/havre/havre/internal/scheduler/plugins/volumerestrictions"
 )
 
 // The configuration file's type, as kube-scheduler's.
@@ -42,6 +44,8 @@ type Config struct {
 	Parallelism int
 	Fit         noderesources.FitArgs
 	Preemption  defaultpreemption.Args
+	// VolumeBinding's arguments: how long PreBind waits for claims.
+	VolumeBinding volumebinding.Args
 	// Disabled plugins are left out; Weights override score weights.
 	Disabled sets.Set[string]
 	Weights  map[string]int64
@@ -55,6 +59,7 @@ func DefaultConfig() *Config {
 		PodMaxBackoff:     10 * time.Second,
 		Fit:               noderesources.FitArgs{ScoringStrategy: &noderesources.ScoringStrategy{Type: noderesources.LeastAllocated, Resources: noderesources.DefaultResources}},
 		Preemption:        defaultpreemption.DefaultArgs(),
+		VolumeBinding:     volumebinding.DefaultArgs(),
 		Disabled:          sets.New[string](),
 		Weights:           map[string]int64{},
 	}
@@ -73,13 +78,15 @@ var defaultWeights = map[string]int64{
 	nodeunschedulable.Name:               0,
 	defaultpreemption.Name:               0,
 	defaultbinder.Name:                   0,
+	volumerestrictions.Name:              0,
+	volumebinding.Name:                   0,
 	"PrioritySort":                       0,
 }
 
 // pluginNames are the known plugins, in upstream's default order.
 var pluginNames = []string{
 	"PrioritySort", nodeunschedulable.Name, nodename.Name, tainttoleration.Name, nodeaffinity.Name, nodeports.Name,
-	noderesources.FitName, podtopologyspread.Name, interpodaffinity.Name, defaultpreemption.Name,
+	noderesources.FitName, volumerestrictions.Name, volumebinding.Name, podtopologyspread.Name, interpodaffinity.Name, defaultpreemption.Name,
 	noderesources.BalancedAllocationName, defaultbinder.Name,
 }
 
@@ -141,7 +148,8 @@ type filePluginConfig struct {
 // the defaults. Supported: percentageOfNodesToScore, parallelism, the
 // backoff seconds, one profile with its schedulerName, plugins enabled
 // (score weights) and disabled, and the pluginConfig of NodeResourcesFit
-// (scoringStrategy LeastAllocated or MostAllocated) and DefaultPreemption.
+// (scoringStrategy LeastAllocated or MostAllocated), DefaultPreemption and
+// VolumeBinding (bindTimeoutSeconds).
 func LoadConfig(path string) (*Config, error) {
 	cfg := DefaultConfig()
 	if path == "" {
@@ -314,6 +322,15 @@ func (cfg *Config) parseArgs(fld string, pc filePluginConfig) error {
 			return fmt.Errorf("%s.args.%w", fld, err)
 		}
 		cfg.Preemption = args
+	case volumebinding.Name:
+		args := volumebinding.DefaultArgs()
+		if err := decodeArgs(pc.Args, &args, volumebinding.Name+"Args"); err != nil {
+			return fmt.Errorf("%s.args: %w", fld, err)
+		}
+		if err := args.Validate(); err != nil {
+			return fmt.Errorf("%s.args.%w", fld, err)
+		}
+		cfg.VolumeBinding = args
 	default:
 		if _, ok := defaultWeights[pc.Name]; !ok {
 			return fmt.Errorf("%s.name: Invalid value: %q: unknown plugin", fld, pc.Name)

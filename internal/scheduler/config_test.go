@@ -47,6 +47,16 @@ profiles:
 			return c.PodInitialBackoff == 2*time.Second && c.PodMaxBackoff == 20*time.Second && c.PercentageOfNodesToScore == 30 &&
 				c.SchedulerName == "my-scheduler" && c.weight("NodeResourcesFit") == 5 && c.Disabled.Has("NodeResourcesBalancedAllocation")
 		}},
+		{name: "VolumeBinding bindTimeoutSeconds", yaml: head + `profiles:
+- pluginConfig:
+  - name: VolumeBinding
+    args:
+      kind: VolumeBindingArgs
+      bindTimeoutSeconds: 30
+`, check: func(c *Config) bool { return c.VolumeBinding.BindTimeoutSeconds == 30 }},
+		{name: "default bindTimeoutSeconds", yaml: head, check: func(c *Config) bool { return c.VolumeBinding.BindTimeoutSeconds == 600 }},
+		{name: "negative bindTimeoutSeconds", yaml: head + "profiles:\n- pluginConfig:\n  - name: VolumeBinding\n    args:\n      bindTimeoutSeconds: -1\n",
+			err: "profiles[0].pluginConfig[0].args.bindTimeoutSeconds: Invalid value: -1"},
 		{name: "wrong apiVersion", yaml: "apiVersion: v1\nkind: KubeSchedulerConfiguration\n", err: `apiVersion: Unsupported value: "v1"`},
 		{name: "unknown field", yaml: head + "bogus: 1\n", err: `unknown field "bogus"`},
 		{name: "unknown strategy", yaml: head + "profiles:\n- pluginConfig:\n  - name: NodeResourcesFit\n    args:\n      scoringStrategy:\n        type: Fullest\n",

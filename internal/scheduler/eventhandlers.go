@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	toolscache "k8s.io/client-go/tools/cache"
 
@@ -83,6 +84,9 @@ func (s *Scheduler) addEventHandlers(factory informers.SharedInformerFactory) er
 	}); err != nil {
 		return err
 	}
+	if err := s.addStorageEventHandlers(factory); err != nil {
+		return err
+	}
 	_, err := namespaces.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { s.Queue.MoveAllToActiveOrBackoffQueue(framework.EventNamespaceAddOrLabel) },
 		UpdateFunc: func(oldObj, newObj any) {
@@ -92,6 +96,45 @@ func (s *Scheduler) addEventHandlers(factory informers.SharedInformerFactory) er
 		},
 	})
 	return err
+}
+
+// addStorageEventHandlers retries the pods waiting on volumes when claims,
+// volumes, classes or published capacities come or change (and pods
+// refused for a ReadWriteOncePod claim when a claim goes).
+func (s *Scheduler) addStorageEventHandlers(factory informers.SharedInformerFactory) error {
+	for _, w := range []struct {
+		informer toolscache.SharedIndexInformer
+		resource framework.EventResource
+		actions  framework.ActionType
+	}{
+		{factory.Core().V1().PersistentVolumeClaims().Informer(), framework.PersistentVolumeClaim, framework.All},
+		{factory.Core().V1().PersistentVolumes().Informer(), framework.PersistentVolume, framework.All},
+		{factory.Storage().V1().StorageClasses().Informer(), framework.StorageClass, framework.Add | framework.UpdateObject},
+		{factory.Storage().V1().CSIStorageCapacities().Informer(), framework.CSIStorageCapacity, framework.Add | framework.UpdateObject},
+	} {
+		s.synced = append(s.synced, w.informer.HasSynced)
+		resource, actions := w.resource, w.actions
+		move := func(a framework.ActionType, label string) {
+			if actions&a != 0 {
+				s.Queue.MoveAllToActiveOrBackoffQueue(framework.ClusterEvent{Resource: resource, ActionType: a, Label: string(resource) + label})
+			}
+		}
+		if _, err := w.informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc: func(any) { move(framework.Add, "Add") },
+			UpdateFunc: func(oldObj, newObj any) {
+				if o, ok := oldObj.(metav1.Object); ok {
+					if n, ok := newObj.(metav1.Object); ok && o.GetResourceVersion() != "" && o.GetResourceVersion() == n.GetResourceVersion() {
+						return // a resync
+					}
+				}
+				move(framework.UpdateObject, "Update")
+			},
+			DeleteFunc: func(any) { move(framework.Delete, "Delete") },
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func terminal(pod *corev1.Pod) bool {

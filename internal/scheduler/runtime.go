@@ -26,6 +26,7 @@ type Profile struct {
 	score      []framework.ScorePlugin
 	weights    map[string]int64
 	reserve    []framework.ReservePlugin
+	preBind    []framework.PreBindPlugin
 	bind       []framework.BindPlugin
 	// events are the cluster events each plugin registered.
 	events map[string][]framework.ClusterEvent
@@ -83,6 +84,9 @@ func (p *Profile) addPlugin(pl framework.Plugin, weight int64) {
 	}
 	if x, ok := pl.(framework.ReservePlugin); ok {
 		p.reserve = append(p.reserve, x)
+	}
+	if x, ok := pl.(framework.PreBindPlugin); ok {
+		p.preBind = append(p.preBind, x)
 	}
 	if x, ok := pl.(framework.BindPlugin); ok {
 		p.bind = append(p.bind, x)
@@ -321,6 +325,20 @@ func (p *Profile) RunReservePluginsUnreserve(ctx context.Context, state *framewo
 	for i := len(p.reserve) - 1; i >= 0; i-- {
 		p.reserve[i].Unreserve(ctx, state, pod, nodeName)
 	}
+}
+
+// RunPreBindPlugins runs the PreBinds in order; the first failure stops
+// them.
+func (p *Profile) RunPreBindPlugins(ctx context.Context, state *framework.CycleState, pod *corev1.Pod, nodeName string) *framework.Status {
+	for _, pl := range p.preBind {
+		if st := pl.PreBind(ctx, state, pod, nodeName); !st.IsSuccess() {
+			if !st.IsRejected() {
+				st = framework.AsStatus(fmt.Errorf("running PreBind plugin %q: %w", pl.Name(), st.AsError()))
+			}
+			return st.WithPlugin(pl.Name())
+		}
+	}
+	return nil
 }
 
 // RunBindPlugins runs the binders until one does not Skip.

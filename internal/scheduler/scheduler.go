@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -30,6 +31,8 @@ import (
 	"github.com/havre/havre/internal/scheduler/plugins/nodeunschedulable"
 	"github.com/havre/havre/internal/scheduler/plugins/podtopologyspread"
 	"github.com/havre/havre/internal/scheduler/plugins/tainttoleration"
+	"github.com/havre/havre/internal/scheduler/plugins/volumebinding"
+	"github.com/havre/havre/internal/scheduler/plugins/volumerestrictions"
 )
 
 // Upstream's feasible-node search bounds: with many nodes the scheduler
@@ -66,18 +69,37 @@ type Scheduler struct {
 	scheduled atomic.Int64
 }
 
+// Option sets what New takes beyond its arguments.
+type Option func(*options)
+
+type options struct {
+	dynamic dynamic.Interface
+}
+
+// WithDynamicClient gives VolumeBinding the client it reads
+// VolumeSnapshots with (without it, claims restored from a snapshot are
+// not placed).
+func WithDynamicClient(dyn dynamic.Interface) Option {
+	return func(o *options) { o.dynamic = dyn }
+}
+
 // New builds a scheduler on the shared informers; its handlers are
 // registered at once and it runs once Run is called (after the factory
-// started).
-func New(client kubernetes.Interface, factory informers.SharedInformerFactory, cfg *Config) (*Scheduler, error) {
+// started). Without informers (some tests) the volume plugins are left
+// out.
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, cfg *Config, opts ...Option) (*Scheduler, error) {
 	if cfg == nil {
 		cfg = DefaultConfig()
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
 	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
 	recorder := broadcaster.NewRecorder(scheme.Scheme, cfg.SchedulerName)
 	s := &Scheduler{cfg: cfg, client: client, Cache: NewCache(), snapshot: NewSnapshot(), broadcaster: broadcaster,
 		bindings: make(chan struct{}, maxConcurrentBindings)}
-	profile, err := NewProfile(cfg, client, factory, recorder, s.snapshot)
+	profile, err := NewProfile(cfg, client, factory, recorder, s.snapshot, o.dynamic)
 	if err != nil {
 		return nil, err
 	}
@@ -93,9 +115,10 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	return s, nil
 }
 
-// NewProfile builds the default plugins as cfg configures them.
+// NewProfile builds the default plugins as cfg configures them; dyn
+// (may be nil) reads VolumeSnapshots.
 func NewProfile(cfg *Config, client kubernetes.Interface, factory informers.SharedInformerFactory,
-	recorder events.EventRecorder, snapshot *Snapshot) (*Profile, error) {
+	recorder events.EventRecorder, snapshot *Snapshot, dyn dynamic.Interface) (*Profile, error) {
 	workers := cfg.Parallelism
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -118,6 +141,13 @@ func NewProfile(cfg *Config, client kubernetes.Interface, factory informers.Shar
 		defaultpreemption.Name:               defaultpreemption.New(p, cfg.Preemption),
 		noderesources.BalancedAllocationName: noderesources.NewBalancedAllocation(),
 		defaultbinder.Name:                   defaultbinder.New(p),
+	}
+	// The volume plugins read informers; without them they are left out.
+	if vr := volumerestrictions.New(p); vr != nil {
+		plugins[volumerestrictions.Name] = vr
+	}
+	if vb := volumebinding.New(p, dyn, cfg.VolumeBinding); vb != nil {
+		plugins[volumebinding.Name] = vb
 	}
 	for _, name := range pluginNames {
 		pl, ok := plugins[name]
@@ -195,18 +225,24 @@ func (s *Scheduler) scheduleOne(ctx context.Context) {
 	}()
 }
 
-// bind runs the binders; a failure forgets the assumed pod and requeues
-// the pod.
+// bind runs the PreBinds, then the binders; a failure unreserves, forgets
+// the assumed pod and requeues the pod (to backoff: it is retried).
 func (s *Scheduler) bind(ctx context.Context, state *framework.CycleState, pInfo *QueuedPodInfo, assumed *corev1.Pod, host string) {
-	st := s.profile.RunBindPlugins(ctx, state, assumed, host)
-	if !st.IsSuccess() {
+	var err error
+	if st := s.profile.RunPreBindPlugins(ctx, state, assumed, host); !st.IsSuccess() {
+		err = st.AsError()
+	} else if st := s.profile.RunBindPlugins(ctx, state, assumed, host); !st.IsSuccess() {
+		err = fmt.Errorf("binding rejected: %w", st.AsError())
+	}
+	if err != nil {
 		s.profile.RunReservePluginsUnreserve(ctx, state, assumed, host)
 		if err := s.Cache.ForgetPod(assumed); err != nil {
 			slog.Error("scheduler: forgetting an assumed pod", "pod", klogKey(assumed), "err", err)
 		}
 		// The room the pod took is free again.
 		s.Queue.MoveAllToActiveOrBackoffQueue(framework.EventAssignedPodDelete)
-		s.requeue(ctx, pInfo, 0, fmt.Errorf("binding rejected: %w", st.AsError()), nil)
+		pInfo.UnschedulablePlugins = nil
+		s.requeue(ctx, pInfo, 0, err, nil)
 		return
 	}
 	s.scheduled.Add(1)

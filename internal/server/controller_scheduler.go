@@ -14,7 +14,7 @@ func startScheduler(ctx context.Context, c *controller.Context) error {
 	if err != nil {
 		return err
 	}
-	s, err := scheduler.New(c.Client, c.Informers, cfg)
+	s, err := scheduler.New(c.Client, c.Informers, cfg, scheduler.WithDynamicClient(c.Dynamic))
 	if err != nil {
 		return err
 	}

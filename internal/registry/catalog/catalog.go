@@ -190,5 +190,7 @@ func Resources() []*registry.Resource {
 		// storage.k8s.io/v1
 		{GroupVersionResource: gvr("storage.k8s.io", "v1", "storageclasses"), Kind: "StorageClass", Singular: "storageclass", Namespaced: false,
 			ShortNames: []string{"sc"}, Verbs: registry.VerbsAll, Strategy: storage.StorageClassStrategy{}},
+		{GroupVersionResource: gvr("storage.k8s.io", "v1", "csistoragecapacities"), Kind: "CSIStorageCapacity", Singular: "csistoragecapacity",
+			Namespaced: true, Verbs: registry.VerbsAll, Strategy: storage.CSIStorageCapacityStrategy{}},
 	}
 }

@@ -1,4 +1,5 @@
-// Package storage holds the strategy for storage.k8s.io/v1 StorageClasses.
+// Package storage holds the strategies of storage.k8s.io/v1: StorageClasses
+// and CSIStorageCapacities.
 package storage
 
 import (

@@ -10,6 +10,11 @@ const (
 	Pod       EventResource = "Pod"
 	Node      EventResource = "Node"
 	Namespace EventResource = "Namespace"
+	// The storage objects VolumeBinding and VolumeRestrictions read.
+	PersistentVolumeClaim EventResource = "PersistentVolumeClaim"
+	PersistentVolume      EventResource = "PersistentVolume"
+	StorageClass          EventResource = "storage.k8s.io/StorageClass"
+	CSIStorageCapacity    EventResource = "storage.k8s.io/CSIStorageCapacity"
 	// WildCard matches every resource.
 	WildCard EventResource = "*"
 )
@@ -28,10 +33,13 @@ const (
 	UpdateNodeSpecUnschedulable
 	UpdatePodLabel
 	UpdatePodScaleDown
+	// UpdateObject is an update of an object whose changes are not told
+	// apart (claims, volumes, classes, capacities).
+	UpdateObject
 
 	// Update is any update.
 	Update = UpdateNodeAllocatable | UpdateNodeLabel | UpdateNodeTaint | UpdateNodeCondition |
-		UpdateNodeSpecUnschedulable | UpdatePodLabel | UpdatePodScaleDown
+		UpdateNodeSpecUnschedulable | UpdatePodLabel | UpdatePodScaleDown | UpdateObject
 	// All is every action.
 	All = Add | Delete | Update
 )

@@ -1,6 +1,7 @@
 // Package framework holds what the scheduler and its plugins share, after
 // kube-scheduler's scheduling framework: the extension points a plugin may
-// implement (PreFilter, Filter, PostFilter, PreScore, Score, Reserve, Bind),
+// implement (PreFilter, Filter, PostFilter, PreScore, Score, Reserve,
+// PreBind, Bind),
 // the Status they answer with, the CycleState of one scheduling attempt, and
 // NodeInfo, the scheduler's view of one node and the pods on it.
 //
@@ -236,6 +237,15 @@ type ReservePlugin interface {
 	Plugin
 	Reserve(ctx context.Context, state *CycleState, pod *corev1.Pod, nodeName string) *Status
 	Unreserve(ctx context.Context, state *CycleState, pod *corev1.Pod, nodeName string)
+}
+
+// PreBindPlugin runs in the binding cycle, after Reserve and before Bind,
+// to do what must be done before the pod is bound (VolumeBinding binds
+// and provisions the pod's claims there). It may block; a failure
+// unreserves the pod and requeues it.
+type PreBindPlugin interface {
+	Plugin
+	PreBind(ctx context.Context, state *CycleState, pod *corev1.Pod, nodeName string) *Status
 }
 
 // BindPlugin binds the pod to its node. A binder answering Skip lets the

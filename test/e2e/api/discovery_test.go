@@ -76,6 +76,7 @@ var expectedDiscovery = map[string][]expectedResource{
 	},
 	"storage.k8s.io/v1": {
 		{name: "storageclasses", kind: "StorageClass", verbs: crud},
+		{name: "csistoragecapacities", kind: "CSIStorageCapacity", namespaced: true, verbs: crud},
 	},
 	"autoscaling/v2": {
 		{name: "horizontalpodautoscalers", kind: "HorizontalPodAutoscaler", namespaced: true, verbs: crud},

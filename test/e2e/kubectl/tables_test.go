@@ -99,6 +99,7 @@ var headers = map[string]struct{ std, wide string }{
 	"rolebindings":             {"NAME ROLE AGE", "NAME ROLE AGE USERS GROUPS SERVICEACCOUNTS"},
 	"clusterrolebindings":      {"NAME ROLE AGE", "NAME ROLE AGE USERS GROUPS SERVICEACCOUNTS"},
 	"storageclasses":           {"NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE", ""},
+	"csistoragecapacities":     {"NAME STORAGECLASSNAME CAPACITY", ""},
 }
 
 // wideHeader returns the -o wide header of a resource (its default one when
@@ -482,6 +483,8 @@ func createObjects(t *testing.T, cs kubernetes.Interface, ns string) {
 	}}, create))
 	check(t)(cs.SchedulingV1().PriorityClasses().Create(c, &schedulingv1.PriorityClass{ObjectMeta: clusterMeta, Value: 1000}, create))
 	check(t)(cs.StorageV1().StorageClasses().Create(c, &storagev1.StorageClass{ObjectMeta: clusterMeta, Provisioner: "example.com/local"}, create))
+	check(t)(cs.StorageV1().CSIStorageCapacities(ns).Create(c, &storagev1.CSIStorageCapacity{ObjectMeta: meta, StorageClassName: "tables-web",
+		Capacity: ptr.To(resource.MustParse("10Gi"))}, create))
 	rule := rbacv1.PolicyRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}}
 	subjects := []rbacv1.Subject{{Kind: "User", Name: "alice"}, {Kind: "Group", Name: "devs"}, {Kind: "ServiceAccount", Namespace: ns, Name: "default"}}
 	check(t)(cs.RbacV1().Roles(ns).Create(c, &rbacv1.Role{ObjectMeta: meta, Rules: []rbacv1.PolicyRule{rule}}, create))
@@ -538,6 +541,7 @@ func testCells(t *testing.T, s *framework.Server, ns string) {
 		{[]string{"priorityclasses"}, "tables-web", map[string]string{"VALUE": "1000", "GLOBAL-DEFAULT": "false"}},
 		{[]string{"storageclasses"}, "tables-web", map[string]string{"PROVISIONER": "example.com/local", "RECLAIMPOLICY": "Delete",
 			"VOLUMEBINDINGMODE": "Immediate", "ALLOWVOLUMEEXPANSION": "false"}},
+		{[]string{"csistoragecapacities"}, "web", map[string]string{"STORAGECLASSNAME": "tables-web", "CAPACITY": "10Gi"}},
 		{[]string{"namespaces"}, "tables", map[string]string{"STATUS": "Active"}},
 		{[]string{"rolebindings", "-o", "wide"}, "web", map[string]string{"ROLE": "Role/web", "USERS": "alice", "GROUPS": "devs", "SERVICEACCOUNTS": "tables/default"}},
 		{[]string{"clusterrolebindings", "-o", "wide"}, "tables-web", map[string]string{"ROLE": "ClusterRole/tables-web", "USERS": "alice"}},
