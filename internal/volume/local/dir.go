@@ -64,7 +64,7 @@ func (b *dirBacking) CreateFrom(ctx context.Context, id string, size int64, sour
 	if err := checkID("volume", id); err != nil {
 		return "", err
 	}
-	src, err := sourceDir(b.layout, source)
+	src, err := copySource(b.layout, source)
 	if err != nil {
 		return "", err
 	}
@@ -90,6 +90,23 @@ func (b *dirBacking) CreateFrom(ctx context.Context, id string, size int64, sour
 		return "", err
 	}
 	return p, nil
+}
+
+// copySource is the directory a copying CreateFrom copies: a snapshot
+// counts once its copy finished.
+func copySource(l layout, source Source) (string, error) {
+	src, err := sourceDir(l, source)
+	if err != nil {
+		return "", err
+	}
+	if source.Snapshot != "" {
+		if ok, err := exists(src + ".done"); err != nil {
+			return "", err
+		} else if !ok {
+			return "", fmt.Errorf("snapshot %s is not complete: it is being taken, or taking it failed", source.Snapshot)
+		}
+	}
+	return src, nil
 }
 
 // sourceDir is the directory a CreateFrom copies.

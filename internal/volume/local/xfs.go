@@ -130,7 +130,7 @@ func (b *xfsBacking) CreateFrom(ctx context.Context, id string, size int64, sour
 	if err := checkID("volume", id); err != nil {
 		return "", err
 	}
-	src, err := sourceDir(b.layout, source)
+	src, err := copySource(b.layout, source)
 	if err != nil {
 		return "", err
 	}

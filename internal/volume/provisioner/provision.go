@@ -134,9 +134,7 @@ func (p *Provisioner) provision(ctx context.Context, claim *corev1.PersistentVol
 	if source == nil {
 		path, err = p.o.Backing.Create(ctx, pvName, size.Value())
 	} else {
-		path, err = p.o.Backing.CreateFrom(ctx, pvName, size.Value(), *source, func(done, total int64) {
-			slog.Debug("copying into a new volume", "volume", pvName, "done", done, "total", total)
-		})
+		path, err = p.o.Backing.CreateFrom(ctx, pvName, size.Value(), *source, progressLog(pvName))
 	}
 	if err != nil {
 		return nil, err
@@ -277,4 +275,18 @@ func (p *Provisioner) snapshotSource(ctx context.Context, claim *corev1.Persiste
 		return nil, fmt.Errorf("requested volume size %d is less than the size %d for the source snapshot %s", size.Value(), rs, name)
 	}
 	return &local.Source{Snapshot: contentName}, nil
+}
+
+// progressLog logs a copy's progress every tenth of the way.
+func progressLog(pvName string) local.Progress {
+	last := int64(-1)
+	return func(done, total int64) {
+		if total <= 0 {
+			return
+		}
+		if tenth := done * 10 / total; tenth != last {
+			last = tenth
+			slog.Info("copying data into a new volume", "volume", pvName, "done", done, "total", total)
+		}
+	}
 }
