@@ -57,6 +57,15 @@ if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
   systemctl disable --now postgresql >/dev/null 2>&1 || true
 fi
 
+# Local volumes: btrfs subvolumes with quota groups (btrfs-progs), xfs
+# project quotas (xfsprogs); the tests make such filesystems on loop devices.
+if ! command -v btrfs >/dev/null 2>&1 || ! command -v xfs_quota >/dev/null 2>&1 || ! command -v mkfs.xfs >/dev/null 2>&1; then
+  echo ">> installing btrfs-progs and xfsprogs from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends btrfs-progs xfsprogs >/dev/null
+fi
+
 # GOTOOLCHAIN=auto makes an older go download go$want through the module proxy.
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 echo ">> $(go version) (go.mod wants go$want)"

@@ -27,6 +27,7 @@ import (
 	"github.com/havre/havre/internal/agent/runtime"
 	"github.com/havre/havre/internal/network/netpol"
 	"github.com/havre/havre/internal/version"
+	"github.com/havre/havre/internal/volume/local"
 )
 
 // Options configure the agent.
@@ -75,6 +76,12 @@ type Options struct {
 	// StreamingPort is the port of the streaming API the API server proxies
 	// logs, exec, attach and port-forward to (0: 10250; -1: none).
 	StreamingPort int
+	// VolumesDir holds the node's local volumes (default
+	// <DataDir>/volumes).
+	VolumesDir string
+	// VolumeBacking is how they are kept: auto (default), btrfs, xfs,
+	// loop or dir.
+	VolumeBacking string
 	// Ready, when set, is closed once the node is registered and the agent
 	// runs pods.
 	Ready chan<- struct{}
@@ -123,7 +130,9 @@ type Agent struct {
 
 	// policer enforces NetworkPolicy for the node's pods once the pod
 	// network is up (nil before).
-	policer  atomic.Pointer[netpol.Policer]
+	policer atomic.Pointer[netpol.Policer]
+	// backing keeps the node's local volumes (storage.go).
+	backing  local.Backing
 	cniCIDR  atomic.Value // string: the pod CIDR the CNI configuration was written for
 	podMTU   atomic.Int64 // the pods' MTU (the overlay's), once the network is up
 	recorder record.EventRecorder
@@ -216,6 +225,9 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("agent: %w", err)
 		}
 	}
+	if err := a.openVolumes(ctx); err != nil {
+		return err
+	}
 	started := time.Now()
 	if err := a.startRuntime(ctx); err != nil {
 		return err
@@ -264,6 +276,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	if err := a.startPods(ctx, &wg); err != nil {
+		return err
+	}
+	if err := a.startStorage(ctx, &wg, cfg); err != nil {
 		return err
 	}
 	slog.Info("node agent is running pods", "node", name, "startup", time.Since(started).Round(time.Millisecond).String())

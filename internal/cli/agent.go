@@ -36,6 +36,8 @@ type agentFlags struct {
 	clusterDNS      []string
 	resolvConf      string
 	backend         string
+	volumesDir      string
+	volumeBacking   string
 }
 
 // options are the agent options the flags give.
@@ -43,6 +45,7 @@ func (f *agentFlags) options() agent.Options {
 	return agent.Options{
 		NodeName: f.nodeName, NodeIP: f.nodeIP, RuntimeEndpoint: f.runtimeEndpoint, StreamingPort: f.streamingPort,
 		CNIBridge: f.cniBridge, ClusterDomain: f.clusterDomain, ClusterDNS: f.clusterDNS, ResolvConf: f.resolvConf, PodNetworkBackend: f.backend,
+		VolumesDir: f.volumesDir, VolumeBacking: f.volumeBacking,
 	}
 }
 
@@ -56,6 +59,8 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cniBridge, "cni-bridge", "havre0", "name of the bridge pods are attached to")
 	_ = fs.MarkHidden("cni-bridge")
 	fs.IntVar(&f.streamingPort, "streaming-port", agent.DefaultStreamingPort, "port of the node's streaming API (logs, exec, attach, port-forward), which the API server proxies to")
+	fs.StringVar(&f.volumesDir, "volumes-dir", "", "directory of this node's local volumes (StorageClass provisioner havre.io/local; default <data-dir>/volumes)")
+	fs.StringVar(&f.volumeBacking, "volume-backing", agent.DefaultVolumeBacking, "how local volumes are kept: auto (btrfs or xfs when --volumes-dir is on one, else dir), btrfs (subvolumes with quota groups), xfs (project quotas, reflink snapshots), loop (an ext4 image file per volume) or dir (plain directories; sizes not enforced)")
 	fs.StringVar(&f.runtimeEndpoint, "container-runtime-endpoint", "", "CRI endpoint of an existing runtime (default: run a containerd of the agent's own under <data-dir>/agent/containerd)")
 }
 
@@ -125,12 +130,14 @@ func newAgentCommand() *cobra.Command {
 	nf.add(f)
 	hf.add(f)
 
+	var volumesDir string
 	reset := &cobra.Command{
 		Use:   "reset",
 		Short: "Remove this node's pods, mounts, pod bridge and nftables tables, and stop the agent's containerd (the agent or server must be stopped)",
 		Long: `Tear this node down after its agent (havre agent, or havre server with its
 agent) stopped: stop and remove every pod the agent ran, stop the agent's
-containerd, unmount what is mounted under <data-dir>/agent, and remove the
+containerd, unmount what is mounted under <data-dir>/agent and the loop-mounted local
+volumes (--volumes-dir; their images stay), and remove the
 pod bridge (with its routes) and Havre's nftables tables (service proxy,
 masquerading). Works on a server's data dir too. Images and files stay.`,
 		Args: cobra.NoArgs,
@@ -138,10 +145,11 @@ masquerading). Works on a server's data dir too. Images and files stay.`,
 			setupLogging(verbose)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
-			return agent.Reset(ctx, dataDir, "")
+			return errors.Join(agent.Reset(ctx, dataDir, ""), agent.ResetVolumes(agent.VolumesDir(dataDir, volumesDir)))
 		},
 	}
 	reset.Flags().StringVar(&dataDir, "data-dir", "/var/lib/havre", "the agent's data directory")
+	reset.Flags().StringVar(&volumesDir, "volumes-dir", "", "the node's local volumes directory, as the agent's --volumes-dir (default <data-dir>/volumes): its loop-mounted volumes are unmounted")
 	cmd.AddCommand(reset)
 	return cmd
 }

@@ -9,8 +9,10 @@ import "context"
 
 // Backing is how a node keeps its volumes. IDs are the PersistentVolume
 // names (volumes) and VolumeSnapshotContent names (snapshots: the
-// snapshotter sets a content's status.snapshotHandle to its name); sizes
-// are bytes. A Backing is safe for concurrent use.
+// snapshotter sets a content's status.snapshotHandle to its name); other
+// IDs than DNS subdomain names are refused. Sizes are bytes. A Backing is
+// safe for concurrent use. The "loop" backing's volumes must be mounted
+// again after a restart before use: Reattach.
 type Backing interface {
 	// Kind is "btrfs", "xfs", "loop" or "dir".
 	Kind() string

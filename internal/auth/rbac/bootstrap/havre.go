@@ -9,7 +9,8 @@ import (
 const (
 	// NodeAgentRole is the ClusterRole of `havre agent`s: upstream's
 	// system:node and system:node-proxier (the agent is kubelet and
-	// kube-proxy), plus what its NetworkPolicy enforcement reads.
+	// kube-proxy), plus what its NetworkPolicy enforcement reads and its
+	// local volume provisioner needs.
 	NodeAgentRole = "havre:node-agent"
 	// groupBootstrappers is the group of the cluster join token, with which
 	// agents authenticate.
@@ -27,6 +28,14 @@ func HavreRoles(p Policy) []rbacv1.ClusterRole {
 	rules = append(rules,
 		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"namespaces"}},
 		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}},
+		// The local volume provisioner (internal/volume/provisioner), as
+		// external-provisioner's and external-resizer's roles.
+		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}, APIGroups: []string{""}, Resources: []string{"persistentvolumes"}},
+		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch", "update", "patch"}, APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}},
+		rbacv1.PolicyRule{Verbs: []string{"update", "patch"}, APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims/status"}},
+		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"storage.k8s.io"}, Resources: []string{"storageclasses"}},
+		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}, APIGroups: []string{"storage.k8s.io"}, Resources: []string{"csistoragecapacities"}},
+		rbacv1.PolicyRule{Verbs: []string{"get", "list"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots", "volumesnapshotcontents"}},
 	)
 	return []rbacv1.ClusterRole{{ObjectMeta: meta(NodeAgentRole), Rules: rules}}
 }

@@ -1,0 +1,94 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/rest"
+
+	"github.com/havre/havre/internal/volume/local"
+	"github.com/havre/havre/internal/volume/provisioner"
+)
+
+// DefaultVolumeBacking is --volume-backing's default: btrfs or xfs when
+// the volumes directory is on one, else plain directories.
+const DefaultVolumeBacking = "auto"
+
+// VolumesDir is where a node keeps its local volumes: dir, else
+// <dataDir>/volumes.
+func VolumesDir(dataDir, dir string) string {
+	if dir != "" {
+		return dir
+	}
+	return filepath.Join(dataDir, "volumes")
+}
+
+// openVolumes makes the node's volume backing (before anything else of
+// the agent starts: a wrong --volume-backing stops it) and mounts the
+// volumes that need it again after a restart.
+func (a *Agent) openVolumes(ctx context.Context) error {
+	dir := VolumesDir(a.opts.DataDir, a.opts.VolumesDir)
+	want := a.opts.VolumeBacking
+	if want == "" {
+		want = DefaultVolumeBacking
+	}
+	b, err := local.Detect(dir, want)
+	if err != nil {
+		return fmt.Errorf("local volumes: %w", err)
+	}
+	if err := local.Reattach(ctx, b); err != nil {
+		return fmt.Errorf("local volumes: mounting the volumes again: %w", err)
+	}
+	a.backing = b
+	if !b.EnforcesSize() {
+		slog.Warn("local volumes do not enforce their sizes here: give --volumes-dir a btrfs or xfs (prjquota) filesystem, or pass --volume-backing loop",
+			"dir", dir, "backing", b.Kind())
+	} else {
+		slog.Info("local volumes", "dir", dir, "backing", b.Kind())
+	}
+	return nil
+}
+
+// VolumeBacking is how this node keeps its local volumes (nil before the
+// agent opened them): the provisioner's, and the snapshotter's to use.
+func (a *Agent) VolumeBacking() local.Backing { return a.backing }
+
+// startStorage starts the provisioner of the node's local volumes
+// (havre.io/local): it provisions the claims the scheduler placed here,
+// deletes and grows this node's volumes and publishes its capacity.
+func (a *Agent) startStorage(ctx context.Context, wg *sync.WaitGroup, cfg *rest.Config) error {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	factory := informers.NewSharedInformerFactory(a.client, 0)
+	p, err := provisioner.New(provisioner.Options{
+		Client: a.client, Dynamic: dyn, NodeName: a.nodeName, Backing: a.backing,
+	}, factory)
+	if err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.Run(ctx)
+		factory.Shutdown()
+	}()
+	return nil
+}
+
+// ResetVolumes unmounts the node's loop-mounted volumes under dir (their
+// loop devices go with them; the images stay, and the next agent mounts
+// them again). The agent must not be running.
+func ResetVolumes(dir string) error {
+	if err := local.Unmount(dir); err != nil {
+		return fmt.Errorf("unmounting the local volumes: %w", err)
+	}
+	return nil
+}
