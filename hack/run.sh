@@ -32,9 +32,13 @@ kubectl wait --for=condition=Ready node --all --timeout=60s
 echo ">> building and importing the demo image (test/images/web as havre.local/demo/web:0.1)"
 archive=$(go run ./hack/image -dir test/images/web -ref havre.local/demo/web:0.1 -out bin)
 bin/havre image import --data-dir "$data_dir" "$archive"
+echo ">> building and importing the demo database image (Debian's PostgreSQL as havre.local/demo/postgres:0.1)"
+archive=$(go run ./hack/image -dir test/images/postgres -postgres -ref havre.local/demo/postgres:0.1 -out bin)
+bin/havre image import --data-dir "$data_dir" "$archive"
 echo ">> applying the demo workload (deploy/demo.yaml)"
 kubectl apply -f deploy/demo.yaml
 kubectl -n demo rollout status deployment/web --timeout=120s
+kubectl -n demo rollout status statefulset/db --timeout=180s
 kubectl get all -n demo
 echo ">> waiting for the demo's address (a LoadBalancer Service, served on the node's address)"
 lb=""
@@ -51,6 +55,9 @@ done
 echo ">> GET http://$lb/ answers: ${answer:-nothing yet}"
 echo ">> inside the cluster, by name: GET http://web.demo.svc.cluster.local/ from a demo pod answers:"
 kubectl -n demo exec deploy/web -- get http://web.demo.svc.cluster.local/ || true
+echo ">> the database keeps its data on a volume of the default StorageClass:"
+kubectl -n demo get pvc
+kubectl -n demo exec db-0 -- /postgres psql -c "create table if not exists visits (at timestamptz default now())" -c "insert into visits default values" -c "select count(*) as visits from visits" || true
 cat <<MSG
 
 Havre is running, with the demo at http://$lb/ (and http://web.demo.svc.cluster.local/ in the cluster).

@@ -6,7 +6,8 @@ package storage_test
 
 import (
 	"os"
-	"os/exec"
+	osexec "os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,17 +41,25 @@ func requireNode(t testing.TB) {
 		t.Skip("the node agent needs root")
 	}
 	for _, bin := range []string{"containerd", "runc"} {
-		if _, err := exec.LookPath(bin); err != nil {
+		if _, err := osexec.LookPath(bin); err != nil {
 			t.Skipf("the node agent needs %s (hack/install-deps.sh installs it)", bin)
 		}
 	}
 }
 
-// startNode starts a server with its agent and waits for its node.
+// startNode starts a server with its agent and waits for its node. The
+// node keeps its local volumes under its data dir (this machine's ext4:
+// the plain-directory backing).
 func startNode(t testing.TB, images ...string) *framework.Server {
 	t.Helper()
+	return startNodeWith(t, nil, images...)
+}
+
+// startNodeWith is startNode with more server arguments.
+func startNodeWith(t testing.TB, args []string, images ...string) *framework.Server {
+	t.Helper()
 	requireNode(t)
-	s := framework.StartServer(t, framework.WithAgent(), framework.WithArgs("--node-name", nodeName))
+	s := framework.StartServer(t, framework.WithAgent(), framework.WithArgs(append([]string{"--node-name", nodeName}, args...)...))
 	waitNodeReady(t, s.Clientset(), nodeName)
 	for _, img := range images {
 		s.ImportImage(t, img)
@@ -127,3 +136,37 @@ type psqlError struct {
 }
 
 func (e *psqlError) Error() string { return "psql " + e.sql + ": " + e.err.Error() + ": " + e.stderr }
+
+// btrfsDir returns the mount point of a btrfs filesystem of size bytes made
+// for the test in a loop-mounted image file, unmounted (lazily: the node's
+// pods may still hold it) and removed when the test ends.
+func btrfsDir(t testing.TB, size int64) string {
+	t.Helper()
+	if _, err := osexec.LookPath("mkfs.btrfs"); err != nil {
+		t.Skip("mkfs.btrfs is missing (btrfs-progs; hack/install-deps.sh installs it)")
+	}
+	dir := t.TempDir()
+	img, mnt := filepath.Join(dir, "btrfs.img"), filepath.Join(dir, "mnt")
+	f, err := os.Create(img)
+	if err == nil {
+		err = f.Truncate(size)
+		f.Close()
+	}
+	if err == nil {
+		err = os.Mkdir(mnt, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{{"mkfs.btrfs", "-q", img}, {"mount", "-o", "loop", img, mnt}} {
+		if out, err := osexec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", cmd, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		if out, err := osexec.Command("umount", "-l", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", mnt, err, out)
+		}
+	})
+	return mnt
+}
