@@ -377,7 +377,7 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state
 	}
 	// Claim volumes first: without them neither the sandbox nor any
 	// container starts (the kubelet's wait for volumes).
-	mountDelay, mounted := a.mountClaims(runCtx, w, pod)
+	mountDelay, mounted := a.mountClaims(runCtx, w, pod, len(state.Containers) == 0)
 	want(mountDelay)
 	sb := state.current()
 	sandboxID, ready := "", false

@@ -58,8 +58,12 @@ func (a *Agent) claimGetter() volumes.Getter {
 // the pod stays ContainerCreating with a FailedMount event saying why, and
 // mountClaims returns when to try again (with back-off; the pod's own
 // worker waits, not the others'). Mounted claims are kept for the pod's
-// life (their volume's directory is what containers get).
-func (a *Agent) mountClaims(ctx context.Context, w *podWorker, pod *corev1.Pod) (time.Duration, bool) {
+// life (their volume's directory is what containers get). setUp is false
+// for a pod whose containers ran already (adopted after a restart of the
+// agent): its volumes were set up then, and the fsGroup is not walked
+// again under running containers, as the kubelet skips the setup of a
+// volume mounted already.
+func (a *Agent) mountClaims(ctx context.Context, w *podWorker, pod *corev1.Pod, setUp bool) (time.Duration, bool) {
 	if !hasClaims(pod) {
 		return 0, true
 	}
@@ -67,6 +71,7 @@ func (a *Agent) mountClaims(ctx context.Context, w *podWorker, pod *corev1.Pod) 
 		w.claims = map[string]*volumes.Claim{}
 	}
 	var failed, errs []string
+	added := false
 	fsGroup, policy := podFSGroup(pod)
 	for i := range pod.Spec.Volumes {
 		vol := &pod.Spec.Volumes[i]
@@ -74,7 +79,7 @@ func (a *Agent) mountClaims(ctx context.Context, w *podWorker, pod *corev1.Pod) 
 			continue
 		}
 		c, err := volumes.Resolve(ctx, a.claimGetter(), pod, vol)
-		if err == nil && c.Ownership {
+		if err == nil && c.Ownership && setUp {
 			var walked bool
 			start := time.Now()
 			walked, err = volumes.SetOwnership(c.Path, fsGroup, policy, c.ReadOnly)
@@ -94,10 +99,13 @@ func (a *Agent) mountClaims(ctx context.Context, w *podWorker, pod *corev1.Pod) 
 			continue
 		}
 		w.claims[vol.Name] = c
+		added = true
 	}
 	if len(failed) == 0 {
 		w.mountErr, w.mountFailures = "", 0
-		a.publishClaims(pod, w.claims)
+		if added {
+			a.publishClaims(pod, w.claims)
+		}
 		return 0, true
 	}
 	var unmounted []string

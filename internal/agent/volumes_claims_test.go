@@ -124,6 +124,24 @@ func TestSyncWaitsForClaims(t *testing.T) {
 	if vs := h.a.stats.volumes[pod.UID]; len(vs) != 1 || vs[0].UsedBytes != 100 || vs[0].CapacityBytes != 4096 || vs[0].AvailableBytes != 3996 {
 		t.Errorf("volume stats from the backing %+v", vs)
 	}
+	// A new agent adopts the running pod: its claim is mounted again for
+	// the next container start, without walking the volume under the
+	// running container.
+	for _, p := range []string{volDir, filepath.Join(volDir, "app", "f")} {
+		if err := os.Chown(p, 0, 0); err != nil { // the root mismatches: a setup would walk
+			t.Fatal(err)
+		}
+	}
+	h.newAgent(h.pod())
+	h.sync()
+	h.expectCalls()
+	if h.w.claims["data"] == nil || h.w.claims["data"].Path != volDir {
+		t.Errorf("claims of the adopted pod: %v", h.w.claims)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(volDir, "app", "f"), &st); err != nil || st.Gid != 0 {
+		t.Errorf("adopting the pod changed its volume's files: gid %d, %v", st.Gid, err)
+	}
 	h.a.forgetClaims(pod.UID)
 	h.a.collectVolumeStats(ctx)
 	if len(h.a.stats.volumes) != 0 {
