@@ -397,6 +397,9 @@ func containerMounts(pod *corev1.Pod, c *corev1.Container, in mountInputs) ([]*r
 			readOnly[pod.Spec.Volumes[i].Name] = true
 		}
 	}
+	if len(c.VolumeDevices) > 0 {
+		return nil, configErrorf("container %q: volumeDevices (raw block volumes) are not supported by Havre; mount a claim of volumeMode Filesystem with volumeMounts", c.Name)
+	}
 	var mounts []*runtimeapi.Mount
 	for i, vm := range c.VolumeMounts {
 		host, ok := in.volumes[vm.Name]

@@ -47,7 +47,7 @@ func (a *Agent) claimGetter() volumes.Getter {
 	if a.claims != nil {
 		return a.claims
 	}
-	return volumes.ClientGetter{Client: a.client}
+	return volumes.ClientGetter{Client: a.client, NodeName: a.nodeName}
 }
 
 // mountClaims makes a pod's claim volumes ready, as the kubelet's volume

@@ -92,6 +92,9 @@ func TestVolumes(t *testing.T) {
 	if _, err := containerMounts(pod, &corev1.Container{VolumeMounts: []corev1.VolumeMount{{Name: "nope"}}}, mountInputs{volumes: paths, noBind: true}); err == nil {
 		t.Error("a mount of a missing volume was accepted")
 	}
+	if _, err := containerMounts(pod, &corev1.Container{VolumeDevices: []corev1.VolumeDevice{{Name: "scratch", DevicePath: "/dev/xvda"}}}, mountInputs{volumes: paths, noBind: true}); err == nil {
+		t.Error("volumeDevices were accepted")
+	}
 
 	// Missing objects and unsupported types are configuration errors.
 	for _, vol := range []corev1.Volume{

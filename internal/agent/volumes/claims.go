@@ -11,17 +11,38 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/component-helpers/storage/ephemeral"
+	volumehelpers "k8s.io/component-helpers/storage/volume"
 )
 
 // Getter reads claims and volumes.
 type Getter interface {
 	Claim(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error)
 	Volume(ctx context.Context, name string) (*corev1.PersistentVolume, error)
+	// NodeLabels are this node's labels, for the volumes' node affinity
+	// (nil: not checked).
+	NodeLabels(ctx context.Context) (map[string]string, error)
 }
 
 // ClientGetter reads claims and volumes from the API, as the kubelet's
 // volume manager does (a GET of each when a pod's volumes are set up).
-type ClientGetter struct{ Client kubernetes.Interface }
+// With a NodeName, NodeLabels reads that Node's labels.
+type ClientGetter struct {
+	Client   kubernetes.Interface
+	NodeName string
+}
+
+// NodeLabels returns the labels of the node the volumes are mounted on,
+// or nil (no check of the volumes' node affinity) without a NodeName.
+func (g ClientGetter) NodeLabels(ctx context.Context) (map[string]string, error) {
+	if g.NodeName == "" {
+		return nil, nil
+	}
+	n, err := g.Client.CoreV1().Nodes().Get(ctx, g.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return n.Labels, nil
+}
 
 func (g ClientGetter) Claim(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error) {
 	return g.Client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
@@ -64,8 +85,8 @@ type Claim struct {
 // volume and its bound PersistentVolume, checking them as the kubelet's
 // volume manager does. An error means the volume cannot be mounted yet:
 // the claim is missing, being deleted or not bound, an ephemeral claim is
-// not the pod's, the volume is of a type Havre does not mount, or its
-// directory is missing. The caller retries with back-off and says why in a
+// not the pod's, the volume's node affinity excludes this node, it is of a
+// type Havre does not mount, or its directory is missing. The caller retries with back-off and says why in a
 // FailedMount event.
 func Resolve(ctx context.Context, g Getter, pod *corev1.Pod, vol *corev1.Volume) (*Claim, error) {
 	name, readOnly, isEphemeral, ok := ClaimOf(pod, vol)
@@ -101,6 +122,15 @@ func Resolve(ctx context.Context, g Getter, pod *corev1.Pod, vol *corev1.Volume)
 		return nil, wrap(fmt.Errorf("found PV object %s but it has a nil pv.Spec.ClaimRef indicating it is not yet bound to the claim", pv.Name))
 	case pv.Spec.ClaimRef.UID != pvc.UID:
 		return nil, wrap(fmt.Errorf("found PV object %s but its pv.Spec.ClaimRef.UID %s does not point to claim.UID %s", pv.Name, pv.Spec.ClaimRef.UID, pvc.UID))
+	}
+	if pv.Spec.NodeAffinity != nil {
+		labels, err := g.NodeLabels(ctx)
+		if err == nil && labels != nil {
+			err = volumehelpers.CheckNodeAffinity(pv, labels)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("MountVolume.NodeAffinity check failed for volume %q : %w", pv.Name, err)
+		}
 	}
 	if pv.Spec.VolumeMode != nil && *pv.Spec.VolumeMode == corev1.PersistentVolumeBlock {
 		return nil, fmt.Errorf("volume %s has volumeMode %s, but is specified in volumeMounts (block volumes are not supported by Havre)", vol.Name, corev1.PersistentVolumeBlock)

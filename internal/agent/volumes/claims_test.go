@@ -54,6 +54,15 @@ func TestResolve(t *testing.T) {
 			c.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: "web", UID: "pod-uid", Controller: &ctrl}}
 		}), pv("pv-eph", "web-scratch", local),
 	}
+	affine := func(host string) *corev1.VolumeNodeAffinity {
+		return &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{host}}},
+		}}}}
+	}
+	here, there := pv("pv-here", "here", local), pv("pv-there", "there", local)
+	here.Spec.NodeAffinity, there.Spec.NodeAffinity = affine("n1"), affine("n2")
+	objects = append(objects, claim("here", "pv-here"), here, claim("there", "pv-there"), there,
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"kubernetes.io/hostname": "n1"}}})
 	client := fake.NewClientset(objects...)
 	for _, tc := range []struct {
 		name      string
@@ -76,6 +85,8 @@ func TestResolve(t *testing.T) {
 		{name: "missing directory", vol: claimVol("nodir", false), err: "does not exist"},
 		{name: "missing volume", vol: claimVol("nopv", false), err: "failed to fetch PV pv-missing from API server"},
 		{name: "ephemeral", vol: ephemeralVol, wantPath: dir, ownership: true},
+		{name: "this node's", vol: claimVol("here", false), wantPath: dir, ownership: true},
+		{name: "another node's", vol: claimVol("there", false), err: `MountVolume.NodeAffinity check failed for volume "pv-there"`},
 		{name: "ephemeral not the pod's", vol: ephemeralVol, objects: []runtime.Object{claim("web-scratch", "pv-eph"), pv("pv-eph", "web-scratch", local)},
 			err: "PVC ns/web-scratch was not created for pod ns/web (pod is not owner)"},
 	} {
@@ -84,7 +95,7 @@ func TestResolve(t *testing.T) {
 			if tc.objects != nil {
 				c = fake.NewClientset(tc.objects...)
 			}
-			got, err := Resolve(context.Background(), ClientGetter{Client: c}, pod, tc.vol)
+			got, err := Resolve(context.Background(), ClientGetter{Client: c, NodeName: "n1"}, pod, tc.vol)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want %q", err, tc.err)
