@@ -62,38 +62,7 @@ func TestClaimVolumes(t *testing.T) {
 	}
 
 	// Bind the pair.
-	pv, err := client.CoreV1().PersistentVolumes().Create(ctx, &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{Name: "claims-e2e"},
-		Spec: corev1.PersistentVolumeSpec{
-			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")},
-			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
-			StorageClassName:              "",
-			PersistentVolumeSource:        corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: dir}},
-			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
-				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{nodeName}}},
-			}}}},
-			ClaimRef: &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: ns, Name: "data", UID: claim.UID},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		defer cancel()
-		_ = client.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{})
-	})
-	pv.Status.Phase = corev1.VolumeBound
-	if _, err := client.CoreV1().PersistentVolumes().UpdateStatus(ctx, pv, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	claim.Status.Phase = corev1.ClaimBound
-	claim.Status.AccessModes = pv.Spec.AccessModes
-	claim.Status.Capacity = pv.Spec.Capacity
-	if _, err := client.CoreV1().PersistentVolumeClaims(ns).UpdateStatus(ctx, claim, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	bindLocalVolume(t, s, claim, "claims-e2e", dir)
 
 	p := waitPod(t, s, ns, "writer", 60*time.Second, "Running and Ready once the claim is bound", running)
 	out := filepath.Join(dir, "app", "out.txt")
@@ -138,4 +107,106 @@ func TestClaimVolumes(t *testing.T) {
 	if data, err := os.ReadFile(out); err != nil || string(data) != "hello\n" {
 		t.Errorf("data after the pod's deletion: %q, %v", data, err)
 	}
+
+	testEphemeralVolume(t, s, ns)
+}
+
+// bindLocalVolume creates a local PersistentVolume on dir bound to claim
+// and marks both Bound, as the PersistentVolume controller would.
+func bindLocalVolume(t *testing.T, s *framework.Server, claim *corev1.PersistentVolumeClaim, name, dir string) {
+	t.Helper()
+	client := s.Clientset()
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	pv, err := client.CoreV1().PersistentVolumes().Create(ctx, &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: dir}},
+			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{nodeName}}},
+			}}}},
+			ClaimRef: &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: claim.Namespace, Name: claim.Name, UID: claim.UID},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		_ = client.CoreV1().PersistentVolumes().Delete(ctx, name, metav1.DeleteOptions{})
+	})
+	pv.Status.Phase = corev1.VolumeBound
+	if _, err := client.CoreV1().PersistentVolumes().UpdateStatus(ctx, pv, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.CoreV1().PersistentVolumeClaims(claim.Namespace).Get(ctx, claim.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Status.Phase = corev1.ClaimBound
+	c.Status.AccessModes = pv.Spec.AccessModes
+	c.Status.Capacity = pv.Spec.Capacity
+	if _, err := client.CoreV1().PersistentVolumeClaims(claim.Namespace).UpdateStatus(ctx, c, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testEphemeralVolume runs a pod with a generic ephemeral volume: it waits
+// for its claim `<pod>-<volume>` (made here, as the ephemeral volume
+// controller would), refuses one the pod does not own, and runs once the
+// claim is the pod's and bound.
+func testEphemeralVolume(t *testing.T, s *framework.Server, ns string) {
+	client := s.Clientset()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	c := webContainer("web", "-append=/scratch/eph.txt=ephemeral")
+	c.VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
+	createPod(t, s, ns, "eph", func(p *corev1.Pod) {
+		p.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{
+			VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{Spec: corev1.PersistentVolumeClaimSpec{
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")}},
+			}},
+		}}}}
+	}, c)
+	waitEvent(t, s, ns, "eph", `error processing PVC claims/eph-scratch: failed to fetch PVC from API server: persistentvolumeclaims "eph-scratch" not found`, 60*time.Second)
+	pod, err := getPod(t, s, ns, "eph")
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim, err := client.CoreV1().PersistentVolumeClaims(ns).Create(ctx, &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "eph-scratch"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")}},
+			StorageClassName: new(""),
+			VolumeName:       "claims-e2e-eph",
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bindLocalVolume(t, s, claim, "claims-e2e-eph", dir)
+	waitEvent(t, s, ns, "eph", "PVC claims/eph-scratch was not created for pod claims/eph (pod is not owner)", 30*time.Second)
+	if p, err := getPod(t, s, ns, "eph"); err != nil || running(p) {
+		t.Fatalf("pod runs on a claim it does not own: %s, %v", statusSummary(p), err)
+	}
+	claim, err = client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "eph-scratch", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: "eph", UID: pod.UID, Controller: new(true), BlockOwnerDeletion: new(true)}}
+	if _, err := client.CoreV1().PersistentVolumeClaims(ns).Update(ctx, claim, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, s, ns, "eph", 60*time.Second, "Running and Ready once its claim is its own", running)
+	framework.Eventually(t, 10*time.Second, func() (bool, error) {
+		data, _ := os.ReadFile(filepath.Join(dir, "eph.txt"))
+		return string(data) == "ephemeral\n", nil
+	}, "the pod's write in its ephemeral volume")
 }
