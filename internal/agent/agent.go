@@ -25,6 +25,7 @@ import (
 
 	"github.com/havre/havre/internal/agent/images"
 	"github.com/havre/havre/internal/agent/runtime"
+	"github.com/havre/havre/internal/agent/volumes"
 	"github.com/havre/havre/internal/network/netpol"
 	"github.com/havre/havre/internal/version"
 	"github.com/havre/havre/internal/volume/local"
@@ -156,6 +157,16 @@ type Agent struct {
 	watched *objectCache
 	mounter mounter
 	stats   statsCollector
+
+	// Claim volumes (volumes_claims.go): claims reads claims and
+	// PersistentVolumes (nil: the API); mountedClaims ([]mountedClaim by
+	// pod UID) are those mounted, for their stats; volumeUsage, when set,
+	// gives a volume's used and total bytes from its backing (a quota's
+	// figures, better than a walk of the directory) by PersistentVolume
+	// name, ok false for volumes it does not hold.
+	claims        volumes.Getter
+	mountedClaims sync.Map
+	volumeUsage   func(ctx context.Context, pv string) (used, capacity int64, ok bool)
 
 	factsMu     sync.RWMutex
 	hostIPs     []string

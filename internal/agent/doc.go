@@ -6,8 +6,11 @@
 // status and Events back to the API. Containers are probed (package prober:
 // liveness, readiness, startup) and get their postStart and preStop hooks;
 // configMap, secret, downwardAPI and projected volumes follow their sources
-// (atomic_writer.go, objects.go); resource usage is sampled from the runtime
-// (Agent.Stats).
+// (atomic_writer.go, objects.go); persistentVolumeClaim and generic
+// ephemeral volumes wait for their claim to be bound and mount its
+// PersistentVolume's directory (volumes_claims.go, package volumes, which
+// also resolves subPaths safely and applies the fsGroup); resource usage is
+// sampled from the runtime and claim volumes are measured (Agent.Stats).
 //
 // It is a client of the API only and never touches the store. It keeps no
 // state of its own on disk that matters: what runs is read back from the

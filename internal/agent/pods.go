@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/havre/havre/internal/agent/volumes"
 )
 
 const (
@@ -50,6 +52,13 @@ type podWorker struct {
 	// volumeErr is the last failure to update the pod's volumes (logged
 	// when it changes).
 	volumeErr string
+	// claims are the pod's claim volumes mounted so far (mountClaims);
+	// mountErr is the last FailedMount message, mountErrAt when it was
+	// said, mountFailures how many tries failed in a row.
+	claims        map[string]*volumes.Claim
+	mountErr      string
+	mountErrAt    time.Time
+	mountFailures int
 }
 
 func (w *podWorker) setWaiting(name, reason, message string) {
@@ -169,6 +178,11 @@ func (a *Agent) startPods(ctx context.Context, wg *sync.WaitGroup) error {
 	go func() {
 		defer wg.Done()
 		a.statsLoop(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.volumeStatsLoop(ctx)
 	}()
 	return nil
 }

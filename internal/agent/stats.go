@@ -29,6 +29,9 @@ type PodStats struct {
 	CPU        CPUStats
 	Memory     MemoryStats
 	Containers []ContainerStats
+	// Volumes are the pod's claim volumes, sampled every minute, sorted
+	// by name.
+	Volumes []VolumeStats
 }
 
 // ContainerStats is a running container's resource usage at its last
@@ -70,6 +73,8 @@ type statsCollector struct {
 	// noSandboxStats is set once the runtime said it has no
 	// ListPodSandboxStats.
 	noSandboxStats bool
+	// volumes are the pods' volume samples (volumes_stats.go).
+	volumes map[types.UID][]VolumeStats
 }
 
 type cpuSample struct {
@@ -86,6 +91,7 @@ func (a *Agent) Stats() []PodStats {
 	for _, p := range a.stats.pods {
 		c := *p
 		c.Containers = append([]ContainerStats(nil), p.Containers...)
+		c.Volumes = append([]VolumeStats(nil), a.stats.volumes[p.UID]...)
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/havre/havre/internal/agent/volumes"
 )
 
 // syncPod brings what runs for a pod in line with the pod. It returns when
@@ -166,6 +168,7 @@ func (a *Agent) cleanupPod(ctx context.Context, uid types.UID, state *podState) 
 		}
 		a.probes.RemovePod(uid)
 		a.watched.untrack(uid)
+		a.forgetClaims(uid)
 		if err := errors.Join(errs...); err != nil {
 			if ctx.Err() == nil {
 				slog.Warn("removing the sandboxes of a deleted pod", "uid", uid, "err", err)
@@ -178,6 +181,7 @@ func (a *Agent) cleanupPod(ctx context.Context, uid types.UID, state *podState) 
 	if err != nil || !remaining.empty() {
 		return time.Second, false
 	}
+	a.forgetClaims(uid)
 	a.removePodFiles(uid)
 	a.crashBO.ForgetPrefix(string(uid) + "/")
 	a.sandboxBO.ForgetPrefix(string(uid))
@@ -193,9 +197,10 @@ func (a *Agent) removePodFiles(uid types.UID) {
 		dir = real // as the mount table names it
 	}
 	if err := unmountUnder(dir); err != nil {
-		slog.Warn("unmounting a pod's volumes", "uid", uid, "err", err)
-	}
-	if err := os.RemoveAll(filepath.Join(a.dirs.pods, string(uid))); err != nil {
+		// What is still mounted (a subPath of a claim) must not be
+		// removed with the pod's files: keep the directory.
+		slog.Warn("unmounting a pod's volumes; its directory is kept", "uid", uid, "dir", dir, "err", err)
+	} else if err := os.RemoveAll(filepath.Join(a.dirs.pods, string(uid))); err != nil {
 		slog.Warn("removing a pod's directory", "uid", uid, "err", err)
 	}
 	if matches, err := filepath.Glob(filepath.Join(a.dirs.logs, "*_"+string(uid))); err == nil {
@@ -215,6 +220,7 @@ func (a *Agent) terminatePod(ctx context.Context, w *podWorker, pod *corev1.Pod,
 	}
 	a.probes.RemovePod(pod.UID)
 	a.watched.untrack(pod.UID)
+	a.forgetClaims(pod.UID)
 	a.killContainers(ctx, pod, state, rawGracePeriod(pod))
 	if err := a.stopSandboxes(ctx, state); err != nil && ctx.Err() == nil {
 		slog.Warn("stopping a terminating pod's sandbox", "pod", pod.Namespace+"/"+pod.Name, "err", err)
@@ -369,6 +375,10 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state
 			requeue = d
 		}
 	}
+	// Claim volumes first: without them neither the sandbox nor any
+	// container starts (the kubelet's wait for volumes).
+	mountDelay, mounted := a.mountClaims(runCtx, w, pod, len(state.Containers) == 0)
+	want(mountDelay)
 	sb := state.current()
 	sandboxID, ready := "", false
 	if sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
@@ -382,6 +392,8 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state
 		switch {
 		case sb != nil && pod.Spec.RestartPolicy == corev1.RestartPolicyNever && len(state.Containers) > 0:
 			// The sandbox died after containers ran: do not start again.
+		case !mounted:
+			// Waiting for volumes (mountClaims said why).
 		case !pod.Spec.HostNetwork && !a.networkReady(runCtx):
 			want(time.Second)
 		default:
@@ -433,6 +445,9 @@ func (a *Agent) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state
 			return time.Second, false
 		}
 		start := func(c *corev1.Container, latest *containerState, init bool) {
+			if !mounted {
+				return // waiting for volumes
+			}
 			want(a.startOrBackoff(runCtx, w, pod, c, latest, state, sandboxID, sbCfg, podIPs, init))
 		}
 		initDone := true
@@ -609,7 +624,7 @@ func (a *Agent) startContainer(ctx context.Context, w *podWorker, pod *corev1.Po
 		return requeue
 	}
 	attempt := nextAttempt(pod, c, state, init)
-	cfg, err := a.buildContainerConfig(ctx, pod, c, podIPs, attempt, imageRef, img, init)
+	cfg, err := a.buildContainerConfig(ctx, pod, c, podIPs, attempt, imageRef, img, init, w.claims)
 	if err != nil {
 		if ctx.Err() != nil {
 			return time.Millisecond
@@ -706,7 +721,7 @@ func (a *Agent) ensureImage(ctx context.Context, w *podWorker, pod *corev1.Pod, 
 // buildContainerConfig resolves a container's environment, volumes and
 // security into its CRI configuration.
 func (a *Agent) buildContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev1.Container, podIPs []string, attempt uint32,
-	imageRef string, img *runtimeapi.Image, init bool) (*runtimeapi.ContainerConfig, error) {
+	imageRef string, img *runtimeapi.Image, init bool, claims map[string]*volumes.Claim) (*runtimeapi.ContainerConfig, error) {
 	m, hostIPs, alloc := a.facts()
 	in := envInputs{podIPs: podIPs, hostIPs: hostIPs, nodeName: a.nodeName, allocatable: alloc, objects: a.objects, services: a.services}
 	env, warnings, err := resolveEnv(ctx, pod, c, in)
@@ -717,7 +732,7 @@ func (a *Agent) buildContainerConfig(ctx context.Context, pod *corev1.Pod, c *co
 		a.event(pod, c, init, corev1.EventTypeWarning, "InvalidEnvironmentVariableNames", "%s", wmsg)
 	}
 	dir := podDir(a.dirs.pods, pod)
-	vols, err := volumeSetup{dir: dir, objects: a.objects, env: in, mounter: a.mounter}.prepare(ctx, pod)
+	vols, err := volumeSetup{dir: dir, objects: a.objects, env: in, mounter: a.mounter, claims: claims}.prepare(ctx, pod)
 	if err != nil {
 		return nil, err
 	}
@@ -734,7 +749,7 @@ func (a *Agent) buildContainerConfig(ctx context.Context, pod *corev1.Pod, c *co
 			return nil, err
 		}
 	}
-	mounts, err := containerMounts(c, vols, termFile)
+	mounts, err := containerMounts(pod, c, mountInputs{volumes: vols, env: env, podDir: dir, noBind: a.mounter == nil, termMsgFile: termFile})
 	if err != nil {
 		return nil, err
 	}

@@ -8,12 +8,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/havre/havre/internal/agent/volumes"
 )
 
 // Volume plugin directory names under a pod's directory, as the kubelet
@@ -41,6 +45,17 @@ type volumeSetup struct {
 	// refresh: only rewrite the content of volumes set up already (see
 	// refreshVolumes).
 	refresh bool
+	// claims are the pod's claim volumes, resolved and mounted (see
+	// mountClaims), by volume name.
+	claims map[string]*volumes.Claim
+}
+
+// podFSGroup is the pod's fsGroup and fsGroupChangePolicy.
+func podFSGroup(pod *corev1.Pod) (*int64, *corev1.PodFSGroupChangePolicy) {
+	if sc := pod.Spec.SecurityContext; sc != nil {
+		return sc.FSGroup, sc.FSGroupChangePolicy
+	}
+	return nil, nil
 }
 
 // prepare makes every volume of the pod ready and returns the host path of
@@ -62,6 +77,8 @@ func (v volumeSetup) prepareOne(ctx context.Context, pod *corev1.Pod, vol corev1
 	switch {
 	case src.EmptyDir != nil:
 		p := filepath.Join(v.dir, "volumes", volEmptyDir, vol.Name)
+		_, err := os.Lstat(p)
+		fresh := errors.Is(err, fs.ErrNotExist)
 		if src.EmptyDir.Medium == corev1.StorageMediumMemory && v.mounter != nil {
 			if err := v.ensureTmpfs(p, memoryVolumeSize(pod, src.EmptyDir.SizeLimit, v.env.allocatable)); err != nil {
 				return "", err
@@ -70,7 +87,23 @@ func (v volumeSetup) prepareOne(ctx context.Context, pod *corev1.Pod, vol corev1
 		if err := os.MkdirAll(p, 0o777); err != nil {
 			return "", err
 		}
-		return p, os.Chmod(p, 0o777)
+		if !fresh {
+			return p, nil // set up for an earlier container: keep what it is
+		}
+		if err := os.Chmod(p, 0o777); err != nil {
+			return "", err
+		}
+		fsGroup, policy := podFSGroup(pod)
+		if _, err := volumes.SetOwnership(p, fsGroup, policy, false); err != nil {
+			return "", err
+		}
+		return p, nil
+	case src.PersistentVolumeClaim != nil, src.Ephemeral != nil:
+		c := v.claims[vol.Name]
+		if c == nil {
+			return "", fmt.Errorf("volume %q: its claim is not mounted yet", vol.Name)
+		}
+		return c.Path, nil
 	case src.HostPath != nil:
 		return hostPathVolume(src.HostPath)
 	case src.ConfigMap != nil:
@@ -83,7 +116,7 @@ func (v volumeSetup) prepareOne(ctx context.Context, pod *corev1.Pod, vol corev1
 		if err != nil {
 			return "", err
 		}
-		return v.writeFiles(filepath.Join(volConfigMap, vol.Name), files, false)
+		return v.writeFiles(pod, filepath.Join(volConfigMap, vol.Name), files, false)
 	case src.Secret != nil:
 		s := src.Secret
 		data, err := v.secretData(ctx, pod.Namespace, s.SecretName, deref(s.Optional))
@@ -94,21 +127,21 @@ func (v volumeSetup) prepareOne(ctx context.Context, pod *corev1.Pod, vol corev1
 		if err != nil {
 			return "", err
 		}
-		return v.writeFiles(filepath.Join(volSecret, vol.Name), files, true)
+		return v.writeFiles(pod, filepath.Join(volSecret, vol.Name), files, true)
 	case src.DownwardAPI != nil:
 		files, err := downwardAPIFiles(pod, src.DownwardAPI.Items, src.DownwardAPI.DefaultMode, v.env)
 		if err != nil {
 			return "", err
 		}
-		return v.writeFiles(filepath.Join(volDownwardAPI, vol.Name), files, false)
+		return v.writeFiles(pod, filepath.Join(volDownwardAPI, vol.Name), files, false)
 	case src.Projected != nil:
 		files, err := v.projectedFiles(ctx, pod, src.Projected)
 		if err != nil {
 			return "", err
 		}
-		return v.writeFiles(filepath.Join(volProjected, vol.Name), files, true)
+		return v.writeFiles(pod, filepath.Join(volProjected, vol.Name), files, true)
 	}
-	return "", configErrorf("volume %q: this node does not support its type yet (supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected)", vol.Name)
+	return "", configErrorf("volume %q: this node does not support its type yet (supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected, persistentVolumeClaim, ephemeral)", vol.Name)
 }
 
 // configMapData returns a ConfigMap's keys (an optional one missing has
@@ -226,17 +259,30 @@ func projectKeys(data map[string][]byte, items []corev1.KeyToPath, defaultMode *
 }
 
 // writeFiles makes a volume directory hold files, updating it atomically
-// (see writeAtomic); memory-backed ones are on a tmpfs.
-func (v volumeSetup) writeFiles(rel string, files []volumeFile, memory bool) (string, error) {
+// (see writeAtomic); memory-backed ones are on a tmpfs. With an fsGroup
+// the files are the group's and readable by it (as the kubelet gives a
+// read-only volume to the group).
+func (v volumeSetup) writeFiles(pod *corev1.Pod, rel string, files []volumeFile, memory bool) (string, error) {
 	dir := filepath.Join(v.dir, "volumes", rel)
 	if memory && v.mounter != nil && !v.refresh {
 		if err := v.ensureTmpfs(dir, 0); err != nil {
 			return "", err
 		}
 	}
+	fsGroup, _ := podFSGroup(pod)
+	if fsGroup != nil {
+		for i := range files {
+			files[i].mode |= 0o440
+		}
+	}
 	changed, err := writeAtomic(dir, files)
 	if err != nil {
 		return "", err
+	}
+	if changed && fsGroup != nil {
+		if _, err := volumes.SetOwnership(dir, fsGroup, nil, true); err != nil {
+			return "", err
+		}
 	}
 	if changed && v.refresh {
 		slog.Debug("updated a volume", "dir", dir)
@@ -321,24 +367,64 @@ func hostPathVolume(h *corev1.HostPathVolumeSource) (string, error) {
 	return p, nil
 }
 
+// mountInputs is what a container's mounts are made from, besides the
+// pod and the container.
+type mountInputs struct {
+	// volumes is the host path of each of the pod's volumes (prepare).
+	volumes map[string]string
+	// env is the container's environment, for subPathExpr.
+	env []envVar
+	// podDir is the pod's directory; subPath mounts are bind-mounted
+	// under its volume-subpaths directory unless noBind (tests without
+	// root), which gives the runtime the resolved path instead.
+	podDir string
+	noBind bool
+	// termMsgFile is the container's termination-message file ("" none).
+	termMsgFile string
+}
+
 // containerMounts are a container's mounts: its volume mounts and its
-// termination-message file.
-func containerMounts(c *corev1.Container, volumes map[string]string, termMsgFile string) ([]*runtimeapi.Mount, error) {
+// termination-message file. A volume that must be mounted read-only (see
+// mustMountReadOnly) is, whatever the volumeMount says. A subPath (or a
+// subPathExpr, expanded from the container's environment) is resolved
+// inside its volume without following anything out of it, made if
+// missing, and bind-mounted under the pod's volume-subpaths directory as
+// the kubelet does, so that the runtime mounts exactly what was resolved.
+func containerMounts(pod *corev1.Pod, c *corev1.Container, in mountInputs) ([]*runtimeapi.Mount, error) {
+	readOnly := map[string]bool{}
+	for i := range pod.Spec.Volumes {
+		if mustMountReadOnly(&pod.Spec.Volumes[i]) {
+			readOnly[pod.Spec.Volumes[i].Name] = true
+		}
+	}
+	if len(c.VolumeDevices) > 0 {
+		return nil, configErrorf("container %q: volumeDevices (raw block volumes) are not supported by Havre; mount a claim of volumeMode Filesystem with volumeMounts", c.Name)
+	}
 	var mounts []*runtimeapi.Mount
-	for _, vm := range c.VolumeMounts {
-		host, ok := volumes[vm.Name]
+	for i, vm := range c.VolumeMounts {
+		host, ok := in.volumes[vm.Name]
 		if !ok {
 			return nil, configErrorf("volume mount %q: no volume of that name", vm.Name)
 		}
-		if vm.SubPath != "" {
-			host = filepath.Join(host, filepath.Clean("/"+vm.SubPath))
-			if _, err := os.Stat(host); errors.Is(err, fs.ErrNotExist) {
-				if err := os.MkdirAll(host, 0o755); err != nil {
-					return nil, err
-				}
+		sub := vm.SubPath
+		if vm.SubPathExpr != "" {
+			var err error
+			if sub, err = expandSubPathExpr(vm.SubPathExpr, in.env); err != nil {
+				return nil, err
 			}
 		}
-		m := &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly}
+		if sub != "" {
+			if err := volumes.ValidateSubPath(sub); err != nil {
+				return nil, configErrorf("%v", err)
+			}
+			target := filepath.Join(in.podDir, "volume-subpaths", vm.Name, c.Name, strconv.Itoa(i))
+			p, err := subPathHost(host, sub, target, in.noBind)
+			if err != nil {
+				return nil, configErrorf("failed to prepare subPath for volumeMount %q of container %q: %v", vm.Name, c.Name, err)
+			}
+			host = p
+		}
+		m := &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly || readOnly[vm.Name]}
 		if vm.MountPropagation != nil {
 			switch *vm.MountPropagation {
 			case corev1.MountPropagationHostToContainer:
@@ -349,10 +435,66 @@ func containerMounts(c *corev1.Container, volumes map[string]string, termMsgFile
 		}
 		mounts = append(mounts, m)
 	}
-	if termMsgFile != "" && c.TerminationMessagePath != "" {
-		mounts = append(mounts, &runtimeapi.Mount{ContainerPath: c.TerminationMessagePath, HostPath: termMsgFile})
+	if in.termMsgFile != "" && c.TerminationMessagePath != "" {
+		mounts = append(mounts, &runtimeapi.Mount{ContainerPath: c.TerminationMessagePath, HostPath: in.termMsgFile})
 	}
 	return mounts, nil
+}
+
+// mustMountReadOnly reports whether every mount of a volume is read-only,
+// as the kubelet's volume plugins say: configMap, secret, downwardAPI and
+// projected volumes (their content is the API's), and claims whose volume
+// source says readOnly.
+func mustMountReadOnly(vol *corev1.Volume) bool {
+	switch {
+	case vol.ConfigMap != nil, vol.Secret != nil, vol.DownwardAPI != nil, vol.Projected != nil:
+		return true
+	case vol.PersistentVolumeClaim != nil:
+		return vol.PersistentVolumeClaim.ReadOnly
+	}
+	return false
+}
+
+// expandSubPathExpr expands a subPathExpr from the container's
+// environment; every variable it names must have a value.
+func expandSubPathExpr(expr string, env []envVar) (string, error) {
+	m := make(map[string]string, len(env))
+	for _, v := range env {
+		m[v.Name] = v.Value
+	}
+	var missing []string
+	out := expand(expr, func(name string) (string, bool) {
+		v, ok := m[name]
+		if !ok || v == "" {
+			if !slices.Contains(missing, name) {
+				missing = append(missing, name)
+			}
+		}
+		return v, true
+	})
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return "", configErrorf("failed to expand subPathExpr %q: missing value for %s", expr, strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+// subPathHost resolves a subPath of the volume at root safely and returns
+// what the runtime is to mount: target, bind-mounted on what it resolved
+// to, or (noBind) the resolved path itself.
+func subPathHost(root, sub, target string, noBind bool) (string, error) {
+	if !noBind {
+		if err := volumes.BindSubPath(root, sub, target); err != nil {
+			return "", err
+		}
+		return target, nil
+	}
+	f, err := volumes.OpenSubPath(root, sub)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
 }
 
 // maxTerminationMessage is how much of a termination message is read.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -78,7 +79,7 @@ func TestVolumes(t *testing.T) {
 	c := &corev1.Container{Name: "c", TerminationMessagePath: "/dev/termination-log", VolumeMounts: []corev1.VolumeMount{
 		{Name: "scratch", MountPath: "/data", SubPath: "x/y"}, {Name: "cm", MountPath: "/etc/cm", ReadOnly: true},
 	}}
-	mounts, err := containerMounts(c, paths, "/term")
+	mounts, err := containerMounts(pod, c, mountInputs{volumes: paths, noBind: true, termMsgFile: "/term"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,14 +89,17 @@ func TestVolumes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(paths["scratch"], "x/y")); err != nil {
 		t.Errorf("subPath not created: %v", err)
 	}
-	if _, err := containerMounts(&corev1.Container{VolumeMounts: []corev1.VolumeMount{{Name: "nope"}}}, paths, ""); err == nil {
+	if _, err := containerMounts(pod, &corev1.Container{VolumeMounts: []corev1.VolumeMount{{Name: "nope"}}}, mountInputs{volumes: paths, noBind: true}); err == nil {
 		t.Error("a mount of a missing volume was accepted")
+	}
+	if _, err := containerMounts(pod, &corev1.Container{VolumeDevices: []corev1.VolumeDevice{{Name: "scratch", DevicePath: "/dev/xvda"}}}, mountInputs{volumes: paths, noBind: true}); err == nil {
+		t.Error("volumeDevices were accepted")
 	}
 
 	// Missing objects and unsupported types are configuration errors.
 	for _, vol := range []corev1.Volume{
 		{Name: "x", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "nope"}}}},
-		{Name: "x", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}},
+		{Name: "x", VolumeSource: corev1.VolumeSource{ISCSI: &corev1.ISCSIVolumeSource{}}},
 		{Name: "x", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: filepath.Join(dir, "none"), Type: new(corev1.HostPathFile)}}},
 	} {
 		_, err := v.prepare(context.Background(), &corev1.Pod{ObjectMeta: pod.ObjectMeta, Spec: corev1.PodSpec{Volumes: []corev1.Volume{vol}}})
@@ -121,5 +125,99 @@ func TestTerminationMessage(t *testing.T) {
 	}
 	if readTerminationMessage("") != "" || readTerminationMessage(p+"nope") != "" {
 		t.Error("missing files give a message")
+	}
+}
+
+func TestContainerMounts(t *testing.T) {
+	dir := t.TempDir()
+	vol := filepath.Join(dir, "vol")
+	if err := os.MkdirAll(filepath.Join(vol, "in"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc", filepath.Join(vol, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{Spec: corev1.PodSpec{Volumes: []corev1.Volume{
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}},
+		{Name: "ro", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "c", ReadOnly: true}}},
+		{Name: "cm", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}},
+		{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: vol}}},
+	}}}
+	paths := map[string]string{"data": vol, "ro": vol, "cm": vol, "host": vol}
+	env := []envVar{{Name: "POD_NAME", Value: "web-0"}, {Name: "EMPTY", Value: ""}, {Name: "UP", Value: ".."}}
+	for _, tc := range []struct {
+		name     string
+		vm       corev1.VolumeMount
+		host     string // relative to vol
+		readOnly bool
+		err      string
+	}{
+		{name: "whole volume", vm: corev1.VolumeMount{Name: "data"}, host: "."},
+		{name: "subPath", vm: corev1.VolumeMount{Name: "data", SubPath: "in"}, host: "in"},
+		{name: "subPath made", vm: corev1.VolumeMount{Name: "data", SubPath: "new/sub"}, host: "new/sub"},
+		{name: "subPathExpr", vm: corev1.VolumeMount{Name: "data", SubPathExpr: "logs/$(POD_NAME)"}, host: "logs/web-0"},
+		{name: "subPathExpr escaped dollar", vm: corev1.VolumeMount{Name: "data", SubPathExpr: "$$(POD_NAME)"}, host: "$(POD_NAME)"},
+		{name: "subPathExpr of a missing variable", vm: corev1.VolumeMount{Name: "data", SubPathExpr: "$(NOPE)/$(EMPTY)"}, err: "missing value for EMPTY, NOPE"},
+		{name: "subPathExpr expanding to ..", vm: corev1.VolumeMount{Name: "data", SubPathExpr: "$(UP)/x"}, err: "must not contain '..'"},
+		{name: "absolute subPath", vm: corev1.VolumeMount{Name: "data", SubPath: "/etc"}, err: "must not be an absolute path"},
+		{name: "subPath through a link out", vm: corev1.VolumeMount{Name: "data", SubPath: "escape/passwd"}, err: "not within volume path"},
+		{name: "hostPath subPath through a link out", vm: corev1.VolumeMount{Name: "host", SubPath: "escape"}, err: "not within volume path"},
+		{name: "readOnly mount", vm: corev1.VolumeMount{Name: "data", ReadOnly: true}, host: ".", readOnly: true},
+		{name: "readOnly claim", vm: corev1.VolumeMount{Name: "ro"}, host: ".", readOnly: true},
+		{name: "configMap is always read-only", vm: corev1.VolumeMount{Name: "cm"}, host: ".", readOnly: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.vm.MountPath = "/mnt"
+			c := &corev1.Container{Name: "c", VolumeMounts: []corev1.VolumeMount{tc.vm}}
+			mounts, err := containerMounts(pod, c, mountInputs{volumes: paths, env: env, noBind: true})
+			if tc.err != "" {
+				if _, ok := err.(*configError); !ok || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want a configuration error with %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(mounts) != 1 || mounts[0].HostPath != filepath.Join(vol, tc.host) || mounts[0].Readonly != tc.readOnly {
+				t.Errorf("mounts %v, want %s readOnly=%v", mounts, filepath.Join(vol, tc.host), tc.readOnly)
+			}
+		})
+	}
+}
+
+func TestEmptyDirFSGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("changing a file's group needs root")
+	}
+	dir := t.TempDir()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1"},
+		Spec: corev1.PodSpec{
+			SecurityContext: &corev1.PodSecurityContext{FSGroup: new(int64(2345))},
+			Volumes:         []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+		},
+	}
+	v := volumeSetup{dir: dir}
+	paths, err := v.prepare(context.Background(), pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(paths["scratch"], &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Gid != 2345 || st.Mode&0o7777 != 0o2777 {
+		t.Errorf("emptyDir group %d mode %o, want 2345 and 2777", st.Gid, st.Mode&0o7777)
+	}
+	// A later container start leaves it as it is.
+	if err := syscall.Chmod(paths["scratch"], 0o2770); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.prepare(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Stat(paths["scratch"], &st); err != nil || st.Mode&0o7777 != 0o2770 {
+		t.Errorf("emptyDir set up again: mode %o, %v", st.Mode&0o7777, err)
 	}
 }
