@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"os"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -45,6 +46,15 @@ func (a *Agent) openVolumes(ctx context.Context) error {
 		return fmt.Errorf("local volumes: mounting the volumes again: %w", err)
 	}
 	a.backing = b
+	// Stats of the volumes the backing holds come from it (quota groups,
+	// project quotas, loop filesystems know their own figures).
+	a.volumeUsage = func(ctx context.Context, pv string) (int64, int64, bool) {
+		if _, err := os.Stat(b.Path(pv)); err != nil {
+			return 0, 0, false
+		}
+		used, capacity, err := b.Usage(ctx, pv)
+		return used, capacity, err == nil
+	}
 	if !b.EnforcesSize() {
 		slog.Warn("local volumes do not enforce their sizes here: give --volumes-dir a btrfs or xfs (prjquota) filesystem, or pass --volume-backing loop",
 			"dir", dir, "backing", b.Kind())
