@@ -595,3 +595,48 @@ func TestDefaultClass(t *testing.T) {
 		})
 	}
 }
+
+func drain(q interface {
+	Len() int
+	Get() (string, bool)
+	Done(string)
+}) []string {
+	var out []string
+	for q.Len() > 0 {
+		k, _ := q.Get()
+		out = append(out, k)
+		q.Done(k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestHandlers: what the informers' events queue.
+func TestHandlers(t *testing.T) {
+	w := newWorld(t, pvc("pending", "1Gi"), pvc("bound", "1Gi", pvcBound("v", "1Gi")), pvc("noclass", "1Gi", pvcClass(nil)))
+	c := w.c
+
+	// A deleted claim releases its volume.
+	c.claimDeleted(pvc("bound", "1Gi", pvcBound("v", "1Gi")))
+	c.claimDeleted(pvc("pending", "1Gi"))
+	if got, want := drain(c.volumeQueue), []string{"v"}; !slices.Equal(got, want) {
+		t.Errorf("claim deleted: volumes queued %v, want %v", got, want)
+	}
+	// A bound volume queues its claim; an unbound one the pending claims.
+	c.volumeChanged(pv("x", "1Gi", pvRef("bound", "uid-bound")))
+	if got, want := drain(c.claimQueue), []string{ns + "/bound"}; !slices.Equal(got, want) {
+		t.Errorf("bound volume changed: claims queued %v, want %v", got, want)
+	}
+	c.volumeChanged(pv("y", "1Gi"))
+	if got, want := drain(c.claimQueue), []string{ns + "/noclass", ns + "/pending"}; !slices.Equal(got, want) {
+		t.Errorf("unbound volume changed: claims queued %v, want %v", got, want)
+	}
+	if got, want := drain(c.volumeQueue), []string{"x", "y"}; !slices.Equal(got, want) {
+		t.Errorf("volumes queued %v, want %v", got, want)
+	}
+	// Resync queues everything.
+	c.resync()
+	if got, want := drain(c.claimQueue), []string{ns + "/bound", ns + "/noclass", ns + "/pending"}; !slices.Equal(got, want) {
+		t.Errorf("resync: claims queued %v, want %v", got, want)
+	}
+}
