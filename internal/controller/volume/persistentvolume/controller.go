@@ -120,12 +120,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 	}
 	// A new default class is given retroactively to claims without one.
 	if _, err := scInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) {
-			c.enqueueClaims(func(pvc *corev1.PersistentVolumeClaim) bool { return pvc.Spec.StorageClassName == nil })
-		},
-		UpdateFunc: func(any, any) {
-			c.enqueueClaims(func(pvc *corev1.PersistentVolumeClaim) bool { return pvc.Spec.StorageClassName == nil })
-		},
+		AddFunc:    func(any) { c.classChanged() },
+		UpdateFunc: func(any, any) { c.classChanged() },
 	}); err != nil {
 		return nil, err
 	}
@@ -165,6 +161,12 @@ func (c *Controller) claimDeleted(obj any) {
 	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok && pvc.Spec.VolumeName != "" {
 		c.volumeQueue.Add(pvc.Spec.VolumeName)
 	}
+}
+
+// classChanged queues the claims without a class: the class may be a new
+// default.
+func (c *Controller) classChanged() {
+	c.enqueueClaims(func(pvc *corev1.PersistentVolumeClaim) bool { return pvc.Spec.StorageClassName == nil })
 }
 
 func (c *Controller) enqueueClaims(match func(*corev1.PersistentVolumeClaim) bool) {

@@ -634,6 +634,11 @@ func TestHandlers(t *testing.T) {
 	if got, want := drain(c.volumeQueue), []string{"x", "y"}; !slices.Equal(got, want) {
 		t.Errorf("volumes queued %v, want %v", got, want)
 	}
+	// A class, maybe a new default, queues the claims without one.
+	c.classChanged()
+	if got, want := drain(c.claimQueue), []string{ns + "/noclass"}; !slices.Equal(got, want) {
+		t.Errorf("class changed: claims queued %v, want %v", got, want)
+	}
 	// Resync queues everything.
 	c.resync()
 	if got, want := drain(c.claimQueue), []string{ns + "/bound", ns + "/noclass", ns + "/pending"}; !slices.Equal(got, want) {
