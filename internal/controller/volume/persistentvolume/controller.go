@@ -21,6 +21,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -194,8 +195,10 @@ func (c *Controller) resync() {
 // Run syncs volumes and claims, one worker each as upstream, and every
 // SyncPeriod all of them, until ctx is done.
 func (c *Controller) Run(ctx context.Context) {
-	go controller.RunWorkers(ctx, c.volumeQueue, c.synced, 1, c.syncVolumeKey, "syncing PersistentVolume failed; retrying", "volume")
-	controller.RunWorkers(ctx, c.claimQueue, c.synced, 1, c.syncClaimKey, "syncing PersistentVolumeClaim failed; retrying", "claim",
+	// A conflict is the cache lagging behind a write: retried quietly.
+	quiet := controller.Quiet(apierrors.IsConflict)
+	go controller.RunWorkers(ctx, c.volumeQueue, c.synced, 1, c.syncVolumeKey, "syncing PersistentVolume failed; retrying", "volume", quiet)
+	controller.RunWorkers(ctx, c.claimQueue, c.synced, 1, c.syncClaimKey, "syncing PersistentVolumeClaim failed; retrying", "claim", quiet,
 		controller.AfterSync(func(ctx context.Context) {
 			go func() {
 				t := time.NewTicker(SyncPeriod)
