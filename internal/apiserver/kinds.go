@@ -85,6 +85,11 @@ func (s *Server) customise(h *resourceHandler) {
 		h.hooks.serialiseCreate = true
 		h.hooks.beforeCreate = s.services.allocate
 		h.hooks.beforeUpdate = s.services.allocateUpdate
+	case claimsResource:
+		h.hooks.beforeCreate = s.admitClaimCreate
+		h.hooks.beforeUpdate = s.admitClaimUpdate
+	case volumesResource:
+		h.hooks.beforeCreate = admitVolumeCreate
 	case schema.GroupResource{Resource: "pods"}:
 		h.hooks.returnDeleted = true
 		h.hooks.gracePeriod = podGracePeriod

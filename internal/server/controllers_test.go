@@ -40,7 +40,8 @@ func TestControllerTable(t *testing.T) {
 		seen[c.name] = true
 	}
 	for _, name := range []string{"endpointslice-controller", "endpoints-controller", "endpointslice-mirroring-controller",
-		"kubernetes-endpoints", "service-lb-controller"} {
+		"kubernetes-endpoints", "service-lb-controller", "persistentvolume-binder-controller", "persistentvolumeclaim-protection-controller",
+		"persistentvolume-protection-controller", "ephemeral-volume-controller"} {
 		if !seen[name] {
 			t.Errorf("controller %q is not in the table", name)
 		}

@@ -134,6 +134,25 @@ func TestPersistentVolumeClaim(t *testing.T) {
 	upd = bound.DeepCopy()
 	upd.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("2Gi")
 	checkErrors(t, s.ValidateUpdate(ctx, upd, bound))
+
+	// A claim without a class may get one (the retroactive default class),
+	// not lose or change it, nor get "".
+	noClass := pvc.DeepCopy()
+	noClass.Spec.StorageClassName = nil
+	upd = noClass.DeepCopy()
+	upd.Spec.StorageClassName = new("fast")
+	checkErrors(t, s.ValidateUpdate(ctx, upd, noClass))
+	upd.Spec.StorageClassName = new("")
+	checkErrors(t, s.ValidateUpdate(ctx, upd, noClass), want{"spec", field.ErrorTypeForbidden})
+	checkErrors(t, s.ValidateUpdate(ctx, noClass, pvc), want{"spec", field.ErrorTypeForbidden})
+	upd = pvc.DeepCopy()
+	upd.Spec.StorageClassName = new("fast")
+	checkErrors(t, s.ValidateUpdate(ctx, upd, pvc), want{"spec", field.ErrorTypeForbidden})
+	beta := noClass.DeepCopy()
+	beta.Annotations = map[string]string{corev1.BetaStorageClassAnnotation: "old"}
+	upd = beta.DeepCopy()
+	upd.Spec.StorageClassName = new("fast")
+	checkErrors(t, s.ValidateUpdate(ctx, upd, beta), want{"spec", field.ErrorTypeForbidden})
 }
 
 func TestPersistentVolume(t *testing.T) {

@@ -109,14 +109,20 @@ func validateVolumeMode(m *corev1.PersistentVolumeMode, fldPath *field.Path) fie
 	return nil
 }
 
-// ValidateUpdate allows setting volumeName once and, for bound claims,
-// growing the storage request; the rest of the spec is immutable.
+// ValidateUpdate allows setting volumeName once, a class on a claim that
+// has none and, for bound claims, changing the storage request; the rest of the spec is immutable.
 func (s PersistentVolumeClaimStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
 	pvc, oldPVC := obj.(*corev1.PersistentVolumeClaim), old.(*corev1.PersistentVolumeClaim)
 	errs := s.Validate(ctx, obj)
 	newSpec, oldSpec := pvc.Spec.DeepCopy(), oldPVC.Spec.DeepCopy()
 	if oldSpec.VolumeName == "" {
 		oldSpec.VolumeName = newSpec.VolumeName
+	}
+	// A claim created without a class may get one later (the retroactive
+	// default StorageClass), unless it has the beta class annotation.
+	if _, beta := oldPVC.Annotations[corev1.BetaStorageClassAnnotation]; !beta &&
+		oldSpec.StorageClassName == nil && newSpec.StorageClassName != nil && *newSpec.StorageClassName != "" {
+		oldSpec.StorageClassName = newSpec.StorageClassName
 	}
 	if oldPVC.Status.Phase == corev1.ClaimBound {
 		if newSpec.Resources.Requests != nil {

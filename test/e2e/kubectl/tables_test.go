@@ -194,7 +194,9 @@ func TestTables(t *testing.T) {
 	}
 	// The test writes the workloads' status, and the Service's Endpoints
 	// and EndpointSlice, itself: their controllers would overwrite them.
-	s := framework.StartServer(t, framework.WithoutWorkloadControllers("endpoints-controller", "endpointslice-controller"))
+	// The PersistentVolume controller would bind the claim to the volume.
+	s := framework.StartServer(t, framework.WithoutWorkloadControllers("endpoints-controller", "endpointslice-controller",
+		"persistentvolume-binder-controller"))
 	framework.Kubectl(t) // built before the subtests, which it would slow
 	cs := s.Clientset()
 	const ns = "tables"
