@@ -116,15 +116,19 @@ func waitEvent(t testing.TB, cs kubernetes.Interface, ns, kind, name, reason, su
 	return msg
 }
 
+// deletePod deletes a pod and waits until it is gone (or replaced by a
+// pod of the same name, as a StatefulSet's).
 func deletePod(t testing.TB, cs kubernetes.Interface, ns, name string) {
 	t.Helper()
+	old, err := cs.CoreV1().Pods(ns).Get(ctx(t), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cs.CoreV1().Pods(ns).Delete(ctx(t), name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	framework.Eventually(t, waitTimeout, func() (bool, error) {
-		_, err := cs.CoreV1().Pods(ns).Get(ctx(t), name, metav1.GetOptions{})
-		return err != nil, nil
+		p, err := cs.CoreV1().Pods(ns).Get(ctx(t), name, metav1.GetOptions{})
+		return err != nil || p.UID != old.UID, nil
 	}, "pod %s/%s gone", ns, name)
 }
-
-func mustQuantity(s string) resource.Quantity { return resource.MustParse(s) }

@@ -111,7 +111,6 @@ spec:
 		if out, _, err := s.Kubectl("-n", ns, "exec", "grow", "--", "fill", "/data/big", "64"); err == nil {
 			t.Errorf("writing 64 MiB to a 32 MiB volume succeeded: %s", out)
 		}
-		podExec(t, s, ns, "grow", "write", "/data/big", "")
 		s.MustKubectl(t, "-n", ns, "patch", "pvc", "grow", "-p", `{"spec":{"resources":{"requests":{"storage":"128Mi"}}}}`)
 		want := resource.MustParse("128Mi")
 		waitClaim(t, cs, ns, "grow", "capacity 128Mi", func(c *corev1.PersistentVolumeClaim) bool {
@@ -121,7 +120,8 @@ spec:
 		if pv := volumeOf(t, cs, ns, "grow"); pv.Annotations[volume.AnnBacking] != "btrfs" {
 			t.Errorf("volume backing %q, want btrfs", pv.Annotations[volume.AnnBacking])
 		}
-		podExec(t, s, ns, "grow", "fill", "/data/big", "64")
+		// 32 MiB of the failed write are still there.
+		podExec(t, s, ns, "grow", "fill", "/data/more", "64")
 	})
 
 	snapshots := s.Dynamic().Resource(schema.GroupVersionResource{Group: "snapshot.storage.k8s.io", Version: "v1", Resource: "volumesnapshots"}).Namespace(ns)

@@ -59,6 +59,11 @@ func run() error {
 			return err
 		}
 	}
+	// As the official image does at every start: a volume's fsGroup
+	// ownership (group rwx, setgid) is more than PostgreSQL accepts.
+	if err := os.Chmod(data, 0o700); err != nil {
+		return err
+	}
 	fmt.Printf("starting PostgreSQL on %s\n", data)
 	// argv[0] is a path: postgres finds its installation from it.
 	args := []string{filepath.Join(bin, "postgres"), "-D", data, "-c", "listen_addresses=*", "-c", "unix_socket_directories=/tmp"}
