@@ -132,3 +132,5 @@ func deletePod(t testing.TB, cs kubernetes.Interface, ns, name string) {
 		return err != nil || p.UID != old.UID, nil
 	}, "pod %s/%s gone", ns, name)
 }
+
+func mustQuantity(s string) resource.Quantity { return resource.MustParse(s) }
