@@ -130,6 +130,7 @@ type env struct {
 func newEnv(t *testing.T, backing *dirBacking, kubeObjs, snapObjs []runtime.Object) *env {
 	t.Helper()
 	e := &env{
+		//lint:ignore SA1019 the module generates no apply configurations: it has no NewClientset
 		snaps:   snapshotfake.NewSimpleClientset(snapObjs...),
 		backing: backing,
 		events:  record.NewFakeRecorder(100),

@@ -40,7 +40,8 @@ type env struct {
 func newEnv(t *testing.T, kubeObjs, snapObjs []runtime.Object) *env {
 	t.Helper()
 	e := &env{
-		kube:   kubefake.NewClientset(kubeObjs...),
+		kube: kubefake.NewClientset(kubeObjs...),
+		//lint:ignore SA1019 the module generates no apply configurations: it has no NewClientset
 		snaps:  snapshotfake.NewSimpleClientset(snapObjs...),
 		events: record.NewFakeRecorder(100),
 	}
