@@ -458,3 +458,24 @@ func TestSyncContent(t *testing.T) {
 		t.Errorf("events %v", ev)
 	}
 }
+
+// TestBoundFinalizer: a bound snapshot gets the bound finalizer only when
+// its content's policy is Delete.
+func TestBoundFinalizer(t *testing.T) {
+	for _, policy := range []snapshotv1.DeletionPolicy{snapshotv1.VolumeSnapshotContentDelete, snapshotv1.VolumeSnapshotContentRetain} {
+		t.Run(string(policy), func(t *testing.T) {
+			s := dynamicSnapshot(ptr.To("local"))
+			s.Finalizers = []string{snapshotapi.VolumeSnapshotAsSourceFinalizer}
+			s.Status = &snapshotv1.VolumeSnapshotStatus{BoundVolumeSnapshotContentName: ptr.To("snapcontent-snap-uid"), ReadyToUse: ptr.To(true)}
+			e := newEnv(t, []runtime.Object{boundClaim(), localPV()},
+				[]runtime.Object{s, dynamicContent(policy, true), class("local", true, policy)})
+			if err := e.c.SyncSnapshot(context.Background(), "ns/snap"); err != nil {
+				t.Fatal(err)
+			}
+			got := slices.Contains(e.snapshot(t, "snap").Finalizers, snapshotapi.VolumeSnapshotBoundFinalizer)
+			if want := policy == snapshotv1.VolumeSnapshotContentDelete; got != want {
+				t.Errorf("bound finalizer %v, want %v", got, want)
+			}
+		})
+	}
+}
