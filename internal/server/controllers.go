@@ -11,6 +11,7 @@ import (
 	"github.com/havre/havre/internal/controller/garbagecollector"
 	"github.com/havre/havre/internal/controller/namespace"
 	"github.com/havre/havre/internal/controller/nodeipam"
+	"github.com/havre/havre/internal/controller/volume/snapshot"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -49,6 +50,7 @@ var controllers = []registered{
 	{"scheduler", startScheduler},
 	{"service-lb-controller", startServiceLB},
 	{"serviceaccount", startServiceAccount},
+	{snapshot.Name, startSnapshot},
 	{"statefulset", startStatefulSet},
 	{"ttl-after-finished", startTTLAfterFinished},
 }

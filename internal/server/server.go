@@ -117,7 +117,7 @@ func Run(ctx context.Context, o Options) error {
 		Authenticator:      auth.Union{auth.X509{}, tokens},
 		Authorizer:         authorizer,
 		RBACEscalation:     &rbac.Escalation{Authorizer: authorizer, Index: rbacIndex},
-		PostStart:          []func(context.Context, *rest.Config) error{startRBAC(rbacIndex), ensureDefaultStorageClass},
+		PostStart:          []func(context.Context, *rest.Config) error{startRBAC(rbacIndex), ensureDefaultStorageClass, startSnapshotAPI},
 		Reviews:            (&review.Reviewer{Authorizer: authorizer, Rules: rbacIndex}).Handlers(),
 		Listener:           ln,
 		CAData:             bundle.CAPEM,
