@@ -12,8 +12,11 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/rest"
 
+	snapshotclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
+
 	"github.com/havre/havre/internal/volume/local"
 	"github.com/havre/havre/internal/volume/provisioner"
+	"github.com/havre/havre/internal/volume/snapshotter"
 )
 
 // DefaultVolumeBacking is --volume-backing's default: btrfs or xfs when
@@ -70,7 +73,9 @@ func (a *Agent) VolumeBacking() local.Backing { return a.backing }
 
 // startStorage starts the provisioner of the node's local volumes
 // (havre.io/local): it provisions the claims the scheduler placed here,
-// deletes and grows this node's volumes and publishes its capacity.
+// deletes and grows this node's volumes and publishes its capacity; and
+// the snapshotter, which takes and deletes the snapshots of this node's
+// volumes.
 func (a *Agent) startStorage(ctx context.Context, wg *sync.WaitGroup, cfg *rest.Config) error {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
@@ -83,12 +88,24 @@ func (a *Agent) startStorage(ctx context.Context, wg *sync.WaitGroup, cfg *rest.
 	if err != nil {
 		return err
 	}
+	snaps, err := snapshotclient.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	sn, err := snapshotter.New(snapshotter.Config{Client: a.client, Snapshots: snaps, NodeName: a.nodeName, Backing: a.backing})
+	if err != nil {
+		return err
+	}
 	factory.Start(ctx.Done())
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		p.Run(ctx)
 		factory.Shutdown()
+	}()
+	go func() {
+		defer wg.Done()
+		sn.Run(ctx)
 	}()
 	return nil
 }

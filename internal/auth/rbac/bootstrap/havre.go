@@ -35,7 +35,9 @@ func HavreRoles(p Policy) []rbacv1.ClusterRole {
 		rbacv1.PolicyRule{Verbs: []string{"update", "patch"}, APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims/status"}},
 		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"storage.k8s.io"}, Resources: []string{"storageclasses"}},
 		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}, APIGroups: []string{"storage.k8s.io"}, Resources: []string{"csistoragecapacities"}},
-		rbacv1.PolicyRule{Verbs: []string{"get", "list"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots", "volumesnapshotcontents"}},
+		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots"}},
+		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch", "update", "patch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshotcontents"}},
+		rbacv1.PolicyRule{Verbs: []string{"update", "patch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshotcontents/status"}},
 	)
 	return []rbacv1.ClusterRole{{ObjectMeta: meta(NodeAgentRole), Rules: rules}}
 }
