@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	volumehelpers "k8s.io/component-helpers/storage/volume"
 
 	"github.com/havre/havre/internal/scheduler/framework"
@@ -36,7 +36,7 @@ func (pl *VolumeBinding) PreBind(ctx context.Context, state *framework.CycleStat
 	defer cancel()
 	var lastErr error
 	seen := map[string]bool{}
-	err := wait.PollUntilContextCancel(ctx, pl.PollInterval, true, func(context.Context) (bool, error) {
+	err := pl.waitBound(ctx, func() (bool, error) {
 		done, err := pl.checkBindings(s.reserved, nodeName, seen)
 		lastErr = err
 		return done, err
@@ -136,4 +136,27 @@ func (pl *VolumeBinding) checkBindings(vols *podVolumes, nodeName string, seen m
 		}
 	}
 	return done, nil
+}
+
+// waitBound calls check at once, then at every claim or volume event (or
+// PollInterval without one) until it is done, fails or ctx ends.
+func (pl *VolumeBinding) waitBound(ctx context.Context, check func() (bool, error)) error {
+	poll := time.NewTicker(pl.PollInterval)
+	defer poll.Stop()
+	for {
+		var changed <-chan struct{}
+		if pl.changed != nil {
+			// Taken before the check: an event during it is not missed.
+			changed = pl.changed.wait()
+		}
+		if done, err := check(); err != nil || done {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-poll.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

@@ -18,6 +18,8 @@ package volumebinding
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,6 +31,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
+	"k8s.io/client-go/tools/cache"
 	volumehelpers "k8s.io/component-helpers/storage/volume"
 
 	"github.com/havre/havre/internal/scheduler/framework"
@@ -83,10 +86,38 @@ type VolumeBinding struct {
 	classes    storagelisters.StorageClassLister
 	capacities storagelisters.CSIStorageCapacityLister
 	assumed    *assumeCache
+	// changed is signalled by every claim and volume event: PreBind looks
+	// at its claims again then, rather than at its next poll.
+	changed *notifier
 	// BindTimeout bounds PreBind's wait; PollInterval is how often it
-	// looks at the claims.
+	// looks at the claims when no event says they changed.
 	BindTimeout  time.Duration
 	PollInterval time.Duration
+}
+
+// notifier wakes every waiter at once.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns a channel closed at the next notify.
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ch == nil {
+		n.ch = make(chan struct{})
+	}
+	return n.ch
+}
+
+func (n *notifier) notify() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ch != nil {
+		close(n.ch)
+		n.ch = nil
+	}
 }
 
 var (
@@ -105,7 +136,19 @@ func New(h framework.Handle, dyn dynamic.Interface, args Args) *VolumeBinding {
 	if f == nil {
 		return nil
 	}
+	changed := &notifier{}
+	wake := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { changed.notify() },
+		UpdateFunc: func(any, any) { changed.notify() },
+		DeleteFunc: func(any) { changed.notify() },
+	}
+	for _, inf := range []cache.SharedIndexInformer{f.Core().V1().PersistentVolumeClaims().Informer(), f.Core().V1().PersistentVolumes().Informer()} {
+		if _, err := inf.AddEventHandler(wake); err != nil {
+			slog.Warn("scheduler: VolumeBinding watches claims by polling only", "err", err)
+		}
+	}
 	return &VolumeBinding{
+		changed:      changed,
 		client:       h.ClientSet(),
 		dynamic:      dyn,
 		claims:       f.Core().V1().PersistentVolumeClaims().Lister(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -477,5 +478,31 @@ func TestArgs(t *testing.T) {
 	}
 	if err := (Args{BindTimeoutSeconds: -1}).Validate(); err == nil {
 		t.Error("a negative bindTimeoutSeconds was accepted")
+	}
+}
+
+// TestWaitBoundWakesOnEvents: PreBind's wait looks at the claims again at
+// a claim or volume event, not only at its next poll.
+func TestWaitBoundWakesOnEvents(t *testing.T) {
+	pl := &VolumeBinding{changed: &notifier{}, PollInterval: time.Hour}
+	var bound atomic.Bool
+	checked := make(chan struct{}, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- pl.waitBound(t.Context(), func() (bool, error) {
+			checked <- struct{}{}
+			return bound.Load(), nil
+		})
+	}()
+	<-checked // the first look, at once: not bound yet
+	bound.Store(true)
+	pl.changed.notify()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("waitBound did not look again at the event (it waits for its hourly poll)")
 	}
 }
