@@ -3,8 +3,8 @@ package volumebinding
 import (
 	"context"
 	"strings"
-	"testing"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
