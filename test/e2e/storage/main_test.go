@@ -1,7 +1,8 @@
 // Package storage_test checks Havre's storage end to end on real
 // containerd: claims of the built-in local class bound, provisioned,
-// mounted, expanded, snapshotted and reclaimed, and a real PostgreSQL
-// keeping its rows on a claim.
+// mounted, expanded, snapshotted and reclaimed, statically provisioned
+// local PersistentVolumes as upstream's PersistentVolumes-local suite uses
+// them, and a real PostgreSQL keeping its rows on a claim.
 package storage_test
 
 import (
