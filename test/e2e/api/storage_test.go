@@ -534,6 +534,13 @@ func testVolumeAttachmentStatus(t *testing.T, cs kubernetes.Interface, dyn dynam
 
 func testVolumeAttributesClassLifecycle(t *testing.T, cs kubernetes.Interface, dyn dynamic.Interface) {
 	client := cs.StorageV1().VolumeAttributesClasses()
+	// kubectl knows the resource as "vac", as upstream's.
+	resources, err := cs.Discovery().ServerResourcesForGroupVersion("storage.k8s.io/v1")
+	must(t, err, "getting /apis/storage.k8s.io/v1")
+	if i := slices.IndexFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Name == "volumeattributesclasses" }); i < 0 ||
+		!slices.Equal(resources.APIResources[i].ShortNames, []string{"vac"}) {
+		t.Errorf("volumeattributesclasses not listed with short name vac")
+	}
 	newVAC := func(prefix string) *storagev1.VolumeAttributesClass {
 		return &storagev1.VolumeAttributesClass{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix},
 			DriverName: "e2e-fake-csi-driver", Parameters: map[string]string{"foo": "bar"}}
