@@ -77,6 +77,42 @@ func init() {
 		column("StorageClassName", "string", storagev1.CSIStorageCapacity{}.SwaggerDoc()["storageClassName"]),
 		column("Capacity", "string", storagev1.CSIStorageCapacity{}.SwaggerDoc()["capacity"]),
 	}, printCSIStorageCapacity)
+	register(storagev1.SchemeGroupVersion.WithKind("CSIDriver"), []metav1.TableColumnDefinition{
+		nameColumn,
+		column("AttachRequired", "boolean", storagev1.CSIDriverSpec{}.SwaggerDoc()["attachRequired"]),
+		column("PodInfoOnMount", "boolean", storagev1.CSIDriverSpec{}.SwaggerDoc()["podInfoOnMount"]),
+		column("StorageCapacity", "boolean", storagev1.CSIDriverSpec{}.SwaggerDoc()["storageCapacity"]),
+		column("TokenRequests", "string", storagev1.CSIDriverSpec{}.SwaggerDoc()["tokenRequests"]),
+		column("RequiresRepublish", "boolean", storagev1.CSIDriverSpec{}.SwaggerDoc()["requiresRepublish"]),
+		column("Modes", "string", storagev1.CSIDriverSpec{}.SwaggerDoc()["volumeLifecycleModes"]),
+		ageColumn,
+	}, printCSIDriver)
+	register(storagev1.SchemeGroupVersion.WithKind("CSINode"), []metav1.TableColumnDefinition{
+		nameColumn,
+		column("Drivers", "integer", "Drivers indicates the number of CSI drivers registered on the node"),
+		ageColumn,
+	}, func(n *storagev1.CSINode) (metav1.TableRow, error) {
+		return cells(n.Name, int64(len(n.Spec.Drivers)), age(n.CreationTimestamp))
+	})
+	// Upstream gives the ATTACHER column the "name" format too.
+	register(storagev1.SchemeGroupVersion.WithKind("VolumeAttachment"), []metav1.TableColumnDefinition{
+		nameColumn,
+		{Name: "Attacher", Type: "string", Format: "name", Description: storagev1.VolumeAttachmentSpec{}.SwaggerDoc()["attacher"]},
+		column("PV", "string", storagev1.VolumeAttachmentSource{}.SwaggerDoc()["persistentVolumeName"]),
+		column("Node", "string", storagev1.VolumeAttachmentSpec{}.SwaggerDoc()["nodeName"]),
+		column("Attached", "boolean", storagev1.VolumeAttachmentStatus{}.SwaggerDoc()["attached"]),
+		ageColumn,
+	}, func(va *storagev1.VolumeAttachment) (metav1.TableRow, error) {
+		return cells(va.Name, va.Spec.Attacher, deref(va.Spec.Source.PersistentVolumeName, ""), va.Spec.NodeName,
+			va.Status.Attached, age(va.CreationTimestamp))
+	})
+	register(storagev1.SchemeGroupVersion.WithKind("VolumeAttributesClass"), []metav1.TableColumnDefinition{
+		nameColumn,
+		column("DriverName", "string", storagev1.VolumeAttributesClass{}.SwaggerDoc()["driverName"]),
+		ageColumn,
+	}, func(c *storagev1.VolumeAttributesClass) (metav1.TableRow, error) {
+		return cells(c.Name, c.DriverName, age(c.CreationTimestamp))
+	})
 }
 
 func printPodDisruptionBudget(pdb *policyv1.PodDisruptionBudget) (metav1.TableRow, error) {
@@ -115,6 +151,31 @@ func printCSIStorageCapacity(c *storagev1.CSIStorageCapacity) (metav1.TableRow, 
 		capacity = c.Capacity.String()
 	}
 	return cells(c.Name, c.StorageClassName, capacity)
+}
+
+// printCSIDriver prints a driver as upstream: unset booleans as their
+// defaults, the token audiences ("<unset>" without token requests) and the
+// lifecycle modes ("<none>" without any).
+func printCSIDriver(d *storagev1.CSIDriver) (metav1.TableRow, error) {
+	tokenRequests := "<unset>"
+	if d.Spec.TokenRequests != nil {
+		audiences := make([]string, 0, len(d.Spec.TokenRequests))
+		for _, t := range d.Spec.TokenRequests {
+			audiences = append(audiences, t.Audience)
+		}
+		tokenRequests = strings.Join(audiences, ",")
+	}
+	modes := make([]string, 0, len(d.Spec.VolumeLifecycleModes))
+	for _, m := range d.Spec.VolumeLifecycleModes {
+		modes = append(modes, string(m))
+	}
+	modesCell := strings.Join(modes, ",")
+	if modesCell == "" {
+		modesCell = "<none>"
+	}
+	return cells(d.Name, deref(d.Spec.AttachRequired, true), deref(d.Spec.PodInfoOnMount, false),
+		deref(d.Spec.StorageCapacity, false), tokenRequests, deref(d.Spec.RequiresRepublish, false),
+		modesCell, age(d.CreationTimestamp))
 }
 
 func printHorizontalPodAutoscaler(hpa *autoscalingv2.HorizontalPodAutoscaler) (metav1.TableRow, error) {

@@ -452,6 +452,27 @@ func TestOtherGroupsCells(t *testing.T) {
 			map[string]interface{}{"Name": "havre-local-n1", "StorageClassName": "local", "Capacity": "10Gi"}},
 		{"CSIStorageCapacityUnset", &storagev1.CSIStorageCapacity{ObjectMeta: meta("havre-local-n2"), StorageClassName: "local"},
 			map[string]interface{}{"Capacity": "<unset>"}},
+		{"CSIDriver", &storagev1.CSIDriver{ObjectMeta: meta("csi.example.com"), Spec: storagev1.CSIDriverSpec{
+			AttachRequired: ptr.To(false), PodInfoOnMount: ptr.To(true), StorageCapacity: ptr.To(true), RequiresRepublish: ptr.To(true),
+			TokenRequests:        []storagev1.TokenRequest{{Audience: "vault"}, {Audience: "gcp"}},
+			VolumeLifecycleModes: []storagev1.VolumeLifecycleMode{storagev1.VolumeLifecyclePersistent, storagev1.VolumeLifecycleEphemeral}}},
+			map[string]interface{}{"Name": "csi.example.com", "AttachRequired": false, "PodInfoOnMount": true, "StorageCapacity": true,
+				"TokenRequests": "vault,gcp", "RequiresRepublish": true, "Modes": "Persistent,Ephemeral", "Age": "2d"}},
+		{"CSIDriverUnset", &storagev1.CSIDriver{ObjectMeta: meta("bare.example.com")},
+			map[string]interface{}{"AttachRequired": true, "PodInfoOnMount": false, "StorageCapacity": false,
+				"TokenRequests": "<unset>", "RequiresRepublish": false, "Modes": "<none>"}},
+		{"CSINode", &storagev1.CSINode{ObjectMeta: meta("n1"), Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{
+			{Name: "a.example.com", NodeID: "n1"}, {Name: "b.example.com", NodeID: "n1"}}}},
+			map[string]interface{}{"Name": "n1", "Drivers": int64(2), "Age": "2d"}},
+		{"VolumeAttachment", &storagev1.VolumeAttachment{ObjectMeta: meta("csi-123"), Spec: storagev1.VolumeAttachmentSpec{
+			Attacher: "csi.example.com", NodeName: "n1", Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: ptr.To("pv-1")}},
+			Status: storagev1.VolumeAttachmentStatus{Attached: true}},
+			map[string]interface{}{"Name": "csi-123", "Attacher": "csi.example.com", "PV": "pv-1", "Node": "n1", "Attached": true, "Age": "2d"}},
+		{"VolumeAttachmentInline", &storagev1.VolumeAttachment{ObjectMeta: meta("csi-456"), Spec: storagev1.VolumeAttachmentSpec{
+			Attacher: "csi.example.com", NodeName: "n1", Source: storagev1.VolumeAttachmentSource{InlineVolumeSpec: &corev1.PersistentVolumeSpec{}}}},
+			map[string]interface{}{"PV": "", "Attached": false}},
+		{"VolumeAttributesClass", &storagev1.VolumeAttributesClass{ObjectMeta: meta("gold"), DriverName: "csi.example.com"},
+			map[string]interface{}{"Name": "gold", "DriverName": "csi.example.com", "Age": "2d"}},
 	})
 }
 

@@ -44,6 +44,7 @@ func Resources() []*registry.Resource {
 	core := schema.GroupVersion{Version: "v1"}
 	apps := schema.GroupVersion{Group: "apps", Version: "v1"}
 	batch := schema.GroupVersion{Group: "batch", Version: "v1"}
+	storageGV := schema.GroupVersion{Group: "storage.k8s.io", Version: "v1"}
 	all := []string{"all"}
 	return []*registry.Resource{
 		// core/v1
@@ -192,5 +193,16 @@ func Resources() []*registry.Resource {
 			ShortNames: []string{"sc"}, Verbs: registry.VerbsAll, Strategy: storage.StorageClassStrategy{}},
 		{GroupVersionResource: gvr("storage.k8s.io", "v1", "csistoragecapacities"), Kind: "CSIStorageCapacity", Singular: "csistoragecapacity",
 			Namespaced: true, Verbs: registry.VerbsAll, Strategy: storage.CSIStorageCapacityStrategy{}},
+		{GroupVersionResource: gvr("storage.k8s.io", "v1", "csidrivers"), Kind: "CSIDriver", Singular: "csidriver", Namespaced: false,
+			Verbs: registry.VerbsAll, Strategy: storage.CSIDriverStrategy{}},
+		{GroupVersionResource: gvr("storage.k8s.io", "v1", "csinodes"), Kind: "CSINode", Singular: "csinode", Namespaced: false,
+			Verbs: registry.VerbsAll, Strategy: storage.CSINodeStrategy{},
+			Subresources: []registry.Subresource{status(storageGV, "CSINode")}},
+		{GroupVersionResource: gvr("storage.k8s.io", "v1", "volumeattachments"), Kind: "VolumeAttachment", Singular: "volumeattachment",
+			Namespaced: false, Verbs: registry.VerbsAll, Strategy: storage.VolumeAttachmentStrategy{},
+			Subresources: []registry.Subresource{status(storageGV, "VolumeAttachment")}},
+		{GroupVersionResource: gvr("storage.k8s.io", "v1", "volumeattributesclasses"), Kind: "VolumeAttributesClass",
+			Singular: "volumeattributesclass", Namespaced: false, ShortNames: []string{"vac"}, Verbs: registry.VerbsAll,
+			Strategy: storage.VolumeAttributesClassStrategy{}},
 	}
 }

@@ -1,5 +1,8 @@
-// Package storage holds the strategies of storage.k8s.io/v1: StorageClasses
-// and CSIStorageCapacities.
+// Package storage holds the strategies of storage.k8s.io/v1, every kind
+// kube-apiserver serves there: StorageClasses, CSIStorageCapacities,
+// CSIDrivers, CSINodes, VolumeAttachments and VolumeAttributesClasses. It
+// defaults and validates objects as upstream does; it never acts on them
+// (no attaching, no provisioning).
 package storage
 
 import (

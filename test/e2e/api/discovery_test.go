@@ -77,6 +77,12 @@ var expectedDiscovery = map[string][]expectedResource{
 	"storage.k8s.io/v1": {
 		{name: "storageclasses", kind: "StorageClass", verbs: crud},
 		{name: "csistoragecapacities", kind: "CSIStorageCapacity", namespaced: true, verbs: crud},
+		{name: "csidrivers", kind: "CSIDriver", verbs: append([]string{"deletecollection"}, crud...)},
+		{name: "csinodes", kind: "CSINode", verbs: append([]string{"deletecollection"}, crud...)},
+		{name: "csinodes/status", kind: "CSINode", verbs: []string{"get", "patch", "update"}},
+		{name: "volumeattachments", kind: "VolumeAttachment", verbs: append([]string{"deletecollection"}, crud...)},
+		{name: "volumeattachments/status", kind: "VolumeAttachment", verbs: []string{"get", "patch", "update"}},
+		{name: "volumeattributesclasses", kind: "VolumeAttributesClass", verbs: append([]string{"deletecollection"}, crud...)},
 	},
 	"autoscaling/v2": {
 		{name: "horizontalpodautoscalers", kind: "HorizontalPodAutoscaler", namespaced: true, verbs: crud},

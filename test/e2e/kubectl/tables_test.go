@@ -100,6 +100,10 @@ var headers = map[string]struct{ std, wide string }{
 	"clusterrolebindings":      {"NAME ROLE AGE", "NAME ROLE AGE USERS GROUPS SERVICEACCOUNTS"},
 	"storageclasses":           {"NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE", ""},
 	"csistoragecapacities":     {"NAME STORAGECLASSNAME CAPACITY", ""},
+	"csidrivers":               {"NAME ATTACHREQUIRED PODINFOONMOUNT STORAGECAPACITY TOKENREQUESTS REQUIRESREPUBLISH MODES AGE", ""},
+	"csinodes":                 {"NAME DRIVERS AGE", ""},
+	"volumeattachments":        {"NAME ATTACHER PV NODE ATTACHED AGE", ""},
+	"volumeattributesclasses":  {"NAME DRIVERNAME AGE", ""},
 }
 
 // wideHeader returns the -o wide header of a resource (its default one when
@@ -296,6 +300,7 @@ func TestTables(t *testing.T) {
 var clusterScoped = map[string]bool{
 	"nodes": true, "namespaces": true, "persistentvolumes": true,
 	"ingressclasses": true, "priorityclasses": true, "storageclasses": true,
+	"csidrivers": true, "csinodes": true, "volumeattachments": true, "volumeattributesclasses": true,
 	"clusterroles": true, "clusterrolebindings": true,
 }
 
@@ -304,6 +309,7 @@ var clusterScoped = map[string]bool{
 var objectName = map[string]string{
 	"namespaces": "tables", "nodes": "tables-web", "persistentvolumes": "tables-web",
 	"ingressclasses": "tables-web", "priorityclasses": "tables-web", "storageclasses": "tables-web",
+	"csidrivers": "tables-web", "csinodes": "tables-web", "volumeattachments": "tables-web", "volumeattributesclasses": "tables-web",
 	"clusterroles": "tables-web", "clusterrolebindings": "tables-web",
 	"events": "pod/web", "events.events.k8s.io": "pod/web",
 }
@@ -487,6 +493,18 @@ func createObjects(t *testing.T, cs kubernetes.Interface, ns string) {
 	check(t)(cs.StorageV1().StorageClasses().Create(c, &storagev1.StorageClass{ObjectMeta: clusterMeta, Provisioner: "example.com/local"}, create))
 	check(t)(cs.StorageV1().CSIStorageCapacities(ns).Create(c, &storagev1.CSIStorageCapacity{ObjectMeta: meta, StorageClassName: "tables-web",
 		Capacity: ptr.To(resource.MustParse("10Gi"))}, create))
+	check(t)(cs.StorageV1().CSIDrivers().Create(c, &storagev1.CSIDriver{ObjectMeta: clusterMeta, Spec: storagev1.CSIDriverSpec{
+		AttachRequired: ptr.To(false), TokenRequests: []storagev1.TokenRequest{{Audience: "vault"}},
+		VolumeLifecycleModes: []storagev1.VolumeLifecycleMode{storagev1.VolumeLifecyclePersistent, storagev1.VolumeLifecycleEphemeral}}}, create))
+	check(t)(cs.StorageV1().CSINodes().Create(c, &storagev1.CSINode{ObjectMeta: clusterMeta, Spec: storagev1.CSINodeSpec{
+		Drivers: []storagev1.CSINodeDriver{{Name: "tables-web", NodeID: "tables-web"}}}}, create))
+	va, err := cs.StorageV1().VolumeAttachments().Create(c, &storagev1.VolumeAttachment{ObjectMeta: clusterMeta, Spec: storagev1.VolumeAttachmentSpec{
+		Attacher: "tables-web", NodeName: "tables-web", Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: ptr.To("tables-web")}}}, create)
+	check(t)(va, err)
+	va.Status.Attached = true
+	check(t)(cs.StorageV1().VolumeAttachments().UpdateStatus(c, va, metav1.UpdateOptions{}))
+	check(t)(cs.StorageV1().VolumeAttributesClasses().Create(c, &storagev1.VolumeAttributesClass{ObjectMeta: clusterMeta,
+		DriverName: "example.com/local", Parameters: map[string]string{"iops": "3000"}}, create))
 	rule := rbacv1.PolicyRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}}
 	subjects := []rbacv1.Subject{{Kind: "User", Name: "alice"}, {Kind: "Group", Name: "devs"}, {Kind: "ServiceAccount", Namespace: ns, Name: "default"}}
 	check(t)(cs.RbacV1().Roles(ns).Create(c, &rbacv1.Role{ObjectMeta: meta, Rules: []rbacv1.PolicyRule{rule}}, create))
@@ -544,6 +562,12 @@ func testCells(t *testing.T, s *framework.Server, ns string) {
 		{[]string{"storageclasses"}, "tables-web", map[string]string{"PROVISIONER": "example.com/local", "RECLAIMPOLICY": "Delete",
 			"VOLUMEBINDINGMODE": "Immediate", "ALLOWVOLUMEEXPANSION": "false"}},
 		{[]string{"csistoragecapacities"}, "web", map[string]string{"STORAGECLASSNAME": "tables-web", "CAPACITY": "10Gi"}},
+		{[]string{"csidrivers"}, "tables-web", map[string]string{"ATTACHREQUIRED": "false", "PODINFOONMOUNT": "false", "STORAGECAPACITY": "false",
+			"TOKENREQUESTS": "vault", "REQUIRESREPUBLISH": "false", "MODES": "Persistent,Ephemeral"}},
+		{[]string{"csinodes"}, "tables-web", map[string]string{"DRIVERS": "1"}},
+		{[]string{"volumeattachments"}, "tables-web", map[string]string{"ATTACHER": "tables-web", "PV": "tables-web", "NODE": "tables-web",
+			"ATTACHED": "true"}},
+		{[]string{"volumeattributesclasses"}, "tables-web", map[string]string{"DRIVERNAME": "example.com/local"}},
 		{[]string{"namespaces"}, "tables", map[string]string{"STATUS": "Active"}},
 		{[]string{"rolebindings", "-o", "wide"}, "web", map[string]string{"ROLE": "Role/web", "USERS": "alice", "GROUPS": "devs", "SERVICEACCOUNTS": "tables/default"}},
 		{[]string{"clusterrolebindings", "-o", "wide"}, "tables-web", map[string]string{"ROLE": "ClusterRole/tables-web", "USERS": "alice"}},
