@@ -62,11 +62,11 @@ func requireNode(t testing.TB) {
 
 // startNode starts a server with its agent, waits for the node to be Ready
 // with a pod CIDR, and imports the web image.
-func startNode(t testing.TB) *framework.Server {
+func startNode(t testing.TB, opts ...framework.Option) *framework.Server {
 	t.Helper()
 	requireNode(t)
 	archive := framework.BuildImage(t, "test/images/web", webImage)
-	s := framework.StartServer(t, framework.WithAgent(), framework.WithArgs("--node-name", nodeName))
+	s := framework.StartServer(t, append([]framework.Option{framework.WithAgent(), framework.WithArgs("--node-name", nodeName)}, opts...)...)
 	waitNodeReady(t, s)
 	s.ImportImage(t, archive)
 	return s

@@ -21,9 +21,11 @@ import (
 // this host are bound to each other (written by hand: the PersistentVolume
 // controller is not what is tested), the pod runs as a non-root user,
 // writes through a subPath and a subPathExpr, and what it wrote is in the
-// directory, owned by the pod's fsGroup. The data outlives the pod.
+// directory, owned by the pod's fsGroup. The data outlives the pod. The
+// server runs without the controllers that would bind the claims or make
+// the ephemeral ones (test/e2e/storage tests them with the agent).
 func TestClaimVolumes(t *testing.T) {
-	s := startNode(t)
+	s := startNode(t, framework.WithArgs("--controllers", "*,-persistentvolume-binder-controller,-ephemeral-volume-controller"))
 	ns := "claims"
 	createNamespace(t, s, ns)
 	dir := t.TempDir()
