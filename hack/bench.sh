@@ -25,3 +25,7 @@ go test ./test/e2e/network/ -run '^$' -bench ReadyToReachable -benchtime=20x
 go test ./test/e2e/network/ -run '^$' -bench ServiceResolvable -benchtime=100x
 go test ./test/e2e/network/ -run '^$' -bench AgentServicesRSS -benchtime=1x
 go test ./test/e2e/network/ -run '^$' -bench NetworkPolicyEnforced -benchtime=40x
+echo ">> storage (internal/volume/local and test/e2e/storage, as root)"
+go test ./internal/volume/local -run '^$' -bench 'Snapshot|LoopCreate' -benchtime 3x
+go test ./test/e2e/storage -run '^$' -bench ClaimPodStartup -benchtime=20x
+go test ./test/e2e/storage -run '^$' -bench StatefulSetClaims -benchtime=1x
