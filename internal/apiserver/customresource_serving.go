@@ -52,6 +52,35 @@ func (c *customResources) handler(gvr schema.GroupVersionResource) *resourceHand
 	return c.handlers[gvr]
 }
 
+// catchUpCustomResource serves a client that has read a definition as
+// Established before the watch that follows the definitions has rebuilt
+// the handlers: when the store holds an established definition named
+// <resource>.<group> that is not served yet, it syncs once and looks again.
+// A client that saw Established thus never gets a 404 from this server.
+func (s *Server) catchUpCustomResource(ctx context.Context, group, version, resource string) *resourceHandler {
+	if group == "" || resource == "" {
+		return nil
+	}
+	obj, err := s.crdHandler().objs.get(ctx, "", resource+"."+group)
+	if err != nil {
+		return nil
+	}
+	crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition)
+	if !ok || !isEstablished(crd) {
+		return nil
+	}
+	s.custom.mu.RLock()
+	b, built := s.custom.built[crd.Name]
+	s.custom.mu.RUnlock()
+	if built && b.key == buildKey(crd) {
+		return nil // served as it is: the version asked for is not
+	}
+	if _, err := s.syncCustomResources(ctx); err != nil {
+		return nil
+	}
+	return s.custom.handler(schema.GroupVersionResource{Group: group, Version: version, Resource: resource})
+}
+
 // crdHandler is the handler of CustomResourceDefinitions.
 func (s *Server) crdHandler() *resourceHandler {
 	return s.handlers[apiextensionsv1.SchemeGroupVersion.WithResource("customresourcedefinitions")]

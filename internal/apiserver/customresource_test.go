@@ -174,3 +174,39 @@ func TestCustomResourceStorage(t *testing.T) {
 	var _ field.ErrorList
 	var _ runtime.Object = obj
 }
+
+// A definition read as Established is served at once, even before the
+// watch that follows the definitions has rebuilt the handlers.
+func TestCustomResourceCatchUp(t *testing.T) {
+	tests := []struct {
+		name        string
+		established bool
+		version     string
+		want        bool
+	}{
+		{"not established", false, "v1", false},
+		{"established, served version", true, "v1", true},
+		{"established, other version", true, "v2", true},
+		{"established, unknown version", true, "v9", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStorageTestServer(t)
+			crd := testCRD()
+			if !tt.established {
+				crd.Status.Conditions = nil
+			}
+			if _, err := s.crdHandler().objs.create(context.Background(), crd); err != nil {
+				t.Fatal(err)
+			}
+			// Nothing follows the store here: only the catch-up may serve it.
+			if s.handler("example.com", tt.version, "widgets") != nil {
+				t.Fatal("served before the catch-up")
+			}
+			got := s.catchUpCustomResource(context.Background(), "example.com", tt.version, "widgets")
+			if (got != nil) != tt.want {
+				t.Errorf("catch-up handler %v, want served %v", got != nil, tt.want)
+			}
+		})
+	}
+}

@@ -318,6 +318,9 @@ func (s *Server) serveAuthorized(w http.ResponseWriter, r *http.Request) {
 	}
 	h := s.handler(info.group, info.version, info.resource)
 	if h == nil {
+		h = s.catchUpCustomResource(r.Context(), info.group, info.version, info.resource)
+	}
+	if h == nil {
 		writeError(w, errNotFoundPath())
 		return
 	}
