@@ -148,6 +148,7 @@ func BenchmarkRSS100CRDs(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		saveHeapProfile(s, ".before")
 		for j := 0; j < 100; j++ {
 			crd := benchCRD(fmt.Sprintf("kinds%d", j))
 			establish(b, s, client, crd)
@@ -162,17 +163,27 @@ func BenchmarkRSS100CRDs(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if path := os.Getenv("HAVRE_BENCH_HEAP_PROFILE"); path != "" {
-			resp, err := s.HTTPClient().Get(s.URL("/debug/pprof/heap"))
-			if err == nil {
-				data, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				_ = os.WriteFile(path, data, 0o644)
-			}
-		}
+		saveHeapProfile(s, "")
 		b.ReportMetric(float64(after-before)/(1<<20), "MiB-growth")
 		b.ReportMetric(float64(after)/(1<<20), "MiB-RSS")
 	}
+}
+
+// saveHeapProfile writes the server's heap profile to
+// $HAVRE_BENCH_HEAP_PROFILE+suffix when that is set (compare the two with
+// `go tool pprof -base P.before P`).
+func saveHeapProfile(s *framework.Server, suffix string) {
+	path := os.Getenv("HAVRE_BENCH_HEAP_PROFILE")
+	if path == "" {
+		return
+	}
+	resp, err := s.HTTPClient().Get(s.URL("/debug/pprof/heap"))
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	_ = os.WriteFile(path+suffix, data, 0o644)
 }
 
 func benchObject(kind, name string) *unstructured.Unstructured {
