@@ -43,11 +43,3 @@ func TestAllocatable(t *testing.T) {
 		t.Errorf("ephemeral storage allocatable %d of %d", eph, capacity.StorageEphemeral().Value())
 	}
 }
-
-func TestUnescapeMountPath(t *testing.T) {
-	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/x\1`: `/x\1`, `/t\011x`: "/t\tx"} {
-		if got := unescapeMountPath(in); got != want {
-			t.Errorf("unescapeMountPath(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -1,23 +1,21 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/google/nftables"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/google/nftables"
 
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/havre/havre/internal/agent/runtime"
+	"github.com/havre/havre/internal/mountinfo"
 	"github.com/havre/havre/internal/network/netpol"
 	"github.com/havre/havre/internal/network/overlay"
 	"github.com/havre/havre/internal/network/podnet"
@@ -26,16 +24,18 @@ import (
 
 // Reset tears a node down: it starts the agent's containerd (from the
 // configuration the agent wrote) if it is not running, stops and removes
-// every pod sandbox the agent created, stops that containerd, unmounts
+// every pod sandbox the agent created, stops that containerd and kills the
+// shims it left (those of sandboxes it no longer listed), unmounts
 // whatever is still mounted under <dataDir>/agent, and removes the node's
 // network: the overlay device and routes, the pod bridge (its routes go
-// with it) and the agent's nftables tables (service proxy, network policies, masquerading). The agent must not be running.
+// with it) and the agent's nftables tables (service proxy, network
+// policies, masquerading). The agent must not be running.
 // Images and files stay; removing the directory is the caller's choice.
 func Reset(ctx context.Context, dataDir, containerdBinary string) error {
 	dirs := newLayout(dataDir)
 	l := runtime.Layout{Dir: dirs.containerd}
 	if _, err := os.Stat(l.Config()); errors.Is(err, os.ErrNotExist) {
-		return errors.Join(unmountUnder(dirs.root), removeNetwork(dirs))
+		return errors.Join(mountinfo.UnmountBelow(dirs.root), removeNetwork(dirs))
 	}
 	if answers(ctx, l.Socket()) {
 		return fmt.Errorf("the agent's containerd answers on %s: stop the agent (havre server or havre agent) first", l.Socket())
@@ -46,7 +46,12 @@ func Reset(ctx context.Context, dataDir, containerdBinary string) error {
 	}
 	removeErr := removeAllSandboxes(ctx, c.Endpoint())
 	c.Stop()
-	return errors.Join(removeErr, unmountUnder(dirs.root), removeNetwork(dirs))
+	if n, err := runtime.KillShims(l.Socket()); err != nil {
+		removeErr = errors.Join(removeErr, err)
+	} else if n > 0 {
+		slog.Info("killed containerd shims left without a sandbox", "shims", n)
+	}
+	return errors.Join(removeErr, mountinfo.UnmountBelow(dirs.root), removeNetwork(dirs))
 }
 
 // removeNetwork removes the node's nftables tables and pod bridge, named by
@@ -135,62 +140,4 @@ func removeAllSandboxes(ctx context.Context, endpoint string) error {
 	}
 	slog.Info("removed the node's pods", "sandboxes", len(sandboxes))
 	return errors.Join(errs...)
-}
-
-// unmountUnder lazily unmounts every mount point below dir, deepest first.
-func unmountUnder(dir string) error {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	prefix := filepath.Clean(dir) + "/"
-	var points []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		p := unescapeMountPath(fields[4])
-		if strings.HasPrefix(p, prefix) {
-			points = append(points, p)
-		}
-	}
-	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
-	var errs []error
-	for _, p := range points {
-		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmounting %s: %w", p, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			ok := true
-			for _, c := range s[i+1 : i+4] {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + byte(c-'0')
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -19,6 +19,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/havre/havre/internal/agent/volumes"
+	"github.com/havre/havre/internal/mountinfo"
 )
 
 // syncPod brings what runs for a pod in line with the pod. It returns when
@@ -196,7 +197,7 @@ func (a *Agent) removePodFiles(uid types.UID) {
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = real // as the mount table names it
 	}
-	if err := unmountUnder(dir); err != nil {
+	if err := mountinfo.UnmountBelow(dir); err != nil {
 		// What is still mounted (a subPath of a claim) must not be
 		// removed with the pod's files: keep the directory.
 		slog.Warn("unmounting a pod's volumes; its directory is kept", "uid", uid, "dir", dir, "err", err)

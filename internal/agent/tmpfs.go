@@ -1,13 +1,11 @@
 package agent
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
+	"github.com/havre/havre/internal/mountinfo"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -40,23 +38,14 @@ func (hostMounter) mountTmpfs(dir string, size int64) error {
 
 // isMountPoint reports whether something is mounted on dir.
 func isMountPoint(dir string) (bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.Read()
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
-	want := filepath.Clean(dir)
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
-		want = real // as the mount table names it
+		dir = real // as the mount table names it
 	}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 5 && unescapeMountPath(fields[4]) == want {
-			return true, nil
-		}
-	}
-	return false, sc.Err()
+	return mountinfo.IsMountPoint(mounts, dir), nil
 }
 
 // memoryVolumeSize is the size of a memory-backed emptyDir, as the kubelet

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,9 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 
+	"github.com/havre/havre/internal/mountinfo"
 	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -130,47 +129,18 @@ func packageOf(tool string) string {
 	}
 }
 
-// mountInfo is one line of /proc/self/mountinfo.
-type mountInfo struct {
-	point, fstype, source, options, superOptions string
-}
-
-func readMounts() ([]mountInfo, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []mountInfo
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		a, b := strings.Fields(pre), strings.Fields(post)
-		if len(a) < 6 || len(b) < 3 {
-			continue
-		}
-		out = append(out, mountInfo{point: unescape(a[4]), options: a[5], fstype: b[0], source: unescape(b[1]), superOptions: b[2]})
-	}
-	return out, sc.Err()
-}
-
 // mountOf is the mount holding path (the last, longest match).
-func mountOf(path string) (mountInfo, error) {
-	mounts, err := readMounts()
+func mountOf(path string) (mountinfo.Mount, error) {
+	mounts, err := mountinfo.Read()
 	if err != nil {
-		return mountInfo{}, err
+		return mountinfo.Mount{}, err
 	}
 	path = filepath.Clean(path)
-	var best mountInfo
+	var best mountinfo.Mount
 	found := false
 	for _, m := range mounts {
-		if m.point == path || m.point == "/" || strings.HasPrefix(path, m.point+"/") {
-			if !found || len(m.point) >= len(best.point) {
+		if m.Point == path || m.Point == "/" || strings.HasPrefix(path, m.Point+"/") {
+			if !found || len(m.Point) >= len(best.Point) {
 				best, found = m, true
 			}
 		}
@@ -183,45 +153,17 @@ func mountOf(path string) (mountInfo, error) {
 
 // mounted reports whether path is a mount point, and its source.
 func mounted(path string) (string, bool, error) {
-	mounts, err := readMounts()
+	mounts, err := mountinfo.Read()
 	if err != nil {
 		return "", false, err
 	}
 	path = filepath.Clean(path)
 	for i := len(mounts) - 1; i >= 0; i-- {
-		if mounts[i].point == path {
-			return mounts[i].source, true, nil
+		if mounts[i].Point == path {
+			return mounts[i].Source, true, nil
 		}
 	}
 	return "", false, nil
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			ok := true
-			for _, c := range s[i+1 : i+4] {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + byte(c-'0')
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // freeBytes is what unprivileged writers may still take on the filesystem
@@ -278,24 +220,4 @@ func Reattach(ctx context.Context, b Backing) error {
 // Unmount unmounts every mount below dir, deepest first (the loop volumes:
 // their loop devices go with them). `havre agent reset` calls it; nothing
 // of the volumes' data is removed.
-func Unmount(dir string) error {
-	mounts, err := readMounts()
-	if err != nil {
-		return err
-	}
-	prefix := filepath.Clean(dir) + "/"
-	var points []string
-	for _, m := range mounts {
-		if strings.HasPrefix(m.point, prefix) {
-			points = append(points, m.point)
-		}
-	}
-	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
-	var errs []error
-	for _, p := range points {
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmounting %s: %w", p, err))
-		}
-	}
-	return errors.Join(errs...)
-}
+func Unmount(dir string) error { return mountinfo.UnmountBelow(dir) }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/havre/havre/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,7 +33,7 @@ func NewXFS(root string) (Backing, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.mountPoint = m.point
+	b.mountPoint = m.Point
 	b.quota = hasProjectQuota(m)
 	if b.quota {
 		if err := needTool("xfs_quota"); err != nil {
@@ -42,8 +43,8 @@ func NewXFS(root string) (Backing, error) {
 	return b, nil
 }
 
-func hasProjectQuota(m mountInfo) bool {
-	for _, o := range strings.Split(m.superOptions, ",") {
+func hasProjectQuota(m mountinfo.Mount) bool {
+	for _, o := range strings.Split(m.SuperOptions, ",") {
 		if o == "prjquota" || o == "pquota" {
 			return true
 		}
