@@ -137,6 +137,9 @@ func (r *Reviewer) rules(ctx context.Context, obj runtime.Object) (runtime.Objec
 		}
 	}
 	if err != nil {
+		// As upstream's RBAC rule resolver: a binding whose role is
+		// missing leaves the list incomplete, and says why.
+		o.Status.Incomplete = true
 		o.Status.EvaluationError = err.Error()
 	}
 	return o, nil

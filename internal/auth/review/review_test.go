@@ -2,6 +2,7 @@ package review
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -54,6 +55,16 @@ func TestReviews(t *testing.T) {
 	if st := out.(*authorizationv1.SelfSubjectRulesReview).Status; err != nil || len(st.ResourceRules) != 1 || len(st.NonResourceRules) != 1 ||
 		st.ResourceRules[0].Resources[0] != "pods" || st.NonResourceRules[0].NonResourceURLs[0] != "/healthz" {
 		t.Errorf("SelfSubjectRulesReview: %+v %v", st, err)
+	}
+	if st := out.(*authorizationv1.SelfSubjectRulesReview).Status; st.Incomplete || st.EvaluationError != "" {
+		t.Errorf("SelfSubjectRulesReview with every role present: incomplete %v %q", st.Incomplete, st.EvaluationError)
+	}
+	// A binding to a role that does not exist: the rules are incomplete.
+	x.SetRoleBinding(&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "ns1", Name: "dangling"},
+		RoleRef: rbacv1.RoleRef{Kind: "Role", Name: "gone"}, Subjects: []rbacv1.Subject{{Kind: "User", Name: "alice"}}})
+	out, err = h[SelfSubjectRulesReviews](ctx, &authorizationv1.SelfSubjectRulesReview{Spec: authorizationv1.SelfSubjectRulesReviewSpec{Namespace: "ns1"}})
+	if st := out.(*authorizationv1.SelfSubjectRulesReview).Status; err != nil || !st.Incomplete || !strings.Contains(st.EvaluationError, "gone") || len(st.ResourceRules) != 1 {
+		t.Errorf("SelfSubjectRulesReview with a dangling binding: %+v %v", st, err)
 	}
 	out, err = h[SelfSubjectReviews](ctx, &authenticationv1.SelfSubjectReview{})
 	if ui := out.(*authenticationv1.SelfSubjectReview).Status.UserInfo; err != nil || ui.Username != "alice" || ui.UID != "u1" ||
