@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -89,6 +90,7 @@ func BenchmarkCreateGet(b *testing.B) {
 	run := func(b *testing.B, op func(name string) error) {
 		var n atomic.Int64
 		b.SetParallelism(int(math.Ceil(float64(benchWorkers) / float64(runtime.GOMAXPROCS(0)))))
+		defer saveCPUProfile(b, s)()
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -184,6 +186,28 @@ func saveHeapProfile(s *framework.Server, suffix string) {
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	_ = os.WriteFile(path+suffix, data, 0o644)
+}
+
+// saveCPUProfile profiles the server for the first 10 s of a benchmark
+// when $HAVRE_BENCH_CPU_PROFILE names a directory (one file per benchmark;
+// run with -benchtime 15s or more); the returned function waits for it.
+func saveCPUProfile(b *testing.B, s *framework.Server) func() {
+	dir := os.Getenv("HAVRE_BENCH_CPU_PROFILE")
+	if dir == "" || b.N < 100 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := s.HTTPClient().Get(s.URL("/debug/pprof/profile?seconds=10"))
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		_ = os.WriteFile(filepath.Join(dir, strings.ReplaceAll(b.Name(), "/", "_")+".pprof"), data, 0o644)
+	}()
+	return func() { <-done }
 }
 
 func benchObject(kind, name string) *unstructured.Unstructured {
