@@ -166,10 +166,7 @@ func (o *objects) create(ctx context.Context, obj runtime.Object) (runtime.Objec
 	if err != nil {
 		return nil, o.storageError(err, acc.GetName())
 	}
-	if err := setResourceVersion(obj, kv.ModRevision); err != nil {
-		return nil, err
-	}
-	return obj, nil
+	return o.written(obj, data, kv.ModRevision)
 }
 
 // put writes obj over the stored version whose ModRevision is rev.
@@ -186,7 +183,17 @@ func (o *objects) put(ctx context.Context, obj runtime.Object, rev int64) (runti
 	if err != nil {
 		return nil, o.storageError(err, acc.GetName())
 	}
-	if err := setResourceVersion(obj, kv.ModRevision); err != nil {
+	return o.written(obj, data, kv.ModRevision)
+}
+
+// written is obj as stored at rev: custom resources converted to their
+// storage version on the way in are read back through the conversion, as
+// upstream answers writes; other objects get their resourceVersion.
+func (o *objects) written(obj runtime.Object, data []byte, rev int64) (runtime.Object, error) {
+	if o.custom != nil && o.custom.convertsOnWrite() {
+		return o.decodeCustomResource(data, rev)
+	}
+	if err := setResourceVersion(obj, rev); err != nil {
 		return nil, err
 	}
 	return obj, nil
