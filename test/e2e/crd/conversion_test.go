@@ -130,6 +130,19 @@ func TestCustomResourceConversionWebhook(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Error("no watch event")
 		}
+		// Server-side apply in v2: the webhook converts managedFields'
+		// versions too.
+		applied, err := dyn.Resource(v2).Namespace(ns).Apply(ctx(t), "cr-instance-1",
+			conversionCR(crd, "v2", "cr-instance-1", map[string]any{"host": "example.org"}), metav1.ApplyOptions{FieldManager: "e2e-apply", Force: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if applied.Object["host"] != "example.org" || applied.Object["port"] != "9090" {
+			t.Errorf("applied in v2: %v", applied.Object)
+		}
+		if _, err := dyn.Resource(v2).Namespace(ns).Patch(ctx(t), "cr-instance-1", types.MergePatchType, []byte(`{"host":"localhost"}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		// kubectl reads it in the preferred version, v2.
 		out := s.MustKubectl(t, "-n", ns, "get", crd.Spec.Names.Plural+"."+crd.Spec.Group, "cr-instance-1", "-o", "jsonpath={.host}:{.port}")
 		if out != "localhost:9090" {
