@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
+
+	"github.com/havre/havre/internal/storage"
 )
 
 // crConversion converts custom resources between the versions of the
@@ -123,4 +125,49 @@ func (cr *customResource) convertTo(u *unstructured.Unstructured, gv schema.Grou
 // change on their way to the store (so that the response is read back).
 func (cr *customResource) convertsOnWrite() bool {
 	return cr.converter != nil && cr.gvk.GroupVersion() != cr.storage
+}
+
+// decodeCustomResources decodes stored custom resources in the handler's
+// version with one ConversionReview for all of those stored in another
+// version, as upstream converts a list (the webhook is sent only the
+// objects that need converting).
+func (o *objects) decodeCustomResources(kvs []storage.KeyValue) ([]runtime.Object, error) {
+	cr := o.custom
+	target := cr.gvk.GroupVersion()
+	list := &unstructured.UnstructuredList{Items: make([]unstructured.Unstructured, len(kvs))}
+	list.SetGroupVersionKind(cr.storage.WithKind(cr.crd.Status.AcceptedNames.ListKind))
+	convert := false
+	for i, kv := range kvs {
+		u := &list.Items[i]
+		if err := u.UnmarshalJSON(kv.Value); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+		}
+		if u.GetAPIVersion() == "" {
+			u.SetAPIVersion(cr.storage.String())
+		}
+		convert = convert || u.GetAPIVersion() != target.String()
+	}
+	if convert {
+		if cr.convErr != nil {
+			return nil, apierrors.NewInternalError(cr.convErr)
+		}
+		out, err := cr.converter.ConvertToVersion(list, target)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		converted, ok := out.(*unstructured.UnstructuredList)
+		if !ok || len(converted.Items) != len(kvs) {
+			return nil, apierrors.NewInternalError(fmt.Errorf("conversion returned %T", out))
+		}
+		list = converted
+	}
+	objs := make([]runtime.Object, len(kvs))
+	for i := range list.Items {
+		u := &list.Items[i]
+		if err := setResourceVersion(u, kvs[i].ModRevision); err != nil {
+			return nil, err
+		}
+		objs[i] = u
+	}
+	return objs, nil
 }

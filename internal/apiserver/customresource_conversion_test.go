@@ -241,3 +241,37 @@ func TestCustomResourceWebhookBadCABundle(t *testing.T) {
 		t.Errorf("v1 read: %v", err)
 	}
 }
+
+// A list page of mixed stored versions is converted in one
+// ConversionReview holding only the objects stored in another version.
+func TestCustomResourceWebhookListPage(t *testing.T) {
+	wh := newHostPortWebhook(t)
+	s := newCRServer(t)
+	v2, err := s.newCustomResourceHandler(conversionCRD(wh.URL, wh.caBundle(), "v1"), "v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvs := []storage.KeyValue{
+		{Key: "a", ModRevision: 4, Value: []byte(`{"apiVersion":"stable.example.com/v1","kind":"Thing","metadata":{"name":"a","namespace":"default"},"hostPort":"a:1"}`)},
+		{Key: "b", ModRevision: 5, Value: []byte(`{"apiVersion":"stable.example.com/v2","kind":"Thing","metadata":{"name":"b","namespace":"default"},"host":"b","port":"2"}`)},
+		{Key: "c", ModRevision: 6, Value: []byte(`{"apiVersion":"stable.example.com/v1","kind":"Thing","metadata":{"name":"c","namespace":"default"},"hostPort":"c:3"}`)},
+	}
+	objs, err := v2.objs.decodePage(kvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range objs {
+		u := o.(*unstructured.Unstructured)
+		got = append(got, fmt.Sprintf("%s %s %s:%s rv=%s", u.GetAPIVersion(), u.GetName(), u.Object["host"], u.Object["port"], u.GetResourceVersion()))
+	}
+	want := []string{"stable.example.com/v2 a a:1 rv=4", "stable.example.com/v2 b b:2 rv=5", "stable.example.com/v2 c c:3 rv=6"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("page:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	wh.mu.Lock()
+	defer wh.mu.Unlock()
+	if wh.calls != 1 {
+		t.Errorf("%d webhook calls, want 1", wh.calls)
+	}
+}

@@ -120,6 +120,16 @@ func (o *objects) decode(kv storage.KeyValue) (runtime.Object, error) {
 	return obj, nil
 }
 
+// decodePage decodes a page of stored custom resources whose definition
+// converts by webhook in one request; for other resources it returns nil
+// (objects are decoded one by one, as far as a list needs them).
+func (o *objects) decodePage(kvs []storage.KeyValue) ([]runtime.Object, error) {
+	if o.custom == nil || o.custom.converter == nil || len(kvs) < 2 {
+		return nil, nil
+	}
+	return o.decodeCustomResources(kvs)
+}
+
 func (o *objects) encode(obj runtime.Object) ([]byte, error) {
 	if o.custom != nil {
 		return o.encodeCustomResource(obj)
