@@ -45,6 +45,11 @@ type customResource struct {
 	scale      *apiextensionsv1.CustomResourceSubresourceScale
 	// typeConverter is built from the definition's schemas on first use.
 	typeConverter func() (managedfields.TypeConverter, error)
+	// converter converts between the definition's versions when its
+	// conversion strategy is Webhook (nil: None); convErr is why it could
+	// not be built (a bad caBundle), returned by every conversion.
+	converter runtime.ObjectConvertor
+	convErr   error
 }
 
 // servedVersion returns the definition's version name, or nil.
@@ -78,6 +83,10 @@ func (s *Server) newCustomResourceHandler(crd *apiextensionsv1.CustomResourceDef
 	gvk := gv.WithKind(names.Kind)
 	namespaced := crd.Spec.Scope == apiextensionsv1.NamespaceScoped
 	cr := &customResource{crd: crd, gvk: gvk, storage: schema.GroupVersion{Group: crd.Spec.Group, Version: storageVersion(crd)}}
+	cr.converter, cr.convErr = s.custom.conv.converterFor(crd)
+	if cr.convErr != nil {
+		cr.convErr = fmt.Errorf("conversion webhook for %s: %w", crd.Name, cr.convErr)
+	}
 
 	var internalSchema *apiextensionsinternal.JSONSchemaProps
 	if v.Schema != nil && v.Schema.OpenAPIV3Schema != nil {
@@ -190,13 +199,20 @@ func onceTypeConverter(crd *apiextensionsv1.CustomResourceDefinition) func() (ma
 }
 
 // decodeCustomResource decodes a stored custom resource, in the handler's
-// version: with conversion strategy None only apiVersion changes.
+// version: with conversion strategy None only apiVersion changes, with
+// Webhook the definition's webhook converts it.
 func (o *objects) decodeCustomResource(data []byte, rev int64) (runtime.Object, error) {
 	u := &unstructured.Unstructured{}
 	if err := u.UnmarshalJSON(data); err != nil {
 		return nil, err
 	}
-	u.SetAPIVersion(o.custom.gvk.GroupVersion().String())
+	if u.GetAPIVersion() == "" {
+		u.SetAPIVersion(o.custom.storage.String())
+	}
+	u, err := o.custom.convertTo(u, o.custom.gvk.GroupVersion())
+	if err != nil {
+		return nil, err
+	}
 	if err := setResourceVersion(u, rev); err != nil {
 		return nil, err
 	}
@@ -209,6 +225,16 @@ func (o *objects) encodeCustomResource(obj runtime.Object) ([]byte, error) {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
 		return nil, fmt.Errorf("custom resource %T is not unstructured", obj)
+	}
+	if u.GetAPIVersion() == "" {
+		u.SetAPIVersion(o.custom.gvk.GroupVersion().String())
+	}
+	if o.custom.converter != nil || o.custom.convErr != nil {
+		// The safe converter works on a copy: u is left alone.
+		var err error
+		if u, err = o.custom.convertTo(u, o.custom.storage); err != nil {
+			return nil, err
+		}
 	}
 	content := maps.Clone(u.Object)
 	content["apiVersion"] = o.custom.storage.String()

@@ -28,6 +28,8 @@ type customResources struct {
 	handlers map[schema.GroupVersionResource]*resourceHandler
 	// built is, per definition name, what its handlers were built from.
 	built map[string]builtCRD
+	// conv converts the resources of definitions with conversion Webhook.
+	conv crConversion
 }
 
 type builtCRD struct {

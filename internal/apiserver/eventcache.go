@@ -57,6 +57,15 @@ func (c *eventCache) version(kv storage.KeyValue) *cachedVersion {
 func (c *eventCache) decode(o *objects, kv storage.KeyValue) (runtime.Object, *cachedVersion, error) {
 	v := c.version(kv)
 	v.once.Do(func() { v.obj, v.err = o.decode(kv) })
+	if v.err != nil {
+		// A failure (a custom resource's conversion webhook) is not
+		// kept: the next watcher of this version tries again.
+		c.mu.Lock()
+		if k := (versionKey{kv.Key, kv.ModRevision}); c.entries[k] == v {
+			delete(c.entries, k)
+		}
+		c.mu.Unlock()
+	}
 	return v.obj, v, v.err
 }
 

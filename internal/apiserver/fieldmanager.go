@@ -154,6 +154,10 @@ func (h *resourceHandler) fieldManager(subresource string) (*managedfields.Field
 				return
 			}
 			convertor, creater, newManager = unstructuredConvertor{}, unstructuredConvertor{}, managedfields.NewDefaultCRDFieldManager
+			if h.custom.converter != nil {
+				// managedFields of other versions go through the webhook.
+				convertor = h.custom.converter
+			}
 		} else {
 			tc = getTypeConverter()
 		}

@@ -202,9 +202,15 @@ func (h *resourceHandler) list(ctx context.Context, namespace string, opts metav
 			return nil, h.objs.storageError(err, "")
 		}
 		rev = res.Revision
+		decoded, err := h.objs.decodePage(res.KVs)
+		if err != nil {
+			return nil, err
+		}
 		for i, kv := range res.KVs {
-			obj, err := h.objs.decode(kv)
-			if err != nil {
+			var obj runtime.Object
+			if decoded != nil {
+				obj = decoded[i]
+			} else if obj, err = h.objs.decode(kv); err != nil {
 				return nil, err
 			}
 			if !pred.matches(obj) {

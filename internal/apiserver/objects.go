@@ -120,6 +120,16 @@ func (o *objects) decode(kv storage.KeyValue) (runtime.Object, error) {
 	return obj, nil
 }
 
+// decodePage decodes a page of stored custom resources whose definition
+// converts by webhook in one request; for other resources it returns nil
+// (objects are decoded one by one, as far as a list needs them).
+func (o *objects) decodePage(kvs []storage.KeyValue) ([]runtime.Object, error) {
+	if o.custom == nil || o.custom.converter == nil || len(kvs) < 2 {
+		return nil, nil
+	}
+	return o.decodeCustomResources(kvs)
+}
+
 func (o *objects) encode(obj runtime.Object) ([]byte, error) {
 	if o.custom != nil {
 		return o.encodeCustomResource(obj)
@@ -166,10 +176,7 @@ func (o *objects) create(ctx context.Context, obj runtime.Object) (runtime.Objec
 	if err != nil {
 		return nil, o.storageError(err, acc.GetName())
 	}
-	if err := setResourceVersion(obj, kv.ModRevision); err != nil {
-		return nil, err
-	}
-	return obj, nil
+	return o.written(obj, data, kv.ModRevision)
 }
 
 // put writes obj over the stored version whose ModRevision is rev.
@@ -186,7 +193,17 @@ func (o *objects) put(ctx context.Context, obj runtime.Object, rev int64) (runti
 	if err != nil {
 		return nil, o.storageError(err, acc.GetName())
 	}
-	if err := setResourceVersion(obj, kv.ModRevision); err != nil {
+	return o.written(obj, data, kv.ModRevision)
+}
+
+// written is obj as stored at rev: custom resources converted to their
+// storage version on the way in are read back through the conversion, as
+// upstream answers writes; other objects get their resourceVersion.
+func (o *objects) written(obj runtime.Object, data []byte, rev int64) (runtime.Object, error) {
+	if o.custom != nil && o.custom.convertsOnWrite() {
+		return o.decodeCustomResource(data, rev)
+	}
+	if err := setResourceVersion(obj, rev); err != nil {
 		return nil, err
 	}
 	return obj, nil

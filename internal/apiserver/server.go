@@ -116,6 +116,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, handlers: map[schema.GroupVersionResource]*resourceHandler{}, ready: make(chan struct{}),
 		custom:        &customResources{},
 		nodeTransport: newNodeTransport(cfg.NodeClientCert)}
+	// Conversion webhooks' Services are resolved from informers started
+	// before the configured hooks.
+	s.cfg.PostStart = append([]func(context.Context, *rest.Config) error{s.custom.conv.resolver.start}, cfg.PostStart...)
 	var err error
 	if s.services, err = newServiceAllocator(s, cfg.ServiceCIDR, cfg.NodePortRange); err != nil {
 		return nil, err

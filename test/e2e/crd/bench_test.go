@@ -78,6 +78,36 @@ func BenchmarkCRDEstablished(b *testing.B) {
 	}
 }
 
+// BenchmarkCRDUsableByKubectl: a definition created → a fresh kubectl
+// (its own discovery, as after `kubectl apply -f crd.yaml`) lists its
+// kind; kubectl is retried until it succeeds, so the figure includes
+// kubectl's own start-up (reported alone as kubectl-ms/op).
+func BenchmarkCRDUsableByKubectl(b *testing.B) {
+	s := framework.StartServer(b, framework.WithoutWorkloadControllers())
+	client := apiextensionsclient.NewForConfigOrDie(s.RESTConfig())
+	var kubectl time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		crd := benchCRD(fmt.Sprintf("gadgets%d", i))
+		if _, err := client.ApiextensionsV1().CustomResourceDefinitions().Create(context.Background(), crd, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			start := time.Now()
+			_, _, err := s.Kubectl("get", crd.Spec.Names.Plural, "-n", "default")
+			if err == nil {
+				kubectl += time.Since(start)
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("kubectl get %s: %v", crd.Spec.Names.Plural, err)
+			}
+		}
+	}
+	b.ReportMetric(float64(kubectl.Milliseconds())/float64(b.N), "kubectl-ms/op")
+}
+
 // BenchmarkCreateGet compares create+get of a custom resource with a
 // ConfigMap's, 16 client-go workers (dynamic client, JSON, for the custom
 // resource; typed clientset for ConfigMaps), in the same run.
