@@ -190,7 +190,8 @@ metadata: {name: state, namespace: metallb}
 		columns: []string{"NAME", "RESULT", "ERRORSUMMARY", "AGE"},
 		row:     []string{"state"},
 		canI: []canI{
-			{"metallb-controller", []string{"update", "services/status", "-n", "default"}, true},
+			{"metallb-controller", []string{"update", "services", "--subresource=status", "-n", "default"}, true},
+			{"metallb-controller", []string{"update", "services", "-n", "default"}, false},
 			{"metallb-controller", []string{"delete", "services", "-n", "default"}, false},
 			{"metallb-controller", []string{"get", "customresourcedefinitions.apiextensions.k8s.io/bgppeers.metallb.io"}, true},
 			{"metallb-controller", []string{"get", "customresourcedefinitions.apiextensions.k8s.io/other.example.com"}, false},
@@ -268,7 +269,7 @@ spec:
 			{"cert-manager", []string{"get", "leases.coordination.k8s.io/cert-manager-controller", "-n", "kube-system"}, true},
 			{"cert-manager", []string{"update", "leases.coordination.k8s.io/other", "-n", "kube-system"}, false},
 			{"cert-manager", []string{"create", "leases.coordination.k8s.io", "-n", "kube-system"}, true},
-			{"cert-manager", []string{"patch", "issuers.cert-manager.io/status", "-n", "default"}, true},
+			{"cert-manager", []string{"patch", "issuers.cert-manager.io", "--subresource=status", "-n", "default"}, true},
 			{"cert-manager", []string{"delete", "issuers.cert-manager.io", "-n", "default"}, false},
 			{"cert-manager-webhook", []string{"create", "subjectaccessreviews.authorization.k8s.io"}, true},
 			{"cert-manager-webhook", []string{"get", "secrets/cert-manager-webhook-ca", "-n", "cert-manager"}, true},
