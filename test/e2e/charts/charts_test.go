@@ -57,6 +57,14 @@ type canI struct {
 	want bool
 }
 
+// badObject is a custom resource the CRD's schema (its OpenAPI schema or
+// its x-kubernetes-validations rules) rejects; errs are parts of kubectl's
+// error: the fields' paths and the reasons.
+type badObject struct {
+	manifest string
+	errs     []string
+}
+
 // chart is one third-party chart and what the test checks of it.
 type chart struct {
 	name      string // directory under testdata
@@ -73,10 +81,8 @@ type chart struct {
 	// nsLabels label the release's namespace before the install.
 	nsLabels []string
 
-	// bad is a custom resource the CRD's schema rejects; badErr, the
-	// parts of kubectl's error (the field's path and the reason).
-	bad    string
-	badErr []string
+	// bad are custom resources the CRD's schema rejects.
+	bad []badObject
 	// good is a custom resource no webhook guards; list is the kubectl
 	// get of it; columns, the header kubectl prints (the CRD's printer
 	// columns); row, fields of its line.
@@ -114,7 +120,7 @@ var charts = []chart{
 			"traefikservices.traefik.io", "apiversions.hub.traefik.io", "apis.hub.traefik.io",
 		},
 		crdsKept: true, // crds/: helm installs them once and never deletes them
-		bad: `apiVersion: traefik.io/v1alpha1
+		bad: []badObject{{`apiVersion: traefik.io/v1alpha1
 kind: IngressRoute
 metadata: {name: bad, namespace: traefik}
 spec:
@@ -123,10 +129,28 @@ spec:
     match: Host(` + "`a.example`" + `)
     services: [{name: whoami, port: 80, weight: -1}]
 `,
-		badErr: []string{
-			`spec.routes[0].kind: Unsupported value: "Nope": supported values: "Rule"`,
-			`spec.routes[0].services[0].weight: Invalid value: -1`,
-		},
+			[]string{
+				`spec.routes[0].kind: Unsupported value: "Nope": supported values: "Rule"`,
+				`spec.routes[0].services[0].weight: Invalid value: -1`,
+			}}, {
+			// The CRD's CEL rules (x-kubernetes-validations).
+			`apiVersion: hub.traefik.io/v1alpha1
+kind: APIVersion
+metadata: {name: bad, namespace: traefik}
+spec:
+  release: not-semver
+  openApiSpec: {path: nope, refreshInterval: 30s}
+`, []string{
+				`spec.release: Invalid value: "not-semver": must be a valid semver version`,
+				`spec.openApiSpec.path: Invalid value: "nope": must start with a '/'`,
+				`spec.openApiSpec.refreshInterval: Invalid value: "30s": must be at least 1m`,
+			}}, {`apiVersion: hub.traefik.io/v1alpha1
+kind: APIVersion
+metadata: {name: bad, namespace: traefik}
+spec:
+  release: v1.0.0
+  openApiSpec: {validateRequestBodySchema: true}
+`, []string{`spec.openApiSpec: Invalid value: path or url must be defined`}}},
 		good: `apiVersion: hub.traefik.io/v1alpha1
 kind: APIVersion
 metadata: {name: v1, namespace: traefik}
@@ -174,13 +198,13 @@ spec: {release: v1.0.0, title: hello}
 			"frrconfigurations.frrk8s.metallb.io",
 		},
 		crdsKept: false, // templates of the crds subchart: deleted with the release
-		bad: `apiVersion: metallb.io/v1beta1
+		bad: []badObject{{`apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
 metadata: {name: bad, namespace: metallb}
 spec:
   addresses: 10.0.0.0/24
 `,
-		badErr: []string{`spec.addresses: Invalid value: "string": spec.addresses in body must be of type array`},
+			[]string{`spec.addresses: Invalid value: "string": spec.addresses in body must be of type array`}}},
 		// No validating webhook of the chart guards configurationstates.
 		good: `apiVersion: metallb.io/v1beta1
 kind: ConfigurationState
@@ -239,7 +263,7 @@ metadata: {name: state, namespace: metallb}
 		// (webhook.validatingWebhookConfiguration.namespaceSelector); its
 		// mutating webhook only takes CertificateRequests.
 		nsLabels: []string{"cert-manager.io/disable-validation=true"},
-		bad: `apiVersion: cert-manager.io/v1
+		bad: []badObject{{`apiVersion: cert-manager.io/v1
 kind: Certificate
 metadata: {name: bad, namespace: cert-manager}
 spec:
@@ -248,7 +272,7 @@ spec:
   issuerRef: {name: selfsigned}
   privateKey: {algorithm: DSA}
 `,
-		badErr: []string{`spec.privateKey.algorithm: Unsupported value: "DSA": supported values: "RSA", "ECDSA", "Ed25519"`},
+			[]string{`spec.privateKey.algorithm: Unsupported value: "DSA": supported values: "RSA", "ECDSA", "Ed25519"`}}},
 		good: `apiVersion: cert-manager.io/v1
 kind: Issuer
 metadata: {name: selfsigned, namespace: cert-manager}
@@ -379,16 +403,19 @@ func (e *env) life(t *testing.T, c chart) {
 	})
 
 	step("SchemaRejects", func(t *testing.T) {
-		_, stderr, err := e.s.KubectlStdin(c.bad, "create", "-f", "-")
-		if err == nil {
-			t.Fatalf("kubectl create of an invalid object succeeded:\n%s", c.bad)
-		}
-		if !strings.Contains(stderr, "is invalid") {
-			t.Errorf("kubectl create: %s; want an Invalid error", stderr)
-		}
-		for _, want := range c.badErr {
-			if !strings.Contains(stderr, want) {
-				t.Errorf("kubectl create: %s\nwant it to contain %q", stderr, want)
+		for _, b := range c.bad {
+			_, stderr, err := e.s.KubectlStdin(b.manifest, "create", "-f", "-")
+			if err == nil {
+				t.Errorf("kubectl create of an invalid object succeeded:\n%s", b.manifest)
+				continue
+			}
+			if !strings.Contains(stderr, "is invalid") {
+				t.Errorf("kubectl create: %s; want an Invalid error", stderr)
+			}
+			for _, want := range b.errs {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("kubectl create: %s\nwant it to contain %q", stderr, want)
+				}
 			}
 		}
 	})
