@@ -44,10 +44,10 @@ func TestMain(m *testing.M) { framework.Main(m) }
 
 const (
 	// helmTimeout bounds one helm command.
-	helmTimeout = 2 * time.Minute
+	helmTimeout = 3 * time.Minute
 	// waitTimeout bounds a wait for the server to act (CRDs Established,
 	// uninstalled objects gone).
-	waitTimeout = 60 * time.Second
+	waitTimeout = 2 * time.Minute
 )
 
 // canI is one `kubectl auth can-i` question about a chart's service account.
