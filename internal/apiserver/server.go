@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -92,8 +93,10 @@ type Server struct {
 	openapi   *openapi.Service
 	custom    *customResources
 	loopback  *rest.Config
-	listener  net.Listener
-	services  *serviceAllocator
+	// identities maps the tokens of LoopbackConfigAs to their users.
+	identities *sync.Map
+	listener   net.Listener
+	services   *serviceAllocator
 	// nodeTransport reaches node agents' streaming APIs.
 	nodeTransport http.RoundTripper
 
@@ -142,8 +145,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	loopbackToken := hex.EncodeToString(token)
+	s.identities = &sync.Map{}
 	s.cfg.Authenticator = auth.Union{
-		loopbackAuthenticator{token: loopbackToken},
+		loopbackAuthenticator{token: loopbackToken, identities: s.identities},
 		cfg.Authenticator,
 	}
 	s.loopback = &rest.Config{
@@ -170,6 +174,26 @@ func (s *Server) LoopbackConfig() *rest.Config {
 	c := rest.CopyConfig(s.loopback)
 	c.Host = "https://" + s.Addr()
 	return c
+}
+
+// LoopbackConfigAs returns a client config for an in-process client that
+// authenticates as user (in groups, and system:authenticated): its bearer
+// token is random, minted for this process and never written anywhere,
+// as kube-controller-manager's and kube-scheduler's credentials would be.
+// The server's RBAC decides what it may do.
+func (s *Server) LoopbackConfigAs(user string, groups ...string) (*rest.Config, error) {
+	token := make([]byte, 32)
+	if _, err := rand.Read(token); err != nil {
+		return nil, err
+	}
+	t := hex.EncodeToString(token)
+	if !slices.Contains(groups, "system:authenticated") {
+		groups = append(slices.Clip(groups), "system:authenticated")
+	}
+	s.identities.Store(t, &auth.User{Name: user, Groups: groups})
+	c := s.LoopbackConfig()
+	c.BearerToken = t
+	return c, nil
 }
 
 // Addr returns the address the server listens on.
@@ -337,16 +361,30 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_, _ = w.Write(body)
 }
 
-// loopbackAuthenticator authenticates the server's own clients.
-type loopbackAuthenticator struct{ token string }
+// loopbackAuthenticator authenticates the server's own clients: the
+// server itself (a cluster administrator) and the identities of
+// LoopbackConfigAs.
+type loopbackAuthenticator struct {
+	token      string
+	identities *sync.Map // token -> *auth.User
+}
 
 func (l loopbackAuthenticator) Authenticate(r *http.Request) (*auth.User, bool, error) {
 	const prefix = "Bearer "
 	h := r.Header.Get("Authorization")
-	if !strings.HasPrefix(h, prefix) || !constantTimeEqual(strings.TrimPrefix(h, prefix), l.token) {
+	if !strings.HasPrefix(h, prefix) {
 		return nil, false, nil
 	}
-	return &auth.User{Name: "system:apiserver", Groups: []string{"system:masters", "system:authenticated"}}, true, nil
+	token := strings.TrimPrefix(h, prefix)
+	if constantTimeEqual(token, l.token) {
+		return &auth.User{Name: "system:apiserver", Groups: []string{"system:masters", "system:authenticated"}}, true, nil
+	}
+	if l.identities != nil {
+		if u, ok := l.identities.Load(token); ok {
+			return u.(*auth.User), true, nil
+		}
+	}
+	return nil, false, nil
 }
 
 func userFrom(r *http.Request) *auth.User {

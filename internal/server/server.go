@@ -184,7 +184,17 @@ func Run(ctx context.Context, o Options) error {
 // server. A failure to start the agent stops the server; on shutdown it
 // waits for both.
 func runAgent(ctx context.Context, cancel context.CancelFunc, o Options, srv *apiserver.Server, errc <-chan error) error {
-	cfg := srv.LoopbackConfig()
+	if o.Agent.NodeName == "" {
+		name, err := agent.DefaultNodeName()
+		if err != nil {
+			return err
+		}
+		o.Agent.NodeName = name
+	}
+	cfg, err := configFor(srv, nodeIdentity(o.Agent.NodeName))
+	if err != nil {
+		return err
+	}
 	agentc := make(chan error, 1)
 	go func() {
 		ao := o.Agent
@@ -213,7 +223,10 @@ func runAgent(ctx context.Context, cancel context.CancelFunc, o Options, srv *ap
 // startControllers builds every registered controller on one shared
 // informer factory, then starts the factory.
 func startControllers(ctx context.Context, srv *apiserver.Server, resources []*registry.Resource, opts controller.Options) error {
-	cfg := srv.LoopbackConfig()
+	cfg, err := configFor(srv, asControllerManager)
+	if err != nil {
+		return err
+	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -255,7 +268,11 @@ func startControllers(ctx context.Context, srv *apiserver.Server, resources []*r
 			slog.Info("controller disabled", "controller", c.name)
 			continue
 		}
-		if err := c.start(ctx, cc); err != nil {
+		own, err := contextFor(srv, cc, c.as)
+		if err != nil {
+			return err
+		}
+		if err := c.start(ctx, own); err != nil {
 			return fmt.Errorf("starting the %s controller: %w", c.name, err)
 		}
 	}
