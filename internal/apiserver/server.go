@@ -196,6 +196,17 @@ func (s *Server) LoopbackConfigAs(user string, groups ...string) (*rest.Config, 
 	return c, nil
 }
 
+// inProcess reports whether r authenticates with a token of
+// LoopbackConfigAs (an in-process component's own request).
+func (s *Server) inProcess(r *http.Request) bool {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	_, ok = s.identities.Load(token)
+	return ok
+}
+
 // Addr returns the address the server listens on.
 func (s *Server) Addr() string {
 	if s.listener == nil {
@@ -325,6 +336,13 @@ func (s *Server) serveAuthorized(w http.ResponseWriter, r *http.Request) {
 	if err != nil || decision != auth.DecisionAllow {
 		if err != nil && reason == "" {
 			reason = err.Error()
+		}
+		if u := attrs.User; u != nil && s.inProcess(r) {
+			// Havre's own components are meant to hold every permission
+			// they use: a denial is a bug in their roles.
+			slog.Warn("an in-process component was forbidden", "user", u.Name, "verb", attrs.Verb,
+				"group", attrs.APIGroup, "resource", attrs.Resource, "subresource", attrs.Subresource,
+				"namespace", attrs.Namespace, "name", attrs.Name, "path", attrs.Path)
 		}
 		writeError(w, auth.NewForbidden(attrs, reason))
 		return
