@@ -196,15 +196,22 @@ func (s *Server) LoopbackConfigAs(user string, groups ...string) (*rest.Config, 
 	return c, nil
 }
 
-// inProcess reports whether r authenticates with a token of
+// inProcessKey marks the context of a request made with a token of
 // LoopbackConfigAs (an in-process component's own request).
-func (s *Server) inProcess(r *http.Request) bool {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return false
-	}
-	_, ok = s.identities.Load(token)
-	return ok
+type inProcessKey struct{}
+
+// withInProcessMark marks the requests of LoopbackConfigAs's identities
+// before authentication removes their token, so that their denials can
+// be told from impersonated users'.
+func (s *Server) withInProcessMark(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			if _, ok := s.identities.Load(token); ok {
+				r = r.WithContext(context.WithValue(r.Context(), inProcessKey{}, true))
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Addr returns the address the server listens on.
@@ -289,6 +296,7 @@ func (s *Server) Handler() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.serveAuthorized)
 	h = auth.WithImpersonation(h, s.cfg.Authorizer)
 	h = auth.WithAuthentication(h, s.cfg.Authenticator, anonymousPaths)
+	h = s.withInProcessMark(h)
 	return withRecovery(h)
 }
 
@@ -337,7 +345,7 @@ func (s *Server) serveAuthorized(w http.ResponseWriter, r *http.Request) {
 		if err != nil && reason == "" {
 			reason = err.Error()
 		}
-		if u := attrs.User; u != nil && s.inProcess(r) {
+		if u := attrs.User; u != nil && r.Context().Value(inProcessKey{}) != nil {
 			// Havre's own components are meant to hold every permission
 			// they use: a denial is a bug in their roles.
 			slog.Warn("an in-process component was forbidden", "user", u.Name, "verb", attrs.Verb,
@@ -399,7 +407,9 @@ func (l loopbackAuthenticator) Authenticate(r *http.Request) (*auth.User, bool, 
 	}
 	if l.identities != nil {
 		if u, ok := l.identities.Load(token); ok {
-			return u.(*auth.User), true, nil
+			// The caller owns the user it is given.
+			id := u.(*auth.User)
+			return &auth.User{Name: id.Name, Groups: slices.Clone(id.Groups)}, true, nil
 		}
 	}
 	return nil, false, nil

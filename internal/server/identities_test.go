@@ -1,12 +1,32 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/havre/havre/internal/apiserver"
 	"github.com/havre/havre/internal/auth"
 	"github.com/havre/havre/internal/auth/rbac/bootstrap"
+	"github.com/havre/havre/internal/auth/review"
+	"github.com/havre/havre/internal/pki"
+	"github.com/havre/havre/internal/registry/catalog"
+	"github.com/havre/havre/internal/storage/bolt"
 )
 
 // policyAuthorizer is the server's authorizer over the bootstrap policy
@@ -145,4 +165,116 @@ func TestDeploymentControllerCannotCreateSecrets(t *testing.T) {
 	if allowed(t, policyAuthorizer(), serviceAccount("deployment-controller"), "create /secrets", "default") {
 		t.Error("deployment-controller may create secrets")
 	}
+}
+
+// TestLoopbackIdentities runs an API server with the bootstrap policy and
+// RBAC, as `havre server` does: a controller's loopback config
+// authenticates as its ServiceAccount, may do what its role grants, is
+// refused the rest with upstream's 403, and the refusal is logged as an
+// in-process component's.
+func TestLoopbackIdentities(t *testing.T) {
+	var logs syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	dir := t.TempDir()
+	bundle, err := pki.Ensure(dir, pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := bolt.Open(filepath.Join(dir, "state.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorizer, index := newAuthorizer()
+	srv, err := apiserver.New(apiserver.Config{
+		Store: store, Resources: catalog.Resources(), TLSConfig: bundle.ServerTLSConfig(),
+		Authenticator: auth.X509{}, Authorizer: authorizer,
+		Reviews:  (&review.Reviewer{Authorizer: authorizer, Rules: index}).Handlers(),
+		Listener: ln, CAData: bundle.CAPEM,
+		PostStart: []func(context.Context, *rest.Config) error{startRBAC(index)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-errc
+		store.Close()
+	})
+	select {
+	case err := <-errc:
+		t.Fatalf("server: %v", err)
+	case <-srv.Ready():
+	case <-time.After(time.Minute):
+		t.Fatal("server not ready within a minute")
+	}
+
+	cfg, err := configFor(srv, serviceAccount("deployment-controller"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := review.Status.UserInfo; u.Username != "system:serviceaccount:kube-system:deployment-controller" ||
+		!slices.Contains(u.Groups, "system:serviceaccounts:kube-system") || !slices.Contains(u.Groups, "system:authenticated") {
+		t.Errorf("authenticated as %+v", u)
+	}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "rs"}, Spec: appsv1.ReplicaSetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"a": "b"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}}}
+	if _, err := cs.AppsV1().ReplicaSets("default").Create(ctx, rs, metav1.CreateOptions{}); err != nil {
+		t.Errorf("creating a ReplicaSet as the deployment controller: %v", err)
+	}
+	_, err = cs.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s"}}, metav1.CreateOptions{})
+	want := `secrets is forbidden: User "system:serviceaccount:kube-system:deployment-controller" cannot create resource "secrets" in API group "" in the namespace "default"`
+	if !apierrors.IsForbidden(err) || err.Error() != want {
+		t.Errorf("creating a Secret as the deployment controller: %v, want %q", err, want)
+	}
+	if l := logs.String(); !strings.Contains(l, "an in-process component was forbidden") ||
+		!strings.Contains(l, "user=system:serviceaccount:kube-system:deployment-controller verb=create group=\"\" resource=secrets") {
+		t.Errorf("the denial is not logged:\n%s", l)
+	}
+
+	// The loopback admin is still the API server's own.
+	admin := kubernetes.NewForConfigOrDie(srv.LoopbackConfig())
+	if _, err := admin.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s"}}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("creating a Secret as the API server: %v", err)
+	}
+	// A token of another server authenticates nobody.
+	other := rest.CopyConfig(cfg)
+	other.BearerToken = strings.Repeat("0", len(cfg.BearerToken))
+	if _, err := kubernetes.NewForConfigOrDie(other).CoreV1().Secrets("default").List(ctx, metav1.ListOptions{}); !apierrors.IsUnauthorized(err) {
+		t.Errorf("an unknown token: %v, want 401", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

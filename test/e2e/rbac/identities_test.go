@@ -45,12 +45,16 @@ func TestComponentIdentities(t *testing.T) {
 			{"system:kube-controller-manager", "list", "pods", "yes"},
 			{"system:kube-controller-manager", "create", "pods", "no"},
 		} {
-			out, _, _ := s.Kubectl("auth", "can-i", "--as="+tc.as, tc.verb, tc.resource, "-n", "default")
+			args := []string{"auth", "can-i", "--as=" + tc.as, tc.verb, tc.resource, "-n", "default"}
+			if res, sub, ok := strings.Cut(tc.resource, "/"); ok {
+				args = []string{"auth", "can-i", "--as=" + tc.as, tc.verb, res, "--subresource=" + sub, "-n", "default"}
+			}
+			out, _, _ := s.Kubectl(args...)
 			if got := strings.TrimSpace(out); got != tc.want {
 				t.Errorf("kubectl auth can-i --as=%s %s %s: %q, want %q", tc.as, tc.verb, tc.resource, got, tc.want)
 			}
 		}
-		out, _, _ := s.Kubectl("auth", "can-i", "--as=system:node:identities-e2e", "--as-group=system:nodes", "update", "nodes/status")
+		out, _, _ := s.Kubectl("auth", "can-i", "--as=system:node:identities-e2e", "--as-group=system:nodes", "update", "nodes", "--subresource=status")
 		if got := strings.TrimSpace(out); got != "yes" {
 			t.Errorf("the node may not update its status: %q", got)
 		}
