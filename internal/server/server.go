@@ -263,11 +263,13 @@ func startControllers(ctx context.Context, srv *apiserver.Server, resources []*r
 	if err := checkSelection(opts.Controllers); err != nil {
 		return err
 	}
+	var ids []identity
 	for _, c := range controllers {
 		if !enabled(c.name, opts.Controllers) {
 			slog.Info("controller disabled", "controller", c.name)
 			continue
 		}
+		ids = append(ids, c.as)
 		own, err := contextFor(srv, cc, c.as)
 		if err != nil {
 			return err
@@ -277,6 +279,11 @@ func startControllers(ctx context.Context, srv *apiserver.Server, resources []*r
 		}
 	}
 	cc.Informers.Start(ctx.Done())
+	admin, err := kubernetes.NewForConfig(srv.LoopbackConfig())
+	if err != nil {
+		return err
+	}
+	go ensureServiceAccounts(ctx, admin, ids)
 	return nil
 }
 

@@ -60,6 +60,15 @@ func TestComponentIdentities(t *testing.T) {
 		}
 	})
 
+	t.Run("the controllers' ServiceAccounts exist", func(t *testing.T) {
+		for _, name := range []string{"deployment-controller", "generic-garbage-collector", "snapshot-controller", "service-lb-controller"} {
+			framework.Eventually(t, 30*time.Second, func() (bool, error) {
+				_, err := cs.CoreV1().ServiceAccounts("kube-system").Get(ctx(t), name, metaGet)
+				return err == nil, nil
+			}, "ServiceAccount kube-system/%s", name)
+		}
+	})
+
 	framework.Eventually(t, 60*time.Second, func() (bool, error) {
 		n, err := cs.CoreV1().Nodes().Get(ctx(t), "identities-e2e", metav1.GetOptions{})
 		if err != nil {
