@@ -70,8 +70,10 @@ func allowed(t *testing.T, z auth.Authorizer, id identity, request, namespace st
 }
 
 // runsAsAPIServer are the controllers upstream runs inside kube-apiserver,
-// on its loopback (system:masters) client.
-var runsAsAPIServer = map[string]bool{"crd": true, "kubernetes-endpoints": true}
+// on its loopback (system:masters) client: the apiextensions controllers,
+// the kubernetes Service's endpoints reconciler, the aggregator's
+// APIService availability controller.
+var runsAsAPIServer = map[string]bool{"crd": true, "kubernetes-endpoints": true, "apiserviceavailability": true}
 
 // TestControllerIdentities: every controller of the table runs as an
 // identity of its own that the bootstrap policy grants what it writes,
