@@ -21,7 +21,9 @@ import (
 // informer factory; it is started after every controller has asked for its
 // informers.
 type Context struct {
-	// Config reaches the API server over loopback as the server itself.
+	// Config reaches the API server over loopback as the controller's own
+	// identity (Client, Dynamic and Metadata are built on it); the shared
+	// Informers read as kube-controller-manager's. See As.
 	Config    *rest.Config
 	Client    kubernetes.Interface
 	Dynamic   dynamic.Interface
@@ -35,6 +37,27 @@ type Context struct {
 	Namespaced, Collectable []schema.GroupVersionResource
 	// Options are the server's controller options.
 	Options Options
+}
+
+// As returns a copy of c whose Config and clients authenticate with cfg
+// (a controller's own identity); the informers, mapper and options are
+// shared.
+func (c *Context) As(cfg *rest.Config) (*Context, error) {
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cc := *c
+	cc.Config, cc.Client, cc.Dynamic, cc.Metadata = cfg, client, dyn, meta
+	return &cc, nil
 }
 
 // Options are the controller settings `havre server` takes as flags.

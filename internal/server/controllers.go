@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/havre/havre/internal/auth/rbac"
 	"github.com/havre/havre/internal/controller"
 	"github.com/havre/havre/internal/controller/crd"
 	"github.com/havre/havre/internal/controller/garbagecollector"
@@ -19,40 +20,89 @@ import (
 type registered struct {
 	name  string
 	start controller.Starter
+	// as is who the controller's own requests are made as (its reads
+	// through the shared informers are made as system:kube-controller-manager).
+	as identity
 }
 
 // controllers is the one table of the in-process controllers, as
 // kube-controller-manager's NewControllerDescriptors: they are started in
 // this order, on one shared informer factory. Each start function lives in
-// controller_<name>.go (or below, for the small ones).
+// controller_<name>.go (or below, for the small ones). Each runs as its own
+// identity, as kube-controller-manager with
+// --use-service-account-credentials: a kube-system ServiceAccount bound by
+// the bootstrap policy to upstream's system:controller:<sa> ClusterRole (or
+// to Havre's havre:controller:<sa> for Havre's own controllers), the
+// scheduler as system:kube-scheduler; only what upstream runs inside
+// kube-apiserver runs as the API server.
 var controllers = []registered{
-	{"namespace", startNamespace},
-	{"crd", startCRD},
-	{"garbagecollector", startGarbageCollector},
-	{"nodeipam", startNodeIPAM},
-	{"clusterrole-aggregation", startClusterRoleAggregation},
-	{"cronjob", startCronJob},
-	{"daemonset", startDaemonSet},
-	{"deployment", startDeployment},
-	{"disruption", startDisruption},
-	{"endpoints-controller", startEndpoints},
-	{"ephemeral-volume-controller", startEphemeralVolume},
-	{"endpointslice-controller", startEndpointSlice},
-	{"endpointslice-mirroring-controller", startEndpointSliceMirroring},
-	{"job", startJob},
-	{"kubernetes-endpoints", startKubernetesEndpoints},
-	{"nodelifecycle", startNodeLifecycle},
-	{"persistentvolume-binder-controller", startPersistentVolumeBinder},
-	{"persistentvolume-protection-controller", startPVProtection},
-	{"persistentvolumeclaim-protection-controller", startPVCProtection},
-	{"replicaset", startReplicaSet},
-	{"root-ca-cert-publisher", startRootCACertPublisher},
-	{"scheduler", startScheduler},
-	{"service-lb-controller", startServiceLB},
-	{"serviceaccount", startServiceAccount},
-	{snapshot.Name, startSnapshot},
-	{"statefulset", startStatefulSet},
-	{"ttl-after-finished", startTTLAfterFinished},
+	{"namespace", startNamespace, serviceAccount("namespace-controller")},
+	{"crd", startCRD, asAPIServer},
+	{"garbagecollector", startGarbageCollector, serviceAccount("generic-garbage-collector")},
+	{"nodeipam", startNodeIPAM, serviceAccount("node-controller")},
+	{"clusterrole-aggregation", startClusterRoleAggregation, serviceAccount("clusterrole-aggregation-controller")},
+	{"cronjob", startCronJob, serviceAccount("cronjob-controller")},
+	{"daemonset", startDaemonSet, serviceAccount("daemon-set-controller")},
+	{"deployment", startDeployment, serviceAccount("deployment-controller")},
+	{"disruption", startDisruption, serviceAccount("disruption-controller")},
+	{"endpoints-controller", startEndpoints, serviceAccount("endpoint-controller")},
+	{"ephemeral-volume-controller", startEphemeralVolume, serviceAccount("ephemeral-volume-controller")},
+	{"endpointslice-controller", startEndpointSlice, serviceAccount("endpointslice-controller")},
+	{"endpointslice-mirroring-controller", startEndpointSliceMirroring, serviceAccount("endpointslicemirroring-controller")},
+	{"job", startJob, serviceAccount("job-controller")},
+	{"kubernetes-endpoints", startKubernetesEndpoints, asAPIServer},
+	{"nodelifecycle", startNodeLifecycle, serviceAccount("node-controller")},
+	{"persistentvolume-binder-controller", startPersistentVolumeBinder, serviceAccount("persistent-volume-binder")},
+	{"persistentvolume-protection-controller", startPVProtection, serviceAccount("pv-protection-controller")},
+	{"persistentvolumeclaim-protection-controller", startPVCProtection, serviceAccount("pvc-protection-controller")},
+	{"replicaset", startReplicaSet, serviceAccount("replicaset-controller")},
+	{"root-ca-cert-publisher", startRootCACertPublisher, serviceAccount("root-ca-cert-publisher")},
+	{"scheduler", startScheduler, asScheduler},
+	{"service-lb-controller", startServiceLB, serviceAccount("service-lb-controller")},
+	{"serviceaccount", startServiceAccount, serviceAccount("service-account-controller")},
+	{snapshot.Name, startSnapshot, serviceAccount("snapshot-controller")},
+	{"statefulset", startStatefulSet, serviceAccount("statefulset-controller")},
+	{"ttl-after-finished", startTTLAfterFinished, serviceAccount("ttl-after-finished-controller")},
+}
+
+// identity is who an in-process component authenticates as over
+// loopback; the zero identity is the API server itself (system:masters).
+type identity struct {
+	user   string
+	groups []string
+}
+
+// The identities of the in-process components.
+var (
+	// asAPIServer: the API server's own loops (upstream runs them inside
+	// kube-apiserver on its loopback client).
+	asAPIServer = identity{}
+	// asScheduler is kube-scheduler's user, bound to system:kube-scheduler
+	// and system:volume-scheduler.
+	asScheduler = identity{user: "system:kube-scheduler"}
+	// asControllerManager reads through the controllers' shared informers,
+	// as kube-controller-manager's own identity (system:kube-controller-manager
+	// may list and watch everything).
+	asControllerManager = identity{user: "system:kube-controller-manager"}
+)
+
+// serviceAccount is the identity of the kube-system ServiceAccount name,
+// as a ServiceAccount token would authenticate it.
+func serviceAccount(name string) identity {
+	return identity{user: rbac.ServiceAccountUsername(controllerNamespace, name),
+		groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + controllerNamespace}}
+}
+
+// controllerNamespace holds the controllers' ServiceAccounts.
+const controllerNamespace = "kube-system"
+
+// serviceAccountName is the name of the ServiceAccount an identity is, or "".
+func (id identity) serviceAccountName() string {
+	name, ok := strings.CutPrefix(id.user, rbac.ServiceAccountUsernamePrefix+controllerNamespace+":")
+	if !ok {
+		return ""
+	}
+	return name
 }
 
 // enabled reports whether a controller runs under the --controllers

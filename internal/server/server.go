@@ -184,7 +184,17 @@ func Run(ctx context.Context, o Options) error {
 // server. A failure to start the agent stops the server; on shutdown it
 // waits for both.
 func runAgent(ctx context.Context, cancel context.CancelFunc, o Options, srv *apiserver.Server, errc <-chan error) error {
-	cfg := srv.LoopbackConfig()
+	if o.Agent.NodeName == "" {
+		name, err := agent.DefaultNodeName()
+		if err != nil {
+			return err
+		}
+		o.Agent.NodeName = name
+	}
+	cfg, err := configFor(srv, nodeIdentity(o.Agent.NodeName))
+	if err != nil {
+		return err
+	}
 	agentc := make(chan error, 1)
 	go func() {
 		ao := o.Agent
@@ -213,7 +223,10 @@ func runAgent(ctx context.Context, cancel context.CancelFunc, o Options, srv *ap
 // startControllers builds every registered controller on one shared
 // informer factory, then starts the factory.
 func startControllers(ctx context.Context, srv *apiserver.Server, resources []*registry.Resource, opts controller.Options) error {
-	cfg := srv.LoopbackConfig()
+	cfg, err := configFor(srv, asControllerManager)
+	if err != nil {
+		return err
+	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -250,16 +263,27 @@ func startControllers(ctx context.Context, srv *apiserver.Server, resources []*r
 	if err := checkSelection(opts.Controllers); err != nil {
 		return err
 	}
+	var ids []identity
 	for _, c := range controllers {
 		if !enabled(c.name, opts.Controllers) {
 			slog.Info("controller disabled", "controller", c.name)
 			continue
 		}
-		if err := c.start(ctx, cc); err != nil {
+		ids = append(ids, c.as)
+		own, err := contextFor(srv, cc, c.as)
+		if err != nil {
+			return err
+		}
+		if err := c.start(ctx, own); err != nil {
 			return fmt.Errorf("starting the %s controller: %w", c.name, err)
 		}
 	}
 	cc.Informers.Start(ctx.Done())
+	admin, err := kubernetes.NewForConfig(srv.LoopbackConfig())
+	if err != nil {
+		return err
+	}
+	go ensureServiceAccounts(ctx, admin, ids)
 	return nil
 }
 

@@ -178,6 +178,7 @@ func StartServer(t testing.TB, opts ...Option) *Server {
 	// Cleanups run last-in first-out: stop the server first, then print
 	// its log (including the shutdown) if the test failed.
 	t.Cleanup(s.dumpLogOnFailure)
+	t.Cleanup(s.checkComponentDenials)
 	t.Cleanup(s.cleanup)
 
 	// A port picked by listening on :0 may be taken again before the
@@ -467,6 +468,31 @@ func (s *Server) MustHavre(t testing.TB, args ...string) string {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	return out
+}
+
+// ComponentDenialLog is what the server logs when RBAC refuses one of its
+// own in-process components (a controller, the scheduler, the embedded
+// agent) a request.
+const ComponentDenialLog = "an in-process component was forbidden"
+
+// ComponentDenials returns the server's log lines where RBAC refused one
+// of its own components a request.
+func (s *Server) ComponentDenials() []string {
+	var out []string
+	for line := range strings.Lines(s.Logs()) {
+		if strings.Contains(line, ComponentDenialLog) {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return out
+}
+
+// checkComponentDenials fails the test when the server refused one of its
+// own components a request: their roles must grant all they do.
+func (s *Server) checkComponentDenials() {
+	if d := s.ComponentDenials(); len(d) > 0 {
+		s.t.Errorf("havre server: RBAC refused its own components %d request(s):\n%s", len(d), strings.Join(d, "\n"))
+	}
 }
 
 func (s *Server) dumpLogOnFailure() {

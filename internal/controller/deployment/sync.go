@@ -2,7 +2,6 @@ package deployment
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -11,7 +10,6 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 )
 
 // ReasonScalingReplicaSet is the Event reason of every scale.
@@ -211,22 +209,20 @@ func withLabel(m map[string]string, k, v string) map[string]string {
 
 // setRevision puts revision into the Deployment's revision annotation.
 // kube-apiserver keeps annotations written through deployments/status,
-// which the upstream controller relies on; this writes them as a metadata
-// patch so it does not depend on that.
+// which the upstream controller relies on; this writes them with an update
+// of the Deployment (at the resourceVersion read) so it does not depend on
+// that. (An update, not a patch: upstream's deployment-controller role
+// may update Deployments but not patch them.)
 func (c *Controller) setRevision(ctx context.Context, d *appsv1.Deployment, revision string) error {
 	if d.Annotations[RevisionAnnotation] == revision {
 		return nil
 	}
-	patch, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{
-			"annotations":     map[string]string{RevisionAnnotation: revision},
-			"resourceVersion": d.ResourceVersion,
-		},
-	})
-	if err != nil {
-		return err
+	next := d.DeepCopy()
+	if next.Annotations == nil {
+		next.Annotations = map[string]string{}
 	}
-	updated, err := c.client.AppsV1().Deployments(d.Namespace).Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	next.Annotations[RevisionAnnotation] = revision
+	updated, err := c.client.AppsV1().Deployments(d.Namespace).Update(ctx, next, metav1.UpdateOptions{})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,26 @@ const (
 	// groupBootstrappers is the group of the cluster join token, with which
 	// agents authenticate.
 	groupBootstrappers = "system:bootstrappers"
+	// groupNodes is the group of nodes' own identities (system:node:<name>),
+	// as the server's embedded agent authenticates.
+	groupNodes = "system:nodes"
+
+	// ServiceLBControllerRole is the ClusterRole of Havre's service-lb
+	// controller (ServiceAccount kube-system/service-lb-controller), which
+	// writes LoadBalancer Services' status.
+	ServiceLBControllerRole = "havre:controller:service-lb-controller"
+	// SnapshotControllerRole is the ClusterRole of the snapshot controller
+	// (ServiceAccount kube-system/snapshot-controller): external-snapshotter's
+	// snapshot-controller-runner role.
+	SnapshotControllerRole = "havre:controller:snapshot-controller"
+	// SchedulerRole is what Havre's scheduler reads beyond upstream's
+	// system:kube-scheduler: the VolumeSnapshots a claim restores from.
+	SchedulerRole = "havre:kube-scheduler"
+
+	// schedulerUser is kube-scheduler's user.
+	schedulerUser = "system:kube-scheduler"
+	// controllerNamespace holds the controllers' ServiceAccounts.
+	controllerNamespace = "kube-system"
 )
 
 // HavreRoles returns Havre's ClusterRoles beyond upstream's.
@@ -39,17 +59,52 @@ func HavreRoles(p Policy) []rbacv1.ClusterRole {
 		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch", "update", "patch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshotcontents"}},
 		rbacv1.PolicyRule{Verbs: []string{"update", "patch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshotcontents/status"}},
 	)
-	return []rbacv1.ClusterRole{{ObjectMeta: meta(NodeAgentRole), Rules: rules}}
+	events := rbacv1.PolicyRule{Verbs: []string{"create", "update", "patch"}, APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}}
+	return []rbacv1.ClusterRole{
+		{ObjectMeta: meta(NodeAgentRole), Rules: rules},
+		{ObjectMeta: meta(ServiceLBControllerRole), Rules: []rbacv1.PolicyRule{
+			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"services"}},
+			{Verbs: []string{"update", "patch"}, APIGroups: []string{""}, Resources: []string{"services/status"}},
+			events,
+		}},
+		{ObjectMeta: meta(SnapshotControllerRole), Rules: []rbacv1.PolicyRule{
+			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"persistentvolumes"}},
+			{Verbs: []string{"get", "list", "watch", "update"}, APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}},
+			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshotclasses"}},
+			{Verbs: []string{"create", "get", "list", "watch", "update", "delete", "patch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshotcontents"}},
+			{Verbs: []string{"update", "patch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshotcontents/status"}},
+			{Verbs: []string{"get", "list", "watch", "update", "patch", "delete"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots"}},
+			{Verbs: []string{"update", "patch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots/status"}},
+			events,
+		}},
+		{ObjectMeta: meta(SchedulerRole), Rules: []rbacv1.PolicyRule{
+			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots", "volumesnapshotcontents"}},
+		}},
+	}
 }
 
 // HavreRoleBindings returns Havre's ClusterRoleBindings beyond upstream's:
-// the join token's group holds NodeAgentRole.
+// the join token's group and the nodes' group hold NodeAgentRole; Havre's
+// controllers' ServiceAccounts and the scheduler hold their roles.
 func HavreRoleBindings() []rbacv1.ClusterRoleBinding {
-	return []rbacv1.ClusterRoleBinding{{
-		ObjectMeta: meta(NodeAgentRole),
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: NodeAgentRole},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: groupBootstrappers}},
-	}}
+	binding := func(role string, subjects ...rbacv1.Subject) rbacv1.ClusterRoleBinding {
+		return rbacv1.ClusterRoleBinding{
+			ObjectMeta: meta(role),
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+			Subjects:   subjects,
+		}
+	}
+	serviceAccount := func(name string) rbacv1.Subject {
+		return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: controllerNamespace}
+	}
+	return []rbacv1.ClusterRoleBinding{
+		binding(NodeAgentRole,
+			rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: groupBootstrappers},
+			rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: groupNodes}),
+		binding(ServiceLBControllerRole, serviceAccount("service-lb-controller")),
+		binding(SnapshotControllerRole, serviceAccount("snapshot-controller")),
+		binding(SchedulerRole, rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: schedulerUser}),
+	}
 }
 
 func meta(name string) metav1.ObjectMeta {
