@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
@@ -18,8 +19,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
@@ -357,7 +362,7 @@ func TestAdmissionWebhook(t *testing.T) {
 		}, "a pod with the webhook's init container")
 		c := pod.Spec.InitContainers[0]
 		if c.Name != "webhook-added-init-container" || c.TerminationMessagePolicy != corev1.TerminationMessageReadFile ||
-			c.TerminationMessagePath != "/dev/termination-log" || c.ImagePullPolicy != corev1.PullIfNotPresent {
+			c.TerminationMessagePath != "/dev/termination-log" || c.ImagePullPolicy != corev1.PullAlways {
 			t.Errorf("init container not defaulted: %+v", c)
 		}
 	})
@@ -412,6 +417,119 @@ func TestAdmissionWebhook(t *testing.T) {
 		}
 		if err := w.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(framework.RequestContext(t), name, metav1.DeleteOptions{}); err != nil {
 			t.Errorf("deleting it: %v", err)
+		}
+	})
+
+	t.Run("should honor timeout", func(t *testing.T) {
+		slow := func(name string, timeout int32, policy admissionregistrationv1.FailurePolicyType) admissionregistrationv1.ValidatingWebhook {
+			return admissionregistrationv1.ValidatingWebhook{Name: name, ClientConfig: w.clientConfig("/always-allow-delay-5s"),
+				Rules: rule("configmaps"), SideEffects: sideEffectsNone, FailurePolicy: &policy, TimeoutSeconds: &timeout,
+				NamespaceSelector: onlyTarget, AdmissionReviewVersions: []string{"v1"}}
+		}
+		w.validating(t, "slow-fail-closed", slow("allow-configmap-with-delay-webhook.k8s.io", 1, admissionregistrationv1.Fail))
+		eventuallyDenied(t, func() error { return cms(w.target)(configMap("slow-"+fmt.Sprint(time.Now().UnixNano()), nil)) }, "deadline exceeded")
+		_ = w.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(framework.RequestContext(t), "slow-fail-closed", metav1.DeleteOptions{})
+		w.validating(t, "slow-fail-open", slow("allow-configmap-with-delay-webhook.k8s.io", 1, admissionregistrationv1.Ignore))
+		time.Sleep(2 * time.Second)
+		if err := cms(w.target)(configMap("slow-ignored", nil)); err != nil {
+			t.Errorf("timeout with failurePolicy Ignore: %v", err)
+		}
+	})
+
+	t.Run("should be able to create and update validating webhook configurations with match conditions", func(t *testing.T) {
+		w.validating(t, "deny-with-match-conditions", admissionregistrationv1.ValidatingWebhook{Name: "deny-configmaps.k8s.io",
+			ClientConfig: w.clientConfig("/configmaps"), Rules: rule("configmaps"), SideEffects: sideEffectsNone,
+			NamespaceSelector: onlyTarget, AdmissionReviewVersions: []string{"v1"},
+			MatchConditions: []admissionregistrationv1.MatchCondition{{Name: "skip-me", Expression: "object.metadata.name != 'skip-me'"}}})
+		bad := map[string]string{"webhook-e2e-test": "webhook-disallow"}
+		eventuallyDenied(t, func() error { return cms(w.target)(configMap("cm-"+fmt.Sprint(time.Now().UnixNano()), bad)) }, "unwanted key and value")
+		if err := cms(w.target)(configMap("skip-me", bad)); err != nil {
+			t.Errorf("object the match condition excludes: %v", err)
+		}
+	})
+
+	t.Run("listing validating webhooks should work", func(t *testing.T) {
+		for i := range 2 {
+			c := &admissionregistrationv1.ValidatingWebhookConfiguration{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("listed-%d", i), Labels: map[string]string{"e2e-list-test-uuid": "x"}},
+				Webhooks: []admissionregistrationv1.ValidatingWebhook{{Name: "deny-configmaps.k8s.io",
+					ClientConfig: w.clientConfig("/configmaps"), Rules: rule("configmaps"), SideEffects: sideEffectsNone,
+					NamespaceSelector: onlyTarget, AdmissionReviewVersions: []string{"v1"}}}}
+			if _, err := w.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(framework.RequestContext(t), c, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list, err := w.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(framework.RequestContext(t), metav1.ListOptions{LabelSelector: "e2e-list-test-uuid=x"})
+		if err != nil || len(list.Items) != 2 {
+			t.Fatalf("list: %v, %d items", err, len(list.Items))
+		}
+		bad := map[string]string{"webhook-e2e-test": "webhook-disallow"}
+		eventuallyDenied(t, func() error { return cms(w.target)(configMap("listed-"+fmt.Sprint(time.Now().UnixNano()), bad)) }, "unwanted key and value")
+		if err := w.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().DeleteCollection(framework.RequestContext(t), metav1.DeleteOptions{},
+			metav1.ListOptions{LabelSelector: "e2e-list-test-uuid=x"}); err != nil {
+			t.Fatal(err)
+		}
+		framework.Eventually(t, 30*time.Second, func() (bool, error) {
+			return cms(w.target)(configMap("after-delete-"+fmt.Sprint(time.Now().UnixNano()), bad)) == nil, nil
+		}, "configmaps allowed once the configurations are gone")
+	})
+
+	t.Run("should mutate custom resource and deny custom resource creation, update and deletion", func(t *testing.T) {
+		crd := &apiextensionsv1.CustomResourceDefinition{
+			ObjectMeta: metav1.ObjectMeta{Name: "e2e-test-webhook-crds.webhook.example.com"},
+			Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+				Group: "webhook.example.com", Scope: apiextensionsv1.NamespaceScoped,
+				Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "e2e-test-webhook-crds", Kind: "E2eTestWebhookCrd", ListKind: "E2eTestWebhookCrdList", Singular: "e2e-test-webhook-crd"},
+				Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
+					Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object",
+						Properties: map[string]apiextensionsv1.JSONSchemaProps{"data": {Type: "object", AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{
+							Schema: &apiextensionsv1.JSONSchemaProps{Type: "string"}}}}}}}},
+			},
+		}
+		ext := apiextensionsclient.NewForConfigOrDie(w.s.RESTConfig())
+		if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(framework.RequestContext(t), crd, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = ext.ApiextensionsV1().CustomResourceDefinitions().Delete(t.Context(), crd.Name, metav1.DeleteOptions{})
+		})
+		crRule := []admissionregistrationv1.RuleWithOperations{{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+			Rule: admissionregistrationv1.Rule{APIGroups: []string{"webhook.example.com"}, APIVersions: []string{"v1"}, Resources: []string{"e2e-test-webhook-crds"}},
+		}}
+		w.mutating(t, "mutate-custom-resource", admissionregistrationv1.MutatingWebhook{Name: "mutate-custom-resource-data-stage-1.k8s.io",
+			ClientConfig: w.clientConfig("/mutating-custom-resource"), Rules: crRule, SideEffects: sideEffectsNone,
+			NamespaceSelector: onlyTarget, AdmissionReviewVersions: []string{"v1"}})
+		w.validating(t, "deny-custom-resource", admissionregistrationv1.ValidatingWebhook{Name: "deny-unwanted-custom-resource-data.k8s.io",
+			ClientConfig: w.clientConfig("/custom-resource"), Rules: crRule, SideEffects: sideEffectsNone,
+			NamespaceSelector: onlyTarget, AdmissionReviewVersions: []string{"v1"}})
+		gvr := schema.GroupVersionResource{Group: "webhook.example.com", Version: "v1", Resource: "e2e-test-webhook-crds"}
+		cr := func(name string, data map[string]any) *unstructured.Unstructured {
+			return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "webhook.example.com/v1", "kind": "E2eTestWebhookCrd",
+				"metadata": map[string]any{"name": name}, "data": data}}
+		}
+		crs := w.s.Dynamic().Resource(gvr).Namespace(w.target)
+		var got *unstructured.Unstructured
+		framework.Eventually(t, 60*time.Second, func() (bool, error) {
+			out, err := crs.Create(framework.RequestContext(t), cr("cr-"+fmt.Sprint(time.Now().UnixNano()), map[string]any{"mutation-start": "yes"}), metav1.CreateOptions{})
+			if err != nil {
+				return false, nil // the resource is being served
+			}
+			got = out
+			data, _, _ := unstructured.NestedStringMap(out.Object, "data")
+			return data["mutation-stage-1"] == "yes", nil
+		}, "a mutated custom resource")
+		if data, _, _ := unstructured.NestedStringMap(got.Object, "data"); data["mutation-start"] != "yes" {
+			t.Errorf("data %v", data)
+		}
+		_, err := crs.Create(framework.RequestContext(t), cr("denied", map[string]any{"webhook-e2e-test": "webhook-disallow"}), metav1.CreateOptions{})
+		if err == nil || !strings.Contains(err.Error(), "the custom resource contains unwanted data") {
+			t.Errorf("denied custom resource: %v", err)
+		}
+		got.Object["data"] = map[string]any{"webhook-e2e-test": "webhook-disallow"}
+		if _, err := crs.Update(framework.RequestContext(t), got, metav1.UpdateOptions{}); err == nil ||
+			!strings.Contains(err.Error(), "the custom resource contains unwanted data") {
+			t.Errorf("update to unwanted data: %v", err)
 		}
 	})
 
