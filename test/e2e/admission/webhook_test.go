@@ -1,6 +1,7 @@
 package admission_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -126,7 +127,7 @@ func startWebhook(t *testing.T) *webhookServer {
 	}
 	if _, err := cs.CoreV1().Services(w.ns).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: serviceName},
-		Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Protocol: corev1.ProtocolTCP, Port: 8443, TargetPort: intstr.FromInt32(8444)}}},
+		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Protocol: corev1.ProtocolTCP, Port: 8443, TargetPort: intstr.FromInt32(8444)}}},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +214,7 @@ func (w *webhookServer) validating(t *testing.T, name string, hooks ...admission
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = w.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(t.Context(), name, metav1.DeleteOptions{})
+		_ = w.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 }
 
@@ -224,7 +225,7 @@ func (w *webhookServer) mutating(t *testing.T, name string, hooks ...admissionre
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = w.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(t.Context(), name, metav1.DeleteOptions{})
+		_ = w.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 }
 
@@ -491,11 +492,11 @@ func TestAdmissionWebhook(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			_ = ext.ApiextensionsV1().CustomResourceDefinitions().Delete(t.Context(), crd.Name, metav1.DeleteOptions{})
+			_ = ext.ApiextensionsV1().CustomResourceDefinitions().Delete(context.Background(), crd.Name, metav1.DeleteOptions{})
 		})
 		crRule := []admissionregistrationv1.RuleWithOperations{{
 			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-			Rule: admissionregistrationv1.Rule{APIGroups: []string{"webhook.example.com"}, APIVersions: []string{"v1"}, Resources: []string{"e2e-test-webhook-crds"}},
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{"webhook.example.com"}, APIVersions: []string{"v1"}, Resources: []string{"e2e-test-webhook-crds"}},
 		}}
 		w.mutating(t, "mutate-custom-resource", admissionregistrationv1.MutatingWebhook{Name: "mutate-custom-resource-data-stage-1.k8s.io",
 			ClientConfig: w.clientConfig("/mutating-custom-resource"), Rules: crRule, SideEffects: sideEffectsNone,
@@ -562,4 +563,3 @@ func equalMaps(a, b map[string]string) bool {
 	}
 	return true
 }
-
