@@ -152,12 +152,12 @@ func TestAdmissionSeam(t *testing.T) {
 				"mutate UPDATE deployments/scale default/d Scale obj=true old=true dryRun=false UpdateOptions user=alice",
 				"validate UPDATE deployments/scale default/d Scale obj=true old=true dryRun=false UpdateOptions user=alice"}},
 		{name: "binding", setup: []req{{"POST", "/api/v1/namespaces/default/serviceaccounts", json, sa}, {"POST", "/api/v1/namespaces/default/pods", json, pod}},
-			req: req{"POST", "/api/v1/namespaces/default/pods/p/binding", json, `{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{"name":"n"}}`},
+			req:  req{"POST", "/api/v1/namespaces/default/pods/p/binding", json, `{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{"name":"n"}}`},
 			code: 201, calls: []string{
 				"mutate CREATE pods/binding default/p Binding obj=true old=false dryRun=false CreateOptions user=alice",
 				"validate CREATE pods/binding default/p Binding obj=true old=false dryRun=false CreateOptions user=alice"}},
 		{name: "eviction, and not the delete it makes", setup: []req{{"POST", "/api/v1/namespaces/default/serviceaccounts", json, sa}, {"POST", "/api/v1/namespaces/default/pods", json, pod}},
-			req: req{"POST", "/api/v1/namespaces/default/pods/p/eviction", json, `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"p"}}`},
+			req:  req{"POST", "/api/v1/namespaces/default/pods/p/eviction", json, `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"p"}}`},
 			code: 201, calls: []string{
 				"mutate CREATE pods/eviction default/p Eviction obj=true old=false dryRun=false CreateOptions user=alice",
 				"validate CREATE pods/eviction default/p Eviction obj=true old=false dryRun=false CreateOptions user=alice"}},
