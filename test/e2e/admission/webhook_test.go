@@ -511,9 +511,14 @@ func TestAdmissionWebhook(t *testing.T) {
 		}
 		crs := w.s.Dynamic().Resource(gvr).Namespace(w.target)
 		var got *unstructured.Unstructured
+		var last error
 		framework.Eventually(t, 60*time.Second, func() (bool, error) {
 			out, err := crs.Create(framework.RequestContext(t), cr("cr-"+fmt.Sprint(time.Now().UnixNano()), map[string]any{"mutation-start": "yes"}), metav1.CreateOptions{})
 			if err != nil {
+				if last == nil || last.Error() != err.Error() {
+					t.Logf("creating a custom resource: %v", err)
+				}
+				last = err
 				return false, nil // the resource is being served
 			}
 			got = out
