@@ -483,7 +483,7 @@ func TestAdmissionWebhook(t *testing.T) {
 				Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "e2e-test-webhook-crds", Kind: "E2eTestWebhookCrd", ListKind: "E2eTestWebhookCrdList", Singular: "e2e-test-webhook-crd"},
 				Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
 					Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object",
-						Properties: map[string]apiextensionsv1.JSONSchemaProps{"data": {Type: "object", AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{
+						Properties: map[string]apiextensionsv1.JSONSchemaProps{"data": {Type: "object", AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{Allows: true,
 							Schema: &apiextensionsv1.JSONSchemaProps{Type: "string"}}}}}}}},
 			},
 		}
@@ -537,6 +537,26 @@ func TestAdmissionWebhook(t *testing.T) {
 			!strings.Contains(err.Error(), "the custom resource contains unwanted data") {
 			t.Errorf("update to unwanted data: %v", err)
 		}
+	})
+
+	t.Run("should be able to deny attaching pod", func(t *testing.T) {
+		w.validating(t, "deny-attaching-pod", admissionregistrationv1.ValidatingWebhook{Name: "deny-attaching-pod.k8s.io",
+			ClientConfig: w.clientConfig("/pods/attach"), SideEffects: sideEffectsNone, AdmissionReviewVersions: []string{"v1"},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Connect},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/attach"}},
+			}}})
+		pods, err := w.cs.CoreV1().Pods(w.ns).List(framework.RequestContext(t), metav1.ListOptions{LabelSelector: "app=sample-webhook"})
+		if err != nil || len(pods.Items) == 0 {
+			t.Fatalf("webhook pods: %v", err)
+		}
+		name := pods.Items[0].Name
+		var out string
+		framework.Eventually(t, 30*time.Second, func() (bool, error) {
+			stdout, stderr, _ := w.s.Kubectl("-n", w.ns, "attach", name, "-c", "sample-webhook", "--pod-running-timeout=5s")
+			out = stdout + stderr
+			return strings.Contains(out, "attaching to pod '"+name+"' is not allowed"), nil
+		}, "kubectl attach denied by the webhook")
 	})
 
 	t.Run("webhook configurations are validated", func(t *testing.T) {

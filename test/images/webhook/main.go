@@ -15,6 +15,7 @@
 //	/custom-resource        denies custom resources with data
 //	                        webhook-e2e-test=webhook-disallow
 //	/mutating-custom-resource  adds data mutation-stage-1=yes (then stage-2)
+//	/pods/attach            denies CONNECT to pods/attach
 //	/healthz                "ok" (plain HTTPS, for readiness probes)
 //
 // Every review is logged on stdout, one JSON request a line.
@@ -66,6 +67,7 @@ func main() {
 	handle("/mutating-pods", mutatePods)
 	handle("/add-label", addLabel)
 	handle("/custom-resource", admitCustomResource)
+	handle("/pods/attach", denyAttach)
 	log.Printf("serving admission reviews on :%d", *port)
 	log.Fatal(http.ListenAndServeTLS(fmt.Sprintf(":%d", *port), *cert, *key, mux))
 }
@@ -215,4 +217,11 @@ func addLabel(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse 
 		return patched(map[string]any{"op": "add", "path": "/metadata/labels", "value": map[string]string{"added-label": "yes"}})
 	}
 	return patched(map[string]any{"op": "add", "path": "/metadata/labels/added-label", "value": "yes"})
+}
+
+func denyAttach(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	if req.Resource.Resource == "pods" && req.SubResource == "attach" && req.Operation == admissionv1.Connect {
+		return denied(fmt.Sprintf("attaching to pod '%s' is not allowed", req.Name))
+	}
+	return allowed()
 }
