@@ -17,10 +17,9 @@ import (
 // fakePlugin records its calls in a shared log and may fail.
 type fakePlugin struct {
 	*admission.Handler
-	name     string
-	log      *[]string
-	mutating bool
-	fail     error
+	name string
+	log  *[]string
+	fail error
 }
 
 func (p *fakePlugin) Admit(_ context.Context, a admission.Attributes, _ admission.ObjectInterfaces) error {

@@ -162,7 +162,7 @@ func TestAdmissionSeam(t *testing.T) {
 				"mutate CREATE pods/eviction default/p Eviction obj=true old=false dryRun=false CreateOptions user=alice",
 				"validate CREATE pods/eviction default/p Eviction obj=true old=false dryRun=false CreateOptions user=alice"}},
 		{name: "exec connects", setup: []req{{"POST", "/api/v1/namespaces/default/serviceaccounts", json, sa}, {"POST", "/api/v1/namespaces/default/pods", json, pod}},
-			req: req{"POST", "/api/v1/namespaces/default/pods/p/exec?command=ls&container=c&stdout=true", "", ""},
+			req:  req{"POST", "/api/v1/namespaces/default/pods/p/exec?command=ls&container=c&stdout=true", "", ""},
 			code: 400, calls: []string{ // 400: the pod has no node
 				"mutate CONNECT pods/exec default/p PodExecOptions obj=true old=false dryRun=false <nil> user=alice",
 				"validate CONNECT pods/exec default/p PodExecOptions obj=true old=false dryRun=false <nil> user=alice"}},
