@@ -14,6 +14,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metavalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/api/validation/path"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -65,6 +66,10 @@ func (s *Server) customise(h *resourceHandler) {
 		}
 	}
 	switch gr {
+	case schema.GroupResource{Group: "apiregistration.k8s.io", Resource: "apiservices"}:
+		// Local APIServices of the legacy group are named "v1.": a path
+		// segment, not a DNS subdomain; the strategy checks the rest.
+		h.nameFn = path.ValidatePathSegmentName
 	case schema.GroupResource{Resource: "namespaces"}:
 		h.nameFn = metavalidation.ValidateNamespaceName
 		h.hooks.beforeDelete = func(obj runtime.Object) error {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/havre/havre/internal/controller"
+	"github.com/havre/havre/internal/controller/apiserviceavailability"
 	"github.com/havre/havre/internal/controller/crd"
 	"github.com/havre/havre/internal/controller/garbagecollector"
 	"github.com/havre/havre/internal/controller/namespace"
@@ -30,6 +31,7 @@ var controllers = []registered{
 	{"crd", startCRD},
 	{"garbagecollector", startGarbageCollector},
 	{"nodeipam", startNodeIPAM},
+	{apiserviceavailability.Name, startAPIServiceAvailability},
 	{"clusterrole-aggregation", startClusterRoleAggregation},
 	{"cronjob", startCronJob},
 	{"daemonset", startDaemonSet},
