@@ -16,7 +16,6 @@ package aggregator
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,10 +27,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	utilproxy "k8s.io/apimachinery/pkg/util/proxy"
 	proxyutil "k8s.io/apiserver/pkg/util/proxy"
 	"k8s.io/client-go/informers"
@@ -45,6 +42,7 @@ import (
 	aggregatorclient "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	aggregatorinformers "k8s.io/kube-aggregator/pkg/client/informers/externalversions"
 	apiservicelisters "k8s.io/kube-aggregator/pkg/client/listers/apiregistration/v1"
+	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/havre/havre/internal/auth"
 	"github.com/havre/havre/internal/pki"
@@ -220,7 +218,6 @@ func (a *Aggregator) ServeProxy(w http.ResponseWriter, r *http.Request) bool {
 		transport.SetAuthProxyHeaders(newReq, user.Name, user.UID, user.Groups, user.Extra)
 	}
 	h := utilproxy.NewUpgradeAwareHandler(loc, rt, true, upgrade, responder{w: w})
-	h.UpgradeTransport = utilproxy.NewUpgradeRequestRoundTripper(rt, rt)
 	h.ServeHTTP(w, newReq)
 	return true
 }
@@ -292,9 +289,6 @@ func (a *Aggregator) transportConfig(api *apiregistrationv1.APIService) *transpo
 	}}
 }
 
-// ClientCertificate is the proxy's client certificate.
-func (a *Aggregator) ClientCertificate() tls.Certificate { return a.frontProxy.ClientCert }
-
 // CheckDiscovery is the availability controller's last check, as
 // upstream's: GET /apis/<group>/<version> of the backend as
 // system:kube-aggregator (system:masters) must answer 2xx or 3xx within
@@ -351,5 +345,3 @@ func sortedNames[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
-
-var _ = apierrors.IsNotFound
