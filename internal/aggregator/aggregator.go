@@ -27,8 +27,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	utilproxy "k8s.io/apimachinery/pkg/util/proxy"
 	proxyutil "k8s.io/apiserver/pkg/util/proxy"
 	"k8s.io/client-go/informers"
@@ -76,8 +78,9 @@ type Aggregator struct {
 }
 
 type cachedTransport struct {
-	resourceVersion string
-	rt              http.RoundTripper
+	// spec is the APIService spec the transport was built for.
+	spec apiregistrationv1.APIServiceSpec
+	rt   http.RoundTripper
 }
 
 // New returns an aggregator presenting frontProxy's client certificate;
@@ -258,12 +261,12 @@ func (a *Aggregator) resolve(api *apiregistrationv1.APIService) (*url.URL, error
 }
 
 // transport returns the round tripper of an APIService, built anew when
-// the APIService changed.
+// its spec changed (not its status, which changes on every check).
 func (a *Aggregator) transport(api *apiregistrationv1.APIService) (http.RoundTripper, error) {
 	a.mu.RLock()
 	c, ok := a.transports[api.Name]
 	a.mu.RUnlock()
-	if ok && c.resourceVersion == api.ResourceVersion {
+	if ok && apiequality.Semantic.DeepEqual(c.spec, api.Spec) {
 		return c.rt, nil
 	}
 	rt, err := transport.New(a.transportConfig(api))
@@ -271,7 +274,10 @@ func (a *Aggregator) transport(api *apiregistrationv1.APIService) (http.RoundTri
 		return nil, err
 	}
 	a.mu.Lock()
-	a.transports[api.Name] = cachedTransport{resourceVersion: api.ResourceVersion, rt: rt}
+	if old, ok := a.transports[api.Name]; ok {
+		utilnet.CloseIdleConnectionsFor(old.rt)
+	}
+	a.transports[api.Name] = cachedTransport{spec: *api.Spec.DeepCopy(), rt: rt}
 	a.mu.Unlock()
 	return rt, nil
 }
