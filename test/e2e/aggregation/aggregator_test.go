@@ -326,6 +326,37 @@ func TestLocalAPIServices(t *testing.T) {
 			t.Errorf("not Local and available: %q", line)
 		}
 	}
+	// A CustomResourceDefinition's group versions get theirs
+	// (crdregistration), and lose them with it.
+	crd := `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.toys.example.com
+spec:
+  group: toys.example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1beta1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object}}
+`
+	if _, stderr, err := s.KubectlStdin(crd, "create", "-f", "-"); err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	framework.Eventually(t, 30*time.Second, func() (bool, error) {
+		out, _, err := s.Kubectl("get", "apiservice", "v1beta1.toys.example.com", "-o", "jsonpath={.metadata.labels.kube-aggregator\\.kubernetes\\.io/automanaged} {.spec.groupPriorityMinimum} {.status.conditions[0].reason}")
+		return err == nil && out == "true 1000 Local", nil
+	}, "the custom resources' APIService")
+	if _, stderr, err := s.Kubectl("delete", "crd", "gadgets.toys.example.com"); err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	framework.Eventually(t, 30*time.Second, func() (bool, error) {
+		_, stderr, err := s.Kubectl("get", "apiservice", "v1beta1.toys.example.com")
+		return err != nil && strings.Contains(stderr, "NotFound"), nil
+	}, "the custom resources' APIService gone with its definition")
+
 	// Validation as upstream's: the name must be version.group.
 	_, stderr, err := s.KubectlStdin(`apiVersion: apiregistration.k8s.io/v1
 kind: APIService
