@@ -41,6 +41,7 @@ packages=(
   k8s.io/api/scheduling/v1alpha3 # referenced by batch/v1 JobSpec
   k8s.io/api/storage/v1
   k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1
+  k8s.io/kube-aggregator/pkg/apis/apiregistration/v1
 )
 
 out_dir=internal/openapi

@@ -23,6 +23,9 @@ type discovery struct {
 
 	mu    sync.RWMutex
 	state *discoveryState
+	// custom and aggregated are the resources of custom resources and of
+	// the group versions of non-local APIServices served now.
+	custom, aggregated []*registry.Resource
 }
 
 // discoveryState is one generation of the documents; it is never modified.
@@ -38,10 +41,19 @@ func newDiscovery(resources []*registry.Resource, v version.Info) *discovery {
 
 // setCustom replaces the custom resources in the documents.
 func (d *discovery) setCustom(custom []*registry.Resource) {
-	state := buildDiscovery(append(slices.Clone(d.static), custom...))
 	d.mu.Lock()
-	d.state = state
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	d.custom = custom
+	d.state = buildDiscovery(slices.Concat(d.static, d.custom, d.aggregated))
+}
+
+// setAggregated replaces the aggregated group versions' resources in the
+// documents.
+func (d *discovery) setAggregated(aggregated []*registry.Resource) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.aggregated = aggregated
+	d.state = buildDiscovery(slices.Concat(d.static, d.custom, d.aggregated))
 }
 
 func (d *discovery) current() *discoveryState {
@@ -139,4 +151,11 @@ func (d *discoveryState) serveResources(w http.ResponseWriter, r *http.Request, 
 	}
 	// Encoding sets the list's TypeMeta: each request encodes its own copy.
 	writeObject(w, r, http.StatusOK, list.DeepCopy())
+}
+
+// SetAggregated puts the resources of the group versions that APIServices
+// delegate to other servers in /apis and aggregated discovery (their
+// /apis/<group>/<version> documents are the backends' own, proxied).
+func (s *Server) SetAggregated(resources []*registry.Resource) {
+	s.discovery.setAggregated(resources)
 }

@@ -117,7 +117,7 @@ type groupTypeConverter struct {
 }
 
 func (c groupTypeConverter) ObjectToTyped(obj runtime.Object, opts ...typed.ValidationOptions) (*typed.TypedValue, error) {
-	if obj.GetObjectKind().GroupVersionKind().Group == "apiextensions.k8s.io" {
+	if g := obj.GetObjectKind().GroupVersionKind().Group; g == "apiextensions.k8s.io" || g == "apiregistration.k8s.io" {
 		return c.apiextensions.ObjectToTyped(obj, opts...)
 	}
 	return c.builtin.ObjectToTyped(obj, opts...)

@@ -13,6 +13,7 @@ import (
 	apiextensionshelpers "k8s.io/apiextensions-apiserver/pkg/apihelpers"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	metavalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -65,6 +66,10 @@ func (s *Server) customise(h *resourceHandler) {
 		}
 	}
 	switch gr {
+	case schema.GroupResource{Group: "apiregistration.k8s.io", Resource: "apiservices"}:
+		// Local APIServices of the legacy group are named "v1.": a path
+		// segment, not a DNS subdomain; the strategy checks the rest.
+		h.nameFn = func(name string, _ bool) []string { return content.IsPathSegmentName(name) }
 	case schema.GroupResource{Resource: "namespaces"}:
 		h.nameFn = metavalidation.ValidateNamespaceName
 		h.hooks.beforeDelete = func(obj runtime.Object) error {

@@ -80,6 +80,12 @@ type Config struct {
 	}
 	// Reviews answer the creates of Virtual resources (registry.Resource).
 	Reviews map[schema.GroupResource]func(ctx context.Context, obj runtime.Object) (runtime.Object, error)
+	// Aggregator, when set, serves the requests under /apis/<group>/<version>
+	// of the group versions that APIServices delegate to other servers
+	// (reporting whether it did), after authentication and authorization.
+	Aggregator interface {
+		ServeProxy(w http.ResponseWriter, r *http.Request) bool
+	}
 	// PostStart run in order once the server answers requests and its
 	// bootstrap objects exist, with a loopback client config; the server is
 	// ready (Ready, /readyz) once they have returned, and fails if one fails.
@@ -362,6 +368,9 @@ func (s *Server) serveAuthorized(w http.ResponseWriter, r *http.Request) {
 				"namespace", attrs.Namespace, "name", attrs.Name, "path", attrs.Path)
 		}
 		writeError(w, auth.NewForbidden(attrs, reason))
+		return
+	}
+	if s.cfg.Aggregator != nil && strings.HasPrefix(r.URL.Path, "/apis/") && s.cfg.Aggregator.ServeProxy(w, r) {
 		return
 	}
 	if !info.resourceRequest {

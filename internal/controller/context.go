@@ -8,6 +8,8 @@ import (
 	"context"
 	"time"
 
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
@@ -92,6 +94,10 @@ type Options struct {
 	// MaxEndpointsPerSlice bounds the endpoints of one EndpointSlice
 	// (upstream's --max-endpoints-per-slice; 0: 100).
 	MaxEndpointsPerSlice int32
+	// APIServiceDiscoveryCheck asks the backend of an APIService for its
+	// discovery document with the API server's front-proxy identity (the
+	// apiservice-availability controller's last check); nil skips it.
+	APIServiceDiscoveryCheck func(ctx context.Context, api *apiregistrationv1.APIService) error
 }
 
 // Starter starts one controller: it registers its informers on

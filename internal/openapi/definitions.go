@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	"k8s.io/kube-openapi/pkg/common"
 	"k8s.io/kube-openapi/pkg/util"
 	"k8s.io/kube-openapi/pkg/validation/spec"
@@ -23,6 +24,7 @@ var servedScheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(scheme.AddToScheme(s))
 	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	utilruntime.Must(apiregistrationv1.AddToScheme(s))
 	return s
 }()
 
@@ -78,26 +80,35 @@ func (n *definitionNamer) name(name string) (string, spec.Extensions) {
 	return name, n.extensions[name]
 }
 
-// apiextensionsPrefix is the model-name prefix of apiextensions.k8s.io/v1.
-const apiextensionsPrefix = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."
+// apiextensionsPrefix and apiregistrationPrefix are the model-name
+// prefixes of apiextensions.k8s.io/v1 and apiregistration.k8s.io/v1.
+const (
+	apiextensionsPrefix   = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."
+	apiregistrationPrefix = "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1."
+)
 
 // APIExtensionsSchemas returns the OpenAPI v3 schemas of
-// apiextensions.k8s.io/v1 and of the apimachinery types they use, keyed
-// by model name, with x-kubernetes-group-version-kind on the kinds: what a
-// structured-merge-diff type converter needs for CustomResourceDefinitions,
-// which client-go's embedded schema lacks.
+// apiextensions.k8s.io/v1, apiregistration.k8s.io/v1 and of the
+// apimachinery types they use, keyed by model name, with
+// x-kubernetes-group-version-kind on the kinds: what a structured-merge-diff
+// type converter needs for CustomResourceDefinitions and APIServices, which
+// client-go's embedded schema lacks.
 func APIExtensionsSchemas() map[string]*spec.Schema {
 	defs := GetOpenAPIDefinitions(func(name string) spec.Ref {
 		return spec.MustCreateRef("#/components/schemas/" + common.EscapeJsonPointer(name))
 	})
 	out := map[string]*spec.Schema{}
 	for name, def := range defs {
-		if !strings.HasPrefix(name, apiextensionsPrefix) && !strings.HasPrefix(name, "io.k8s.apimachinery.") {
+		if !strings.HasPrefix(name, apiextensionsPrefix) && !strings.HasPrefix(name, apiregistrationPrefix) &&
+			!strings.HasPrefix(name, "io.k8s.apimachinery.") {
 			continue
 		}
 		s := def.Schema
 		if kind, ok := strings.CutPrefix(name, apiextensionsPrefix); ok && (kind == "CustomResourceDefinition" || kind == "CustomResourceDefinitionList") {
 			s.AddExtension(extensionGVK, []any{gvkExtension(apiextensionsv1.SchemeGroupVersion.WithKind(kind))})
+		}
+		if kind, ok := strings.CutPrefix(name, apiregistrationPrefix); ok && (kind == "APIService" || kind == "APIServiceList") {
+			s.AddExtension(extensionGVK, []any{gvkExtension(apiregistrationv1.SchemeGroupVersion.WithKind(kind))})
 		}
 		out[name] = &s
 	}

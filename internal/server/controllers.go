@@ -8,6 +8,7 @@ import (
 
 	"github.com/havre/havre/internal/auth/rbac"
 	"github.com/havre/havre/internal/controller"
+	"github.com/havre/havre/internal/controller/apiserviceavailability"
 	"github.com/havre/havre/internal/controller/crd"
 	"github.com/havre/havre/internal/controller/garbagecollector"
 	"github.com/havre/havre/internal/controller/namespace"
@@ -40,6 +41,7 @@ var controllers = []registered{
 	{"crd", startCRD, asAPIServer},
 	{"garbagecollector", startGarbageCollector, serviceAccount("generic-garbage-collector")},
 	{"nodeipam", startNodeIPAM, serviceAccount("node-controller")},
+	{apiserviceavailability.Name, startAPIServiceAvailability, asAPIServer},
 	{"clusterrole-aggregation", startClusterRoleAggregation, serviceAccount("clusterrole-aggregation-controller")},
 	{"cronjob", startCronJob, serviceAccount("cronjob-controller")},
 	{"daemonset", startDaemonSet, serviceAccount("daemon-set-controller")},

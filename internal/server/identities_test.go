@@ -73,7 +73,7 @@ func allowed(t *testing.T, z auth.Authorizer, id identity, request, namespace st
 // on its loopback (system:masters) client: the apiextensions controllers,
 // the kubernetes Service's endpoints reconciler, the aggregator's
 // APIService availability controller.
-var runsAsAPIServer = map[string]bool{"crd": true, "kubernetes-endpoints": true, "apiserviceavailability": true}
+var runsAsAPIServer = map[string]bool{"crd": true, "kubernetes-endpoints": true, "apiservice-availability": true}
 
 // TestControllerIdentities: every controller of the table runs as an
 // identity of its own that the bootstrap policy grants what it writes,

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/havre/havre/internal/aggregator"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
@@ -105,6 +107,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	resources := catalog.Resources()
+	frontProxy, err := bundle.EnsureFrontProxy()
+	if err != nil {
+		return err
+	}
+	agg := aggregator.New(frontProxy, bundle.CAPEM, resources)
 	authorizer, rbacIndex := newAuthorizer()
 	addr := net.JoinHostPort(o.BindAddress, strconv.Itoa(o.HTTPSPort))
 	ln, err := net.Listen("tcp", addr)
@@ -121,7 +128,8 @@ func Run(ctx context.Context, o Options) error {
 		RBACEscalation: &rbac.Escalation{Authorizer: authorizer, Index: rbacIndex},
 		Admission:      admissionChain,
 		PostStart: []func(context.Context, *rest.Config) error{startAdmission(admissionChain), startRBAC(rbacIndex),
-			ensureDefaultStorageClass, startSnapshotAPI},
+			ensureDefaultStorageClass, startSnapshotAPI, agg.Start},
+		Aggregator:         agg,
 		Reviews:            (&review.Reviewer{Authorizer: authorizer, Rules: rbacIndex}).Handlers(),
 		Listener:           ln,
 		CAData:             bundle.CAPEM,
@@ -138,6 +146,8 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+
+	agg.SetDiscoverySink(srv)
 
 	host := o.BindAddress
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
@@ -169,6 +179,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	copts.APIServerAddresses = []string{advertise}
 	copts.APIServerPort = int32(o.HTTPSPort)
+	copts.APIServiceDiscoveryCheck = agg.CheckDiscovery
 	if o.NodeIPAM && copts.ClusterCIDR == "" {
 		copts.ClusterCIDR = nodeipam.DefaultClusterCIDR
 	}

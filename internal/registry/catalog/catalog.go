@@ -8,6 +8,7 @@ import (
 	"github.com/havre/havre/internal/registry"
 	"github.com/havre/havre/internal/registry/admissionregistration"
 	"github.com/havre/havre/internal/registry/apiextensions"
+	"github.com/havre/havre/internal/registry/apiregistration"
 	appsreg "github.com/havre/havre/internal/registry/apps"
 	"github.com/havre/havre/internal/registry/authorization"
 	"github.com/havre/havre/internal/registry/autoscaling"
@@ -176,6 +177,11 @@ func Resources() []*registry.Resource {
 			Singular: "customresourcedefinition", Namespaced: false, ShortNames: []string{"crd", "crds"}, Categories: []string{"api-extensions"},
 			Verbs: registry.VerbsAll, Strategy: apiextensions.CustomResourceDefinitionStrategy{},
 			Subresources: []registry.Subresource{status(schema.GroupVersion{Group: "apiextensions.k8s.io", Version: "v1"}, "CustomResourceDefinition")}},
+
+		// apiregistration.k8s.io/v1
+		{GroupVersionResource: gvr("apiregistration.k8s.io", "v1", "apiservices"), Kind: "APIService", Singular: "apiservice", Namespaced: false,
+			Categories: []string{"api-extensions"}, Verbs: registry.VerbsAll, Strategy: apiregistration.APIServiceStrategy{},
+			Subresources: []registry.Subresource{status(schema.GroupVersion{Group: "apiregistration.k8s.io", Version: "v1"}, "APIService")}},
 
 		// policy/v1
 		{GroupVersionResource: gvr("policy", "v1", "poddisruptionbudgets"), Kind: "PodDisruptionBudget", Singular: "poddisruptionbudget", Namespaced: true,
