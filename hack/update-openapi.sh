@@ -23,6 +23,7 @@ packages=(
   k8s.io/apimachinery/pkg/runtime
   k8s.io/apimachinery/pkg/util/intstr
   k8s.io/apimachinery/pkg/version
+  k8s.io/api/admissionregistration/v1
   k8s.io/api/authentication/v1
   k8s.io/api/authorization/v1
   k8s.io/api/core/v1

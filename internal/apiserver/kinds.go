@@ -37,6 +37,10 @@ var generationTracked = map[schema.GroupResource]bool{
 	{Group: "networking.k8s.io", Resource: "networkpolicies"}:              true,
 	{Group: "networking.k8s.io", Resource: "ingressclasses"}:               true,
 	{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}: true,
+
+	// Admission policies (their status.observedGeneration).
+	{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicies"}:       true,
+	{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicybindings"}: true,
 }
 
 // createOnUpdate are the resources whose PUT creates a missing object.

@@ -6,6 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/havre/havre/internal/registry"
+	"github.com/havre/havre/internal/registry/admissionregistration"
 	"github.com/havre/havre/internal/registry/apiextensions"
 	appsreg "github.com/havre/havre/internal/registry/apps"
 	"github.com/havre/havre/internal/registry/authorization"
@@ -99,6 +100,15 @@ func Resources() []*registry.Resource {
 				{Name: registry.Proxy, Kind: core.WithKind("ServiceProxyOptions"), Verbs: []string{"create", "delete", "get", "patch", "update"}},
 				status(core, "Service"),
 			}},
+
+		// admissionregistration.k8s.io/v1: admission policies
+		{GroupVersionResource: gvr("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies"), Kind: "ValidatingAdmissionPolicy",
+			Singular: "validatingadmissionpolicy", Namespaced: false, Categories: []string{"api-extensions"}, Verbs: registry.VerbsAll,
+			Strategy:     admissionregistration.ValidatingAdmissionPolicyStrategy{},
+			Subresources: []registry.Subresource{status(schema.GroupVersion{Group: "admissionregistration.k8s.io", Version: "v1"}, "ValidatingAdmissionPolicy")}},
+		{GroupVersionResource: gvr("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings"), Kind: "ValidatingAdmissionPolicyBinding",
+			Singular: "validatingadmissionpolicybinding", Namespaced: false, Categories: []string{"api-extensions"}, Verbs: registry.VerbsAll,
+			Strategy: admissionregistration.ValidatingAdmissionPolicyBindingStrategy{}},
 
 		// apps/v1
 		{GroupVersionResource: gvr("apps", "v1", "controllerrevisions"), Kind: "ControllerRevision", Singular: "controllerrevision", Namespaced: true,
