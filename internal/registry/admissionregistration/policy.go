@@ -458,8 +458,8 @@ func validateRule(r *admissionregistrationv1.Rule, p *field.Path) field.ErrorLis
 // "resource", "resource/sub", "*/sub" or "resource/*", with no overlap.
 func validateResources(resources []string, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	withSub := sets.New[string]()    // subresources named with a wildcard resource
-	withRes := sets.New[string]()    // resources named with a wildcard subresource
+	withSub := sets.New[string]()     // subresources named with a wildcard resource
+	withRes := sets.New[string]()     // resources named with a wildcard subresource
 	resToSub := map[string][]string{} // resource -> subresources
 	hasDoubleWildcard, hasSingleWildcard := false, false
 	for i, r := range resources {
