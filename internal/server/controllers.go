@@ -11,6 +11,7 @@ import (
 	"github.com/havre/havre/internal/controller/garbagecollector"
 	"github.com/havre/havre/internal/controller/namespace"
 	"github.com/havre/havre/internal/controller/nodeipam"
+	"github.com/havre/havre/internal/controller/validatingadmissionpolicystatus"
 	"github.com/havre/havre/internal/controller/volume/snapshot"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -53,6 +54,7 @@ var controllers = []registered{
 	{snapshot.Name, startSnapshot},
 	{"statefulset", startStatefulSet},
 	{"ttl-after-finished", startTTLAfterFinished},
+	{validatingadmissionpolicystatus.Name, startValidatingAdmissionPolicyStatus},
 }
 
 // enabled reports whether a controller runs under the --controllers
