@@ -4,19 +4,17 @@
 // match constraints and conditions, variables, params from any kind,
 // validation actions Deny, Warn and Audit, failure policies).
 //
-// The plugin is built before the API server runs and started by a
-// post-start hook (Start) over the server's loopback config: its informers
-// (policies, bindings, namespaces, params) are its own. Until it has
-// started and its informers have synced, a request waits, as kube-apiserver
-// makes it wait, and is then forbidden.
+// The plugin is built by New and initialised as kube-apiserver's plugins
+// are (upstream's initializer interfaces: clients over the server's
+// loopback config, a shared informer factory, a RESTMapper, an authorizer).
+// Until its informers have synced, a request waits, as kube-apiserver makes
+// it wait, and is then forbidden.
 //
 // It must never write: it only reads policies, bindings and params.
 package policy
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -25,23 +23,12 @@ import (
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/admission/plugin/policy/validating"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 
 	"github.com/havre/havre/internal/auth"
 )
 
 // PluginName is the plugin's name, as kube-apiserver's.
 const PluginName = validating.PluginName
-
-// readyTimeout is how long a request waits for the plugin to be ready, as
-// admission.Handler.WaitForReady waits.
-const readyTimeout = 10 * time.Second
 
 // excluded are the resources no policy applies to, as upstream's
 // (never-stored reviews).
@@ -54,100 +41,34 @@ var excluded = []schema.GroupResource{
 	{Group: "authorization.k8s.io", Resource: "selfsubjectrulesreviews"},
 }
 
-// Plugin is the ValidatingAdmissionPolicy admission plugin.
+// Plugin is the ValidatingAdmissionPolicy admission plugin: the library's,
+// whose RESTMapper reads discovery again for kinds it does not know.
 type Plugin struct {
-	authz auth.Authorizer
-
-	mu      sync.Mutex
-	inner   *validating.Plugin
-	started chan struct{}
+	*validating.Plugin
 }
 
 var _ admission.ValidationInterface = (*Plugin)(nil)
 
-// New returns the plugin, not yet started. authz answers the policies'
-// `authorizer` variable.
-func New(authz auth.Authorizer) *Plugin {
-	return &Plugin{authz: authz, started: make(chan struct{})}
-}
-
-// Handles reports the operations policies apply to.
-func (p *Plugin) Handles(op admission.Operation) bool {
-	switch op {
-	case admission.Create, admission.Update, admission.Delete, admission.Connect:
-		return true
-	}
-	return false
-}
-
-// Validate evaluates the policies bound to the request.
-func (p *Plugin) Validate(ctx context.Context, a admission.Attributes, o admission.ObjectInterfaces) error {
-	inner, err := p.wait(ctx, a)
-	if err != nil {
-		return err
-	}
-	return inner.Validate(ctx, a, o)
-}
-
-func (p *Plugin) wait(ctx context.Context, a admission.Attributes) (*validating.Plugin, error) {
-	t := time.NewTimer(readyTimeout)
-	defer t.Stop()
-	select {
-	case <-p.started:
-	case <-t.C:
-		return nil, admission.NewForbidden(a, errors.New("not yet ready to handle request"))
-	case <-ctx.Done():
-		return nil, admission.NewForbidden(a, ctx.Err())
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.inner, nil
-}
-
-// Start is the API server's post-start hook: it builds the plugin on
-// clients of the loopback config and starts its informers. The plugin
-// runs until ctx ends.
-func (p *Plugin) Start(ctx context.Context, cfg *rest.Config) error {
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	mapper := &resettingMapper{DeferredDiscoveryRESTMapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))}
-	return p.start(ctx, client, dyn, mapper, informers.NewSharedInformerFactory(client, 0))
-}
-
-// start builds the library's plugin from its dependencies and starts the
-// informer factory.
-func (p *Plugin) start(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, mapper meta.RESTMapper, factory informers.SharedInformerFactory) error {
+// New returns the plugin, uninitialised: it is given its clients, informer
+// factory, RESTMapper, authorizer and stop channel through upstream's
+// initializer interfaces (k8s.io/apiserver/pkg/admission/initializer), then
+// ValidateInitialization is called, then the informer factory is started.
+func New() (admission.Interface, error) {
 	inner, err := validating.NewPlugin(nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	inner.SetExternalKubeClientSet(client)
-	inner.SetExternalKubeInformerFactory(factory)
-	inner.SetDynamicClient(dyn)
-	inner.SetRESTMapper(mapper)
-	inner.SetDrainedNotification(ctx.Done())
-	inner.SetUnconditionalAuthorizer(authorizerAdapter{p.authz})
 	inner.SetExcludedAdmissionResources(excluded)
-	if err := inner.ValidateInitialization(); err != nil {
-		return fmt.Errorf("%s admission plugin: %w", PluginName, err)
+	return &Plugin{Plugin: inner}, nil
+}
+
+// SetRESTMapper implements initializer.WantsRESTMapper: a mapper that can
+// be reset (a discovery mapper) is reset when asked for an unknown kind.
+func (p *Plugin) SetRESTMapper(m meta.RESTMapper) {
+	if r, ok := m.(meta.ResettableRESTMapper); ok {
+		m = &resettingMapper{ResettableRESTMapper: r}
 	}
-	// The informers the plugin registered start now.
-	factory.Start(ctx.Done())
-	p.mu.Lock()
-	p.inner = inner
-	p.mu.Unlock()
-	close(p.started)
-	return nil
+	p.Plugin.SetRESTMapper(m)
 }
 
 // resettingMapper is a discovery RESTMapper that reads discovery again
@@ -155,13 +76,13 @@ func (p *Plugin) start(ctx context.Context, client kubernetes.Interface, dyn dyn
 // CustomResourceDefinition came after the mapper's last read). The policy
 // source retries a policy whose param kind is unknown every second.
 type resettingMapper struct {
-	*restmapper.DeferredDiscoveryRESTMapper
+	meta.ResettableRESTMapper
 	mu        sync.Mutex
 	lastReset time.Time
 }
 
 func (m *resettingMapper) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
-	mapping, err := m.DeferredDiscoveryRESTMapper.RESTMapping(gk, versions...)
+	mapping, err := m.ResettableRESTMapper.RESTMapping(gk, versions...)
 	if err == nil || !meta.IsNoMatchError(err) {
 		return mapping, err
 	}
@@ -175,11 +96,15 @@ func (m *resettingMapper) RESTMapping(gk schema.GroupKind, versions ...string) (
 		return nil, err
 	}
 	m.Reset()
-	return m.DeferredDiscoveryRESTMapper.RESTMapping(gk, versions...)
+	return m.ResettableRESTMapper.RESTMapping(gk, versions...)
 }
 
-// authorizerAdapter answers the library's authorization checks (the CEL
-// `authorizer` variable) with Havre's authorizer.
+// Authorizer adapts Havre's authorizer to k8s.io/apiserver's, for the
+// policies' CEL `authorizer` variable (it decides no conditions).
+func Authorizer(authz auth.Authorizer) authorizer.Authorizer {
+	return authorizer.AuthorizerFunc(authorizerAdapter{authz}.Authorize)
+}
+
 type authorizerAdapter struct{ authz auth.Authorizer }
 
 func (a authorizerAdapter) Authorize(ctx context.Context, attrs authorizer.Attributes) (authorizer.Decision, string, error) {

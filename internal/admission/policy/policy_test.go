@@ -14,7 +14,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/admission"
+	genericinit "k8s.io/apiserver/pkg/admission/initializer"
 	"k8s.io/apiserver/pkg/authentication/user"
+	utilcompatibility "k8s.io/apiserver/pkg/util/compatibility"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/apiserver/pkg/warning"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/informers"
@@ -91,11 +94,18 @@ func startPlugin(t *testing.T, objs ...runtime.Object) *Plugin {
 	mapper := meta.NewDefaultRESTMapper(nil)
 	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
 	dyn := dynamicfake.NewSimpleDynamicClient(scheme.Scheme)
-	p := New(auth.AuthenticatedAllower{})
-	if err := p.start(ctx, client, dyn, mapper, informers.NewSharedInformerFactory(client, 0)); err != nil {
+	factory := informers.NewSharedInformerFactory(client, 0)
+	p, err := New()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	genericinit.New(client, dyn, factory, Authorizer(auth.AuthenticatedAllower{}), utilfeature.DefaultFeatureGate,
+		utilcompatibility.DefaultBuildEffectiveVersion(), ctx.Done(), mapper).Initialize(p)
+	if err := p.(admission.InitializationValidator).ValidateInitialization(); err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	return p.(*Plugin)
 }
 
 func deployment(ns string, replicas int32, labels map[string]string) *appsv1.Deployment {

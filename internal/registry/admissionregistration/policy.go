@@ -38,7 +38,7 @@ var (
 	supportedFailurePolicies  = []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Fail, admissionregistrationv1.Ignore}
 	supportedMatchPolicies    = []admissionregistrationv1.MatchPolicyType{admissionregistrationv1.Exact, admissionregistrationv1.Equivalent}
 	supportedScopes           = []admissionregistrationv1.ScopeType{admissionregistrationv1.ClusterScope, admissionregistrationv1.NamespacedScope, admissionregistrationv1.AllScopes}
-	supportedOperations       = []admissionregistrationv1.OperationType{admissionregistrationv1.OperationAll, admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete, admissionregistrationv1.Connect}
+	policyOperations       = []admissionregistrationv1.OperationType{admissionregistrationv1.OperationAll, admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete, admissionregistrationv1.Connect}
 	supportedReasons          = []metav1.StatusReason{metav1.StatusReasonForbidden, metav1.StatusReasonInvalid, metav1.StatusReasonRequestEntityTooLarge, metav1.StatusReasonUnauthorized}
 	supportedValidationAction = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny, admissionregistrationv1.Warn, admissionregistrationv1.Audit}
 	supportedNotFoundActions  = []admissionregistrationv1.ParameterNotFoundActionType{admissionregistrationv1.AllowAction, admissionregistrationv1.DenyAction}
@@ -254,7 +254,7 @@ func validatePolicySpec(spec *admissionregistrationv1.ValidatingAdmissionPolicyS
 		}
 	}
 
-	errs = append(errs, validateMatchConditions(c, spec.MatchConditions, withAuthz, p.Child("matchConditions"))...)
+	errs = append(errs, validatePolicyMatchConditions(c, spec.MatchConditions, withAuthz, p.Child("matchConditions"))...)
 
 	for i, v := range spec.Validations {
 		vp := p.Child("validations").Index(i)
@@ -305,7 +305,7 @@ func validatePolicySpec(spec *admissionregistrationv1.ValidatingAdmissionPolicyS
 	return errs
 }
 
-func validateMatchConditions(c *policyCompiler, conds []admissionregistrationv1.MatchCondition, opts plugincel.OptionalVariableDeclarations, p *field.Path) field.ErrorList {
+func validatePolicyMatchConditions(c *policyCompiler, conds []admissionregistrationv1.MatchCondition, opts plugincel.OptionalVariableDeclarations, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if len(conds) > maxMatchConditions {
 		errs = append(errs, field.TooMany(p, len(conds), maxMatchConditions))
@@ -395,7 +395,7 @@ func validateNamedRule(r *admissionregistrationv1.NamedRuleWithOperations, p *fi
 		names.Insert(n)
 	}
 	errs = append(errs, validateOperations(r.Operations, p.Child("operations"))...)
-	return append(errs, validateRule(&r.Rule, p)...)
+	return append(errs, validatePolicyRule(&r.Rule, p)...)
 }
 
 func validateOperations(ops []admissionregistrationv1.OperationType, p *field.Path) field.ErrorList {
@@ -403,18 +403,18 @@ func validateOperations(ops []admissionregistrationv1.OperationType, p *field.Pa
 	if len(ops) == 0 {
 		return field.ErrorList{field.Required(p, "")}
 	}
-	if len(ops) > 1 && hasWildcard(ops) {
+	if len(ops) > 1 && hasStar(ops) {
 		errs = append(errs, field.Invalid(p, ops, "if '*' is present, must not specify other operations"))
 	}
 	for i, op := range ops {
-		if !sets.New(supportedOperations...).Has(op) {
-			errs = append(errs, field.NotSupported(p.Index(i), op, supportedOperations))
+		if !sets.New(policyOperations...).Has(op) {
+			errs = append(errs, field.NotSupported(p.Index(i), op, policyOperations))
 		}
 	}
 	return errs
 }
 
-func hasWildcard[T ~string](s []T) bool {
+func hasStar[T ~string](s []T) bool {
 	for _, v := range s {
 		if v == "*" {
 			return true
@@ -423,20 +423,20 @@ func hasWildcard[T ~string](s []T) bool {
 	return false
 }
 
-// validateRule checks a rule as upstream's validateRule (subresources
+// validatePolicyRule checks a rule as upstream's validateRule (subresources
 // allowed).
-func validateRule(r *admissionregistrationv1.Rule, p *field.Path) field.ErrorList {
+func validatePolicyRule(r *admissionregistrationv1.Rule, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if len(r.APIGroups) == 0 {
 		errs = append(errs, field.Required(p.Child("apiGroups"), ""))
 	}
-	if len(r.APIGroups) > 1 && hasWildcard(r.APIGroups) {
+	if len(r.APIGroups) > 1 && hasStar(r.APIGroups) {
 		errs = append(errs, field.Invalid(p.Child("apiGroups"), r.APIGroups, "if '*' is present, must not specify other API groups"))
 	}
 	if len(r.APIVersions) == 0 {
 		errs = append(errs, field.Required(p.Child("apiVersions"), ""))
 	}
-	if len(r.APIVersions) > 1 && hasWildcard(r.APIVersions) {
+	if len(r.APIVersions) > 1 && hasStar(r.APIVersions) {
 		errs = append(errs, field.Invalid(p.Child("apiVersions"), r.APIVersions, "if '*' is present, must not specify other API versions"))
 	}
 	for i, v := range r.APIVersions {
