@@ -19,6 +19,7 @@ import (
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/admission"
 
 	"github.com/havre/havre/internal/registry"
 )
@@ -89,13 +90,14 @@ func (h *resourceHandler) serve(w http.ResponseWriter, r *http.Request, info req
 		return
 	}
 	if info.subresource != "" {
-		h.serveSubresource(w, r, info)
+		h.serveSubresource(w, withWarnings(w, r), info)
 		return
 	}
 	if !h.res.HasVerb(info.verb) {
 		writeError(w, apierrors.NewMethodNotSupported(h.gr(), info.verb))
 		return
 	}
+	r = withWarnings(w, r)
 	if h.res.Virtual {
 		h.serveReview(w, r, info)
 		return
@@ -255,10 +257,22 @@ func (h *resourceHandler) create(ctx context.Context, obj runtime.Object, opts w
 			return nil, err
 		}
 	}
+	attrs := admissionAttrs{op: admission.Create, obj: obj, namespace: acc.GetNamespace(), name: acc.GetName(),
+		options: opts.createOptions(), dryRun: opts.dryRun}
+	if err := h.admitMutate(ctx, attrs); err != nil {
+		return nil, err
+	}
+	// What mutating plugins added is defaulted, as upstream's webhooks
+	// default the objects they patch.
+	h.res.Strategy.Default(obj)
 	errs := metavalidation.ValidateObjectMetaAccessor(acc, h.res.Namespaced, h.nameFn, field.NewPath("metadata"))
 	errs = append(errs, h.res.Strategy.Validate(ctx, obj)...)
 	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(h.res.GroupVersionKind().GroupKind(), acc.GetName(), errs)
+	}
+	attrs.name = acc.GetName()
+	if err := h.admitValidate(ctx, attrs); err != nil {
+		return nil, err
 	}
 	obj, err = h.trackManagedFields(h.objs.newObject(), obj, opts, "")
 	if err != nil {
@@ -346,7 +360,16 @@ func (h *resourceHandler) update(ctx context.Context, namespace, name string,
 				return nil, err
 			}
 		}
+		attrs := admissionAttrs{op: admission.Update, obj: obj, old: cur, namespace: namespace, name: name,
+			options: opts.updateOptions(), dryRun: opts.dryRun}
+		if err := h.admitMutate(ctx, attrs); err != nil {
+			return nil, err
+		}
+		h.res.Strategy.Default(obj)
 		if err := h.validateUpdate(ctx, obj, cur, h.res.Strategy.ValidateUpdate); err != nil {
+			return nil, err
+		}
+		if err := h.admitValidate(ctx, attrs); err != nil {
 			return nil, err
 		}
 		return h.trackManagedFields(cur, obj, opts, "")
@@ -525,6 +548,11 @@ func (h *resourceHandler) serveDelete(w http.ResponseWriter, r *http.Request, in
 		writeError(w, err)
 		return
 	}
+	if err := h.admitMutate(ctx, admissionAttrs{op: admission.Delete, namespace: info.namespace, name: info.name,
+		options: opts, dryRun: len(opts.DryRun) > 0}); err != nil {
+		writeError(w, err)
+		return
+	}
 	obj, deleted, err := h.delete(ctx, info.namespace, info.name, opts)
 	if err != nil {
 		writeError(w, err)
@@ -562,6 +590,10 @@ func (h *resourceHandler) delete(ctx context.Context, namespace, name string, op
 			if err := h.hooks.beforeDelete(cur); err != nil {
 				return nil, false, err
 			}
+		}
+		if err := h.admitValidate(ctx, admissionAttrs{op: admission.Delete, old: cur, namespace: namespace, name: name,
+			options: opts, dryRun: dryRun}); err != nil {
+			return nil, false, err
 		}
 		rv, _ := strconv.ParseInt(acc.GetResourceVersion(), 10, 64)
 		next := cur.DeepCopyObject()
@@ -655,6 +687,11 @@ func (h *resourceHandler) serveDeleteCollection(w http.ResponseWriter, r *http.R
 		return
 	}
 	lopts.Limit, lopts.Continue = 0, ""
+	if err := h.admitMutate(ctx, admissionAttrs{op: admission.Delete, namespace: info.namespace,
+		options: opts, dryRun: len(opts.DryRun) > 0}); err != nil {
+		writeError(w, err)
+		return
+	}
 	list, err := h.list(ctx, info.namespace, lopts)
 	if err != nil {
 		writeError(w, err)

@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/rest"
 
+	"github.com/havre/havre/internal/admission"
 	"github.com/havre/havre/internal/auth"
 	"github.com/havre/havre/internal/openapi"
 	"github.com/havre/havre/internal/registry"
@@ -82,6 +83,11 @@ type Config struct {
 	// bootstrap objects exist, with a loopback client config; the server is
 	// ready (Ready, /readyz) once they have returned, and fails if one fails.
 	PostStart []func(ctx context.Context, loopback *rest.Config) error
+	// Admission is the chain of admission plugins (webhooks, policies)
+	// every write is offered to: mutating plugins after the built-in
+	// defaulting and admission, validating ones after validation and
+	// before the store write (see admission_plugins.go). Nil: none.
+	Admission *admission.Chain
 }
 
 // Server serves the Kubernetes API.

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/admission"
 	pdbhelper "k8s.io/component-helpers/apps/poddisruptionbudget"
 
 	"github.com/havre/havre/internal/registry"
@@ -141,11 +142,19 @@ func (h *resourceHandler) serveStatus(ctx context.Context, w http.ResponseWriter
 			nacc.SetAnnotations(acc.GetAnnotations())
 			nacc.SetFinalizers(acc.GetFinalizers())
 		}
+		attrs := admissionAttrs{op: admission.Update, obj: next, old: cur, subresource: info.subresource,
+			namespace: info.namespace, name: info.name, options: opts.updateOptions(), dryRun: opts.dryRun}
+		if err := h.admitMutate(ctx, attrs); err != nil {
+			return nil, err
+		}
 		var kind func(ctx context.Context, obj, old runtime.Object) field.ErrorList
 		if ss, ok := h.res.Strategy.(registry.StatusStrategy); ok {
 			kind = ss.ValidateStatusUpdate
 		}
 		if err := h.validateUpdate(ctx, next, cur, kind); err != nil {
+			return nil, err
+		}
+		if err := h.admitValidate(ctx, attrs); err != nil {
 			return nil, err
 		}
 		return h.trackManagedFields(cur, next, opts, registry.Status)
@@ -245,6 +254,11 @@ func (h *resourceHandler) serveScale(ctx context.Context, w http.ResponseWriter,
 		if err != nil {
 			return nil, err
 		}
+		attrs := admissionAttrs{op: admission.Update, obj: s, old: curScale, subresource: registry.Scale, kind: scaleGVK,
+			namespace: info.namespace, name: info.name, options: opts.updateOptions(), dryRun: opts.dryRun}
+		if err := h.admitMutate(ctx, attrs); err != nil {
+			return nil, err
+		}
 		if s.Spec.Replicas < 0 {
 			return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), info.name, field.ErrorList{
 				field.Invalid(field.NewPath("spec", "replicas"), s.Spec.Replicas, "must be greater than or equal to 0")})
@@ -259,6 +273,9 @@ func (h *resourceHandler) serveScale(ctx context.Context, w http.ResponseWriter,
 			nacc.SetGeneration(nacc.GetGeneration() + 1)
 		}
 		if err := h.validateUpdate(ctx, next, cur, h.res.Strategy.ValidateUpdate); err != nil {
+			return nil, err
+		}
+		if err := h.admitValidate(ctx, attrs); err != nil {
 			return nil, err
 		}
 		return h.trackManagedFields(cur, next, opts, "")
@@ -304,6 +321,16 @@ func (h *resourceHandler) serveBinding(ctx context.Context, w http.ResponseWrite
 		return
 	}
 	b := in.(*corev1.Binding)
+	if b.Namespace == "" {
+		b.Namespace = info.namespace
+	}
+	attrs := admissionAttrs{op: admission.Create, obj: b, subresource: registry.Binding,
+		kind: corev1.SchemeGroupVersion.WithKind("Binding"), namespace: info.namespace, name: info.name,
+		options: opts.createOptions(), dryRun: opts.dryRun}
+	if err := h.admitMutate(ctx, attrs); err != nil {
+		writeError(w, err)
+		return
+	}
 	if b.Target.Name == "" {
 		writeError(w, apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Binding").GroupKind(), info.name,
 			field.ErrorList{field.Required(field.NewPath("target", "name"), "")}))
@@ -312,6 +339,10 @@ func (h *resourceHandler) serveBinding(ctx context.Context, w http.ResponseWrite
 	if b.Target.Kind != "" && b.Target.Kind != "Node" {
 		writeError(w, apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Binding").GroupKind(), info.name,
 			field.ErrorList{field.NotSupported(field.NewPath("target", "kind"), b.Target.Kind, []string{"Node", "<empty>"})}))
+		return
+	}
+	if err := h.admitValidate(ctx, attrs); err != nil {
+		writeError(w, err)
 		return
 	}
 	_, err = h.writeUpdate(ctx, info.namespace, info.name, opts.dryRun, func(cur runtime.Object) (runtime.Object, error) {
@@ -378,6 +409,22 @@ func (h *resourceHandler) serveEviction(ctx context.Context, w http.ResponseWrit
 		writeError(w, apierrors.NewBadRequest("name in URL does not match name in Eviction object"))
 		return
 	}
+	if ev.Namespace == "" {
+		ev.Namespace = info.namespace
+	}
+	attrs := admissionAttrs{op: admission.Create, obj: ev, subresource: registry.Eviction,
+		kind: policyv1.SchemeGroupVersion.WithKind("Eviction"), namespace: info.namespace, name: info.name,
+		options: opts.createOptions(), dryRun: opts.dryRun}
+	if err := h.admitMutate(ctx, attrs); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := h.admitValidate(ctx, attrs); err != nil {
+		writeError(w, err)
+		return
+	}
+	// The pod's delete is the eviction's own: it is not admitted again.
+	ctx = withoutAdmission(ctx)
 	delOpts := &metav1.DeleteOptions{}
 	if ev.DeleteOptions != nil {
 		delOpts = ev.DeleteOptions.DeepCopy()
@@ -493,6 +540,14 @@ func (h *resourceHandler) serveFinalize(ctx context.Context, w http.ResponseWrit
 		ns := cur.DeepCopyObject().(*corev1.Namespace)
 		ns.Spec.Finalizers = want.Spec.Finalizers
 		ns.ResourceVersion = want.ResourceVersion
+		attrs := admissionAttrs{op: admission.Update, obj: ns, old: cur, subresource: registry.Finalize,
+			name: info.name, options: opts.updateOptions(), dryRun: opts.dryRun}
+		if err := h.admitMutate(ctx, attrs); err != nil {
+			return nil, err
+		}
+		if err := h.admitValidate(ctx, attrs); err != nil {
+			return nil, err
+		}
 		return ns, nil
 	})
 	if err != nil {

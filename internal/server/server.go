@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
+	"github.com/havre/havre/internal/admission"
 	"github.com/havre/havre/internal/agent"
 	"github.com/havre/havre/internal/agent/streaming"
 	"github.com/havre/havre/internal/apiserver"
@@ -110,14 +111,17 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (is another server running? choose a port with --https-port)", addr, err)
 	}
+	admissionChain := admission.NewChain()
 	srv, err := apiserver.New(apiserver.Config{
-		Store:              store,
-		Resources:          resources,
-		TLSConfig:          bundle.ServerTLSConfig(),
-		Authenticator:      auth.Union{auth.X509{}, tokens},
-		Authorizer:         authorizer,
-		RBACEscalation:     &rbac.Escalation{Authorizer: authorizer, Index: rbacIndex},
-		PostStart:          []func(context.Context, *rest.Config) error{startRBAC(rbacIndex), ensureDefaultStorageClass, startSnapshotAPI},
+		Store:          store,
+		Resources:      resources,
+		TLSConfig:      bundle.ServerTLSConfig(),
+		Authenticator:  auth.Union{auth.X509{}, tokens},
+		Authorizer:     authorizer,
+		RBACEscalation: &rbac.Escalation{Authorizer: authorizer, Index: rbacIndex},
+		Admission:      admissionChain,
+		PostStart: []func(context.Context, *rest.Config) error{startAdmission(admissionChain), startRBAC(rbacIndex),
+			ensureDefaultStorageClass, startSnapshotAPI},
 		Reviews:            (&review.Reviewer{Authorizer: authorizer, Rules: rbacIndex}).Handlers(),
 		Listener:           ln,
 		CAData:             bundle.CAPEM,

@@ -173,6 +173,13 @@ func Resources() []*registry.Resource {
 		{GroupVersionResource: gvr("networking.k8s.io", "v1", "networkpolicies"), Kind: "NetworkPolicy", Singular: "networkpolicy", Namespaced: true,
 			ShortNames: []string{"netpol"}, Verbs: registry.VerbsAll, Strategy: networking.NetworkPolicyStrategy{}},
 
+		// admissionregistration.k8s.io/v1
+		{GroupVersionResource: gvr("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations"), Kind: "MutatingWebhookConfiguration",
+			Singular: "mutatingwebhookconfiguration", Categories: []string{"api-extensions"}, Verbs: registry.VerbsAll,
+			Strategy: admissionregistration.MutatingWebhookConfigurationStrategy{}},
+		{GroupVersionResource: gvr("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations"), Kind: "ValidatingWebhookConfiguration",
+			Singular: "validatingwebhookconfiguration", Categories: []string{"api-extensions"}, Verbs: registry.VerbsAll,
+			Strategy: admissionregistration.ValidatingWebhookConfigurationStrategy{}},
 		// apiextensions.k8s.io/v1
 		{GroupVersionResource: gvr("apiextensions.k8s.io", "v1", "customresourcedefinitions"), Kind: "CustomResourceDefinition",
 			Singular: "customresourcedefinition", Namespaced: false, ShortNames: []string{"crd", "crds"}, Categories: []string{"api-extensions"},

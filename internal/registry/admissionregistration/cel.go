@@ -1,0 +1,7 @@
+package admissionregistration
+
+import "github.com/google/cel-go/cel"
+
+type celType = cel.Type
+
+var celBool = cel.BoolType
