@@ -120,7 +120,7 @@ func Run(ctx context.Context, o Options) error {
 		Authorizer:     authorizer,
 		RBACEscalation: &rbac.Escalation{Authorizer: authorizer, Index: rbacIndex},
 		Admission:      admissionChain,
-		PostStart: []func(context.Context, *rest.Config) error{startAdmission(admissionChain), startRBAC(rbacIndex),
+		PostStart: []func(context.Context, *rest.Config) error{startAdmission(admissionChain, authorizer), startRBAC(rbacIndex),
 			ensureDefaultStorageClass, startSnapshotAPI},
 		Reviews:            (&review.Reviewer{Authorizer: authorizer, Rules: rbacIndex}).Handlers(),
 		Listener:           ln,

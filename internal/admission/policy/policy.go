@@ -24,6 +24,7 @@ import (
 	"k8s.io/apiserver/pkg/admission/plugin/policy/validating"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 
+	hadmission "github.com/havre/havre/internal/admission"
 	"github.com/havre/havre/internal/auth"
 )
 
@@ -135,3 +136,6 @@ func (a authorizerAdapter) Authorize(ctx context.Context, attrs authorizer.Attri
 	}
 	return authorizer.DecisionNoOpinion, reason, err
 }
+
+// Factory is the plugin's entry in the server's admission chain.
+var Factory = hadmission.Factory{Name: PluginName, New: New}

@@ -1,9 +1,9 @@
-// Package admissionregistration holds the strategies of
-// admissionregistration.k8s.io/v1: upstream's defaults and validation, with
-// upstream's field paths. CEL expressions of admission policies are compiled
-// at create and update, as kube-apiserver does, and compile errors are
-// reported on the expression's field.
 package admissionregistration
+
+// The strategies of ValidatingAdmissionPolicies and their bindings:
+// upstream's defaults and validation, with upstream's field paths. CEL
+// expressions are compiled at create and update, as kube-apiserver does,
+// and compile errors are reported on the expression's field.
 
 import (
 	"context"
