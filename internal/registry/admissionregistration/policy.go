@@ -231,28 +231,7 @@ func validatePolicySpec(spec *admissionregistrationv1.ValidatingAdmissionPolicyS
 	withAuthz := plugincel.OptionalVariableDeclarations{HasParams: hasParams, HasAuthorizer: true}
 	noAuthz := plugincel.OptionalVariableDeclarations{HasParams: hasParams, HasAuthorizer: false}
 
-	names := sets.New[string]()
-	for i, v := range spec.Variables {
-		vp := p.Child("variables").Index(i)
-		switch {
-		case v.Name == "":
-			errs = append(errs, field.Required(vp.Child("name"), "name is not specified"))
-		case !isCELIdentifier(v.Name):
-			errs = append(errs, field.Invalid(vp.Child("name"), v.Name, "name is not a valid CEL identifier"))
-		case names.Has(v.Name):
-			errs = append(errs, field.Duplicate(vp.Child("name"), v.Name))
-		}
-		names.Insert(v.Name)
-		if strings.TrimSpace(v.Expression) == "" {
-			errs = append(errs, field.Required(vp.Child("expression"), "expression is not specified"))
-			continue
-		}
-		acc := &validating.Variable{Name: v.Name, Expression: v.Expression}
-		r := c.compiler.CompileAndStoreVariable(acc, withAuthz, c.mode(v.Expression))
-		if r.Error != nil {
-			errs = append(errs, celError(vp.Child("expression"), v.Expression, r.Error))
-		}
-	}
+	errs = append(errs, validateVariables(c, spec.Variables, withAuthz, p.Child("variables"))...)
 
 	errs = append(errs, validatePolicyMatchConditions(c, spec.MatchConditions, withAuthz, p.Child("matchConditions"))...)
 
@@ -302,6 +281,36 @@ func validatePolicySpec(spec *admissionregistrationv1.ValidatingAdmissionPolicyS
 			errs = append(errs, c.compile(&validating.AuditAnnotationCondition{Key: a.Key, ValueExpression: a.ValueExpression}, withAuthz, ap.Child("valueExpression"))...)
 		}
 	}
+	return errs
+}
+
+// validateVariables checks the variables and compiles them into c, in
+// order, so that later expressions see them.
+func validateVariables(c *policyCompiler, vars []admissionregistrationv1.Variable, withAuthz plugincel.OptionalVariableDeclarations, vsp *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	names := sets.New[string]()
+	for i, v := range vars {
+		vp := vsp.Index(i)
+		switch {
+		case v.Name == "":
+			errs = append(errs, field.Required(vp.Child("name"), "name is not specified"))
+		case !isCELIdentifier(v.Name):
+			errs = append(errs, field.Invalid(vp.Child("name"), v.Name, "name is not a valid CEL identifier"))
+		case names.Has(v.Name):
+			errs = append(errs, field.Duplicate(vp.Child("name"), v.Name))
+		}
+		names.Insert(v.Name)
+		if strings.TrimSpace(v.Expression) == "" {
+			errs = append(errs, field.Required(vp.Child("expression"), "expression is not specified"))
+			continue
+		}
+		acc := &validating.Variable{Name: v.Name, Expression: v.Expression}
+		r := c.compiler.CompileAndStoreVariable(acc, withAuthz, c.mode(v.Expression))
+		if r.Error != nil {
+			errs = append(errs, celError(vp.Child("expression"), v.Expression, r.Error))
+		}
+	}
+
 	return errs
 }
 
@@ -519,33 +528,7 @@ func validateBindingSpec(spec *admissionregistrationv1.ValidatingAdmissionPolicy
 	if spec.MatchResources != nil {
 		errs = append(errs, validateMatchResources(spec.MatchResources, p.Child("matchResources"))...)
 	}
-	if r := spec.ParamRef; r != nil {
-		rp := p.Child("paramRef")
-		if r.Name != "" {
-			for _, msg := range apivalidation.NameIsDNSSubdomain(r.Name, false) {
-				errs = append(errs, field.Invalid(rp.Child("name"), r.Name, msg))
-			}
-			if r.Selector != nil {
-				errs = append(errs, field.Forbidden(rp.Child("name"), "name and selector are mutually exclusive"))
-			}
-		}
-		if r.Selector != nil {
-			errs = append(errs, metav1validation.ValidateLabelSelector(r.Selector, metav1validation.LabelSelectorValidationOptions{}, rp.Child("selector"))...)
-		}
-		if r.Name == "" && r.Selector == nil {
-			errs = append(errs, field.Required(rp, "one of name or selector must be specified"))
-		}
-		if r.Namespace != "" {
-			for _, msg := range apivalidation.ValidateNamespaceName(r.Namespace, false) {
-				errs = append(errs, field.Invalid(rp.Child("namespace"), r.Namespace, msg))
-			}
-		}
-		if r.ParameterNotFoundAction == nil {
-			errs = append(errs, field.Required(rp.Child("parameterNotFoundAction"), ""))
-		} else if !sets.New(supportedNotFoundActions...).Has(*r.ParameterNotFoundAction) {
-			errs = append(errs, field.NotSupported(rp.Child("parameterNotFoundAction"), *r.ParameterNotFoundAction, supportedNotFoundActions))
-		}
-	}
+	errs = append(errs, validateParamRef(spec.ParamRef, p.Child("paramRef"))...)
 	ap := p.Child("validationActions")
 	if len(spec.ValidationActions) == 0 {
 		errs = append(errs, field.Required(ap, "at least one validation action is required"))
@@ -562,6 +545,38 @@ func validateBindingSpec(spec *admissionregistrationv1.ValidatingAdmissionPolicy
 	}
 	if seen.Has(admissionregistrationv1.Deny) && seen.Has(admissionregistrationv1.Warn) {
 		errs = append(errs, field.Invalid(ap, spec.ValidationActions, "must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)"))
+	}
+	return errs
+}
+
+func validateParamRef(r *admissionregistrationv1.ParamRef, rp *field.Path) field.ErrorList {
+	if r == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	if r.Name != "" {
+		for _, msg := range apivalidation.NameIsDNSSubdomain(r.Name, false) {
+			errs = append(errs, field.Invalid(rp.Child("name"), r.Name, msg))
+		}
+		if r.Selector != nil {
+			errs = append(errs, field.Forbidden(rp.Child("name"), "name and selector are mutually exclusive"))
+		}
+	}
+	if r.Selector != nil {
+		errs = append(errs, metav1validation.ValidateLabelSelector(r.Selector, metav1validation.LabelSelectorValidationOptions{}, rp.Child("selector"))...)
+	}
+	if r.Name == "" && r.Selector == nil {
+		errs = append(errs, field.Required(rp, "one of name or selector must be specified"))
+	}
+	if r.Namespace != "" {
+		for _, msg := range apivalidation.ValidateNamespaceName(r.Namespace, false) {
+			errs = append(errs, field.Invalid(rp.Child("namespace"), r.Namespace, msg))
+		}
+	}
+	if r.ParameterNotFoundAction == nil {
+		errs = append(errs, field.Required(rp.Child("parameterNotFoundAction"), ""))
+	} else if !sets.New(supportedNotFoundActions...).Has(*r.ParameterNotFoundAction) {
+		errs = append(errs, field.NotSupported(rp.Child("parameterNotFoundAction"), *r.ParameterNotFoundAction, supportedNotFoundActions))
 	}
 	return errs
 }
