@@ -41,6 +41,8 @@ var generationTracked = map[schema.GroupResource]bool{
 	// Admission policies (their status.observedGeneration).
 	{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicies"}:       true,
 	{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicybindings"}: true,
+	{Group: "admissionregistration.k8s.io", Resource: "mutatingadmissionpolicies"}:         true,
+	{Group: "admissionregistration.k8s.io", Resource: "mutatingadmissionpolicybindings"}:   true,
 }
 
 // createOnUpdate are the resources whose PUT creates a missing object.

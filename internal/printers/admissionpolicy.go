@@ -27,6 +27,26 @@ func init() {
 	}, func(b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) (metav1.TableRow, error) {
 		return cells(b.Name, b.Spec.PolicyName, paramRefCell(b.Spec.ParamRef), age(b.CreationTimestamp))
 	})
+	register(admissionregistrationv1.SchemeGroupVersion.WithKind("MutatingAdmissionPolicy"), []metav1.TableColumnDefinition{
+		nameColumn,
+		column("Mutations", "integer", "Mutation indicates the number of mutations rules defined in this configuration"),
+		column("ParamKind", "string", "ParamKind specifies the kind of resources used to parameterize this policy"),
+		ageColumn,
+	}, func(p *admissionregistrationv1.MutatingAdmissionPolicy) (metav1.TableRow, error) {
+		paramKind := "<unset>"
+		if k := p.Spec.ParamKind; k != nil {
+			paramKind = k.APIVersion + "/" + k.Kind
+		}
+		return cells(p.Name, int64(len(p.Spec.Mutations)), paramKind, age(p.CreationTimestamp))
+	})
+	register(admissionregistrationv1.SchemeGroupVersion.WithKind("MutatingAdmissionPolicyBinding"), []metav1.TableColumnDefinition{
+		nameColumn,
+		column("PolicyName", "string", "PolicyName indicates the policy definition which the policy binding binded to"),
+		column("ParamRef", "string", "ParamRef indicates the param resource which sets the configration param"),
+		ageColumn,
+	}, func(b *admissionregistrationv1.MutatingAdmissionPolicyBinding) (metav1.TableRow, error) {
+		return cells(b.Name, b.Spec.PolicyName, paramRefCell(b.Spec.ParamRef), age(b.CreationTimestamp))
+	})
 }
 
 // paramRefCell is a binding's PARAMREF: namespace/name ("*" for any

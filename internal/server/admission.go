@@ -17,6 +17,7 @@ import (
 // DefaultTolerationSeconds, ServiceAccount, storage defaults) run before
 // them, in internal/apiserver.
 var admissionPlugins = []admission.Factory{
+	policy.MutatingFactory, // MutatingAdmissionPolicy
 	webhook.Mutating,
 	policy.Factory, // ValidatingAdmissionPolicy
 	webhook.Validating,

@@ -180,3 +180,57 @@ func hasError(errs field.ErrorList, want string) bool {
 	}
 	return false
 }
+
+func TestMutatingPolicyValidation(t *testing.T) {
+	valid := func() *admissionregistrationv1.MutatingAdmissionPolicy {
+		p := &admissionregistrationv1.MutatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "m"},
+			Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+				MatchConstraints: validPolicy().Spec.MatchConstraints,
+				Mutations: []admissionregistrationv1.Mutation{
+					{PatchType: admissionregistrationv1.PatchTypeApplyConfiguration, ApplyConfiguration: &admissionregistrationv1.ApplyConfiguration{
+						Expression: `Object{metadata: Object.metadata{labels: {"mutated": "yes"}}}`}},
+					{PatchType: admissionregistrationv1.PatchTypeJSONPatch, JSONPatch: &admissionregistrationv1.JSONPatch{
+						Expression: `[JSONPatch{op: "add", path: "/spec/replicas", value: 3}]`}},
+				},
+			},
+		}
+		MutatingAdmissionPolicyStrategy{}.Default(p)
+		return p
+	}
+	p := valid()
+	if p.Spec.ReinvocationPolicy != admissionregistrationv1.NeverReinvocationPolicy || *p.Spec.FailurePolicy != admissionregistrationv1.Fail {
+		t.Errorf("defaults: %+v", p.Spec)
+	}
+	if errs := (MutatingAdmissionPolicyStrategy{}).Validate(context.Background(), p); len(errs) > 0 {
+		t.Fatalf("valid policy: %v", errs)
+	}
+	tests := []struct {
+		name   string
+		mutate func(*admissionregistrationv1.MutatingAdmissionPolicy)
+		want   string
+	}{
+		{"no mutations", func(p *admissionregistrationv1.MutatingAdmissionPolicy) { p.Spec.Mutations = nil }, "spec.mutations: Required value"},
+		{"apply configuration not an Object", func(p *admissionregistrationv1.MutatingAdmissionPolicy) {
+			p.Spec.Mutations[0].ApplyConfiguration.Expression = "1"
+		}, "spec.mutations[0].applyConfiguration.expression: Invalid value"},
+		{"json patch not a list", func(p *admissionregistrationv1.MutatingAdmissionPolicy) {
+			p.Spec.Mutations[1].JSONPatch.Expression = `JSONPatch{op: "remove", path: "/x"}`
+		}, "spec.mutations[1].jsonPatch.expression: Invalid value"},
+		{"unknown patch type", func(p *admissionregistrationv1.MutatingAdmissionPolicy) {
+			p.Spec.Mutations[0].PatchType = "Merge"
+		}, "spec.mutations[0].patchType: Unsupported value"},
+		{"reinvocation", func(p *admissionregistrationv1.MutatingAdmissionPolicy) {
+			p.Spec.ReinvocationPolicy = "Always"
+		}, "spec.reinvocationPolicy: Unsupported value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := valid()
+			tt.mutate(p)
+			if errs := (MutatingAdmissionPolicyStrategy{}).Validate(context.Background(), p); !hasError(errs, tt.want) {
+				t.Errorf("got %v, want %q", errs, tt.want)
+			}
+		})
+	}
+}

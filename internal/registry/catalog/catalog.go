@@ -102,6 +102,12 @@ func Resources() []*registry.Resource {
 			}},
 
 		// admissionregistration.k8s.io/v1: admission policies
+		{GroupVersionResource: gvr("admissionregistration.k8s.io", "v1", "mutatingadmissionpolicies"), Kind: "MutatingAdmissionPolicy",
+			Singular: "mutatingadmissionpolicy", Namespaced: false, Categories: []string{"api-extensions"}, Verbs: registry.VerbsAll,
+			Strategy: admissionregistration.MutatingAdmissionPolicyStrategy{}},
+		{GroupVersionResource: gvr("admissionregistration.k8s.io", "v1", "mutatingadmissionpolicybindings"), Kind: "MutatingAdmissionPolicyBinding",
+			Singular: "mutatingadmissionpolicybinding", Namespaced: false, Categories: []string{"api-extensions"}, Verbs: registry.VerbsAll,
+			Strategy: admissionregistration.MutatingAdmissionPolicyBindingStrategy{}},
 		{GroupVersionResource: gvr("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies"), Kind: "ValidatingAdmissionPolicy",
 			Singular: "validatingadmissionpolicy", Namespaced: false, Categories: []string{"api-extensions"}, Verbs: registry.VerbsAll,
 			Strategy:     admissionregistration.ValidatingAdmissionPolicyStrategy{},

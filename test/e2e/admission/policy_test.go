@@ -406,3 +406,67 @@ func TestValidatingAdmissionPolicyAPIOperations(t *testing.T) {
 		t.Errorf("after deletecollection: %v", err)
 	}
 }
+
+// TestMutatingAdmissionPolicyMutateDeployment is "[sig-api-machinery]
+// MutatingAdmissionPolicy [Privileged:ClusterAdmin] should mutate a
+// Deployment [Conformance]": an ApplyConfiguration and a JSONPatch
+// mutation of deployments created in the namespace the binding selects.
+func TestMutatingAdmissionPolicyMutateDeployment(t *testing.T) {
+	s := startPolicyServer(t)
+	cs := s.Clientset()
+	ns := policyNamespace(t, cs, "map", map[string]string{"map-e2e": "mutated"})
+	maps := cs.AdmissionregistrationV1().MutatingAdmissionPolicies()
+	policy := &admissionregistrationv1.MutatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "mutate.e2e.havre.io"},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+			MatchConstraints: deploymentRules(),
+			Mutations: []admissionregistrationv1.Mutation{
+				{PatchType: admissionregistrationv1.PatchTypeApplyConfiguration, ApplyConfiguration: &admissionregistrationv1.ApplyConfiguration{
+					Expression: `Object{metadata: Object.metadata{labels: {"mutated": "yes"}}}`}},
+				{PatchType: admissionregistrationv1.PatchTypeJSONPatch, JSONPatch: &admissionregistrationv1.JSONPatch{
+					Expression: `[JSONPatch{op: "replace", path: "/spec/replicas", value: 3}]`}},
+			},
+		},
+	}
+	if _, err := maps.Create(framework.RequestContext(t), policy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = maps.Delete(context.Background(), policy.Name, metav1.DeleteOptions{}) })
+	bindings := cs.AdmissionregistrationV1().MutatingAdmissionPolicyBindings()
+	if _, err := bindings.Create(framework.RequestContext(t), &admissionregistrationv1.MutatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "mutate-binding.e2e.havre.io"},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{
+			PolicyName: policy.Name,
+			MatchResources: &admissionregistrationv1.MatchResources{
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"map-e2e": "mutated"}},
+			},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = bindings.Delete(context.Background(), "mutate-binding.e2e.havre.io", metav1.DeleteOptions{})
+	})
+
+	var got *appsv1.Deployment
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		got, err = cs.AppsV1().Deployments(ns).Create(ctx, deploymentWithReplicas("web", 1), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err == nil && got.Labels["mutated"] == "yes", nil
+	})
+	if err != nil {
+		t.Fatalf("never mutated: %+v", got)
+	}
+	if *got.Spec.Replicas != 3 || got.Labels["app"] != "web" {
+		t.Errorf("mutated deployment: replicas %d, labels %v", *got.Spec.Replicas, got.Labels)
+	}
+	other := policyNamespace(t, cs, "map-other", nil)
+	d, err := cs.AppsV1().Deployments(other).Create(framework.RequestContext(t), deploymentWithReplicas("web", 1), metav1.CreateOptions{})
+	if err != nil || d.Labels["mutated"] != "" || *d.Spec.Replicas != 1 {
+		t.Errorf("a namespace the binding does not select: %v %v", err, d)
+	}
+	out := s.MustKubectl(t, "get", "mutatingadmissionpolicies")
+	if !strings.Contains(out, "MUTATIONS") || !strings.Contains(out, "mutate.e2e.havre.io") {
+		t.Errorf("kubectl get:\n%s", out)
+	}
+}
