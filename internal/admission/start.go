@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/admission"
 	genericinit "k8s.io/apiserver/pkg/admission/initializer"
 	webhookinit "k8s.io/apiserver/pkg/admission/plugin/webhook/initializer"
@@ -28,6 +29,18 @@ import (
 type Factory struct {
 	Name string
 	New  func() (admission.Interface, error)
+}
+
+// ExcludedResources are never offered to webhooks and policies, as
+// kube-apiserver's: their own configurations, so that a webhook cannot
+// keep itself from being changed or removed.
+var ExcludedResources = []schema.GroupResource{
+	{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations"},
+	{Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations"},
+	{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicies"},
+	{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicybindings"},
+	{Group: "admissionregistration.k8s.io", Resource: "mutatingadmissionpolicies"},
+	{Group: "admissionregistration.k8s.io", Resource: "mutatingadmissionpolicybindings"},
 }
 
 // Options are what Start gives the plugins beyond the loopback clients.
@@ -70,6 +83,9 @@ func Start(ctx context.Context, chain *Chain, loopback *rest.Config, factories [
 			return fmt.Errorf("admission plugin %s: %w", f.Name, err)
 		}
 		initializers.Initialize(p)
+		if wants, ok := p.(genericinit.WantsExcludedAdmissionResources); ok {
+			wants.SetExcludedAdmissionResources(ExcludedResources)
+		}
 		if v, ok := p.(admission.InitializationValidator); ok {
 			if err := v.ValidateInitialization(); err != nil {
 				return fmt.Errorf("admission plugin %s: %w", f.Name, err)

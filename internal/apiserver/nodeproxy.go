@@ -11,12 +11,15 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/admission"
 
 	"github.com/havre/havre/internal/registry"
 )
@@ -67,6 +70,10 @@ func (h *resourceHandler) serveNodeStream(w http.ResponseWriter, r *http.Request
 	pod, err := h.srv.getPod(ctx, info.namespace, info.name)
 	cancel()
 	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := h.admitConnect(r, info); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -254,4 +261,40 @@ func validateLogQuery(q url.Values) error {
 		return apierrors.NewInvalid(schema.GroupKind{Kind: "PodLogOptions"}, "", errs)
 	}
 	return nil
+}
+
+// admitConnect offers exec, attach and port-forward (CONNECT) to the
+// admission plugins with the request's options, as kube-apiserver does.
+func (h *resourceHandler) admitConnect(r *http.Request, info requestInfo) error {
+	q := r.URL.Query()
+	flag := func(name string) bool { v := q.Get(name); return v == "true" || v == "1" }
+	var opts runtime.Object
+	switch info.subresource {
+	case registry.Exec:
+		opts = &corev1.PodExecOptions{Container: q.Get("container"), Command: q["command"],
+			Stdin: flag("stdin"), Stdout: flag("stdout"), Stderr: flag("stderr"), TTY: flag("tty")}
+	case registry.Attach:
+		opts = &corev1.PodAttachOptions{Container: q.Get("container"),
+			Stdin: flag("stdin"), Stdout: flag("stdout"), Stderr: flag("stderr"), TTY: flag("tty")}
+	case registry.PortForward:
+		pf := &corev1.PodPortForwardOptions{}
+		for _, p := range q["ports"] {
+			for _, one := range strings.Split(p, ",") {
+				n, err := strconv.ParseInt(strings.TrimSpace(one), 10, 32)
+				if err != nil {
+					return apierrors.NewBadRequest(fmt.Sprintf("invalid port %q", one))
+				}
+				pf.Ports = append(pf.Ports, int32(n))
+			}
+		}
+		opts = pf
+	default:
+		return nil
+	}
+	attrs := admissionAttrs{op: admission.Connect, obj: opts, subresource: info.subresource,
+		kind: h.res.Subresource(info.subresource).Kind, namespace: info.namespace, name: info.name}
+	if err := h.admitMutate(r.Context(), attrs); err != nil {
+		return err
+	}
+	return h.admitValidate(r.Context(), attrs)
 }

@@ -342,9 +342,10 @@ func validatePath(p *field.Path, path string) field.ErrorList {
 		return field.ErrorList{field.Invalid(p, path, "must start with a '/'")}
 	}
 	var errs field.ErrorList
-	for i, step := range strings.Split(path[1:], "/") {
-		if step == "" && i < len(strings.Split(path[1:], "/"))-1 {
-			errs = append(errs, field.Invalid(p, path, "segment[%d] may not be empty"))
+	steps := strings.Split(path[1:], "/")
+	for i, step := range steps {
+		if step == "" && i < len(steps)-1 {
+			errs = append(errs, field.Invalid(p, path, fmt.Sprintf("segment[%d] may not be empty", i)))
 			continue
 		}
 		if step != "" {
