@@ -38,6 +38,12 @@ var generationTracked = map[schema.GroupResource]bool{
 	{Group: "networking.k8s.io", Resource: "networkpolicies"}:              true,
 	{Group: "networking.k8s.io", Resource: "ingressclasses"}:               true,
 	{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}: true,
+
+	// Admission policies (their status.observedGeneration).
+	{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicies"}:       true,
+	{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicybindings"}: true,
+	{Group: "admissionregistration.k8s.io", Resource: "mutatingadmissionpolicies"}:         true,
+	{Group: "admissionregistration.k8s.io", Resource: "mutatingadmissionpolicybindings"}:   true,
 }
 
 // createOnUpdate are the resources whose PUT creates a missing object.

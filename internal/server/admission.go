@@ -6,7 +6,9 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/havre/havre/internal/admission"
+	"github.com/havre/havre/internal/admission/policy"
 	"github.com/havre/havre/internal/admission/webhook"
+	"github.com/havre/havre/internal/auth"
 )
 
 // admissionPlugins are the server's admission plugins in kube-apiserver's
@@ -15,15 +17,17 @@ import (
 // DefaultTolerationSeconds, ServiceAccount, storage defaults) run before
 // them, in internal/apiserver.
 var admissionPlugins = []admission.Factory{
+	policy.MutatingFactory, // MutatingAdmissionPolicy
 	webhook.Mutating,
-	// ValidatingAdmissionPolicy goes here.
+	policy.Factory, // ValidatingAdmissionPolicy
 	webhook.Validating,
 }
 
 // startAdmission is the API server's first post-start hook: it builds the
-// admission plugins, syncs their informers and puts them in chain.
-func startAdmission(chain *admission.Chain) func(ctx context.Context, cfg *rest.Config) error {
+// admission plugins, syncs their informers and puts them in chain. authz
+// answers the policies' CEL authorizer.
+func startAdmission(chain *admission.Chain, authz auth.Authorizer) func(ctx context.Context, cfg *rest.Config) error {
 	return func(ctx context.Context, cfg *rest.Config) error {
-		return admission.Start(ctx, chain, cfg, admissionPlugins, admission.Options{})
+		return admission.Start(ctx, chain, cfg, admissionPlugins, admission.Options{Authorizer: policy.Authorizer(authz)})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/havre/havre/internal/controller/garbagecollector"
 	"github.com/havre/havre/internal/controller/namespace"
 	"github.com/havre/havre/internal/controller/nodeipam"
+	"github.com/havre/havre/internal/controller/validatingadmissionpolicystatus"
 	"github.com/havre/havre/internal/controller/volume/snapshot"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -65,6 +66,7 @@ var controllers = []registered{
 	{snapshot.Name, startSnapshot, serviceAccount("snapshot-controller")},
 	{"statefulset", startStatefulSet, serviceAccount("statefulset-controller")},
 	{"ttl-after-finished", startTTLAfterFinished, serviceAccount("ttl-after-finished-controller")},
+	{validatingadmissionpolicystatus.Name, startValidatingAdmissionPolicyStatus, serviceAccount("validatingadmissionpolicy-status-controller")},
 }
 
 // identity is who an in-process component authenticates as over

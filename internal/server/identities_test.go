@@ -108,6 +108,7 @@ func TestControllerIdentities(t *testing.T) {
 		"snapshot-controller":    {"create snapshot.storage.k8s.io/volumesnapshotcontents", "update snapshot.storage.k8s.io/volumesnapshots/status", "update /persistentvolumeclaims"},
 		"statefulset":            {"create /pods", "create /persistentvolumeclaims", "update apps/statefulsets/status"},
 		"ttl-after-finished":     {"delete batch/jobs"},
+		"validatingadmissionpolicy-status-controller": {"update admissionregistration.k8s.io/validatingadmissionpolicies/status"},
 	}
 	for _, c := range controllers {
 		if c.as.user == "" {

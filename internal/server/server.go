@@ -127,7 +127,7 @@ func Run(ctx context.Context, o Options) error {
 		Authorizer:     authorizer,
 		RBACEscalation: &rbac.Escalation{Authorizer: authorizer, Index: rbacIndex},
 		Admission:      admissionChain,
-		PostStart: []func(context.Context, *rest.Config) error{startAdmission(admissionChain), startRBAC(rbacIndex),
+		PostStart: []func(context.Context, *rest.Config) error{startAdmission(admissionChain, authorizer), startRBAC(rbacIndex),
 			ensureDefaultStorageClass, startSnapshotAPI, agg.Start},
 		Aggregator:         agg,
 		Reviews:            (&review.Reviewer{Authorizer: authorizer, Rules: rbacIndex}).Handlers(),

@@ -102,6 +102,21 @@ func Resources() []*registry.Resource {
 				status(core, "Service"),
 			}},
 
+		// admissionregistration.k8s.io/v1: admission policies
+		{GroupVersionResource: gvr("admissionregistration.k8s.io", "v1", "mutatingadmissionpolicies"), Kind: "MutatingAdmissionPolicy",
+			Singular: "mutatingadmissionpolicy", Namespaced: false, Categories: []string{"api-extensions"}, Verbs: registry.VerbsAll,
+			Strategy: admissionregistration.MutatingAdmissionPolicyStrategy{}},
+		{GroupVersionResource: gvr("admissionregistration.k8s.io", "v1", "mutatingadmissionpolicybindings"), Kind: "MutatingAdmissionPolicyBinding",
+			Singular: "mutatingadmissionpolicybinding", Namespaced: false, Categories: []string{"api-extensions"}, Verbs: registry.VerbsAll,
+			Strategy: admissionregistration.MutatingAdmissionPolicyBindingStrategy{}},
+		{GroupVersionResource: gvr("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies"), Kind: "ValidatingAdmissionPolicy",
+			Singular: "validatingadmissionpolicy", Namespaced: false, Categories: []string{"api-extensions"}, Verbs: registry.VerbsAll,
+			Strategy:     admissionregistration.ValidatingAdmissionPolicyStrategy{},
+			Subresources: []registry.Subresource{status(schema.GroupVersion{Group: "admissionregistration.k8s.io", Version: "v1"}, "ValidatingAdmissionPolicy")}},
+		{GroupVersionResource: gvr("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings"), Kind: "ValidatingAdmissionPolicyBinding",
+			Singular: "validatingadmissionpolicybinding", Namespaced: false, Categories: []string{"api-extensions"}, Verbs: registry.VerbsAll,
+			Strategy: admissionregistration.ValidatingAdmissionPolicyBindingStrategy{}},
+
 		// apps/v1
 		{GroupVersionResource: gvr("apps", "v1", "controllerrevisions"), Kind: "ControllerRevision", Singular: "controllerrevision", Namespaced: true,
 			Verbs: registry.VerbsAll, Strategy: appsreg.ControllerRevisionStrategy{}},

@@ -4,6 +4,8 @@
 // server at it. The tests are named after upstream's
 // [sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] specs
 // where they check the same behaviour. They need root and containerd.
+// policy_test.go checks ValidatingAdmissionPolicy and
+// MutatingAdmissionPolicy, which need no pods (a server without agent).
 package admission_test
 
 import (
