@@ -25,6 +25,11 @@ go test ./test/e2e/network/ -run '^$' -bench ReadyToReachable -benchtime=20x
 go test ./test/e2e/network/ -run '^$' -bench ServiceResolvable -benchtime=100x
 go test ./test/e2e/network/ -run '^$' -bench AgentServicesRSS -benchtime=1x
 go test ./test/e2e/network/ -run '^$' -bench NetworkPolicyEnforced -benchtime=40x
+echo ">> custom resources and RBAC (test/e2e/crd, internal/auth/rbac)"
+go test ./test/e2e/crd -run '^$' -bench 'CRDEstablished|CRDUsableByKubectl' -benchtime 10x
+go test ./test/e2e/crd -run '^$' -bench CreateGet -benchtime 2s -count 3
+go test ./test/e2e/crd -run '^$' -bench RSS100 -benchtime 1x
+go test ./internal/auth/rbac -run '^$' -bench BenchmarkAuthorize -benchtime 200000x -count 5
 echo ">> storage (internal/volume/local and test/e2e/storage, as root)"
 go test ./internal/volume/local -run '^$' -bench 'Snapshot|LoopCreate' -benchtime 3x
 go test ./test/e2e/storage -run '^$' -bench ClaimPodStartup -benchtime=20x
