@@ -10,8 +10,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -41,22 +39,6 @@ const (
 	nsLabel = "webhook-e2e-ns"
 )
 
-// requireNode skips where the node agent cannot run pods.
-func requireNode(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("e2e test: runs containers (skipped with -short)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the node agent needs root")
-	}
-	for _, bin := range []string{"containerd", "runc", "ctr"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("the node agent needs %s (hack/install-deps.sh installs it)", bin)
-		}
-	}
-}
-
 // webhookServer is the test webhook running in the cluster.
 type webhookServer struct {
 	s      *framework.Server
@@ -71,7 +53,7 @@ type webhookServer struct {
 // image behind Service e2e-test-webhook, with a serving certificate for
 // the Service's DNS name signed by a CA of the test's.
 func startWebhook(t *testing.T) *webhookServer {
-	requireNode(t)
+	framework.RequireNodeAgent(t)
 	archive := framework.BuildImage(t, "test/images/webhook", webhookImage)
 	s := framework.StartServer(t, framework.WithAgent(), framework.WithArgs("--node-name", "admission-e2e"))
 	cs := s.Clientset()

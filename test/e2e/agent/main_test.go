@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -39,32 +38,11 @@ const (
 	callTimeout = 30 * time.Second
 )
 
-// requireNode skips the suite where pods cannot run.
-func requireNode(t testing.TB) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("e2e test: runs containers (skipped with -short)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the node agent needs root")
-	}
-	for _, bin := range []string{"containerd", "runc", "ctr"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("the node agent needs %s (hack/install-deps.sh installs it)", bin)
-		}
-	}
-	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
-		if _, err2 := os.Stat("/opt/cni/bin/bridge"); err2 != nil {
-			t.Skip("the node agent needs the CNI plugins (containernetworking-plugins)")
-		}
-	}
-}
-
 // startNode starts a server with its agent, waits for the node to be Ready
 // with a pod CIDR, and imports the web image.
 func startNode(t testing.TB, opts ...framework.Option) *framework.Server {
 	t.Helper()
-	requireNode(t)
+	framework.RequireNodeAgent(t)
 	archive := framework.BuildImage(t, "test/images/web", webImage)
 	s := framework.StartServer(t, append([]framework.Option{framework.WithAgent(), framework.WithArgs("--node-name", nodeName)}, opts...)...)
 	waitNodeReady(t, s)

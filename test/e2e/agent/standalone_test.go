@@ -20,7 +20,7 @@ import (
 // pod CIDRs since --cluster-cidr is given) and a separate `havre agent`
 // process that joins it with the join token, then runs a pod on it.
 func TestStandaloneAgentJoinsWithTheToken(t *testing.T) {
-	requireNode(t)
+	framework.RequireNodeAgent(t)
 	archive := framework.BuildImage(t, "test/images/web", webImage)
 	clusterCIDR, bridge := framework.PodNetwork(t)
 	s := framework.StartServer(t, framework.WithArgs("--cluster-cidr", clusterCIDR))

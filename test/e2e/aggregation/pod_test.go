@@ -3,8 +3,6 @@ package aggregation_test
 import (
 	"crypto/x509"
 	"encoding/pem"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -21,28 +19,13 @@ import (
 
 const backendImage = "havre.local/e2e-aggregated:v1"
 
-func requireNode(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("e2e test: runs containers (skipped with -short)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the node agent needs root")
-	}
-	for _, bin := range []string{"containerd", "runc", "ctr"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("the node agent needs %s", bin)
-		}
-	}
-}
-
 // TestAggregatorWithBackendPod runs test/images/aggregated as a pod behind
 // a ClusterIP Service, as upstream's sample API server conformance test
 // deploys it: the APIService is unavailable (MissingEndpoints) until the
 // pod is ready, then Passed, and kubectl get flunders reaches the pod
 // through the Service's endpoints.
 func TestAggregatorWithBackendPod(t *testing.T) {
-	requireNode(t)
+	framework.RequireNodeAgent(t)
 	archive := framework.BuildImage(t, "test/images/aggregated", backendImage)
 	s := framework.StartServer(t, framework.WithAgent())
 	cs := s.Clientset()

@@ -9,8 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -38,49 +36,17 @@ const conversionImage = "havre.test/crdconversion:e2e"
 // The webhook's Service, as upstream's e2e names it.
 const conversionService = "e2e-test-crd-conversion-webhook"
 
-// requireAgent skips where the node agent cannot run pods.
-func requireAgent(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("e2e test: runs containers (skipped with -short)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the node agent needs root")
-	}
-	for _, bin := range []string{"containerd", "runc", "ctr"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("the node agent needs %s", bin)
-		}
-	}
-	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
-		if _, err2 := os.Stat("/opt/cni/bin/bridge"); err2 != nil {
-			t.Skip("the node agent needs the CNI plugins")
-		}
-	}
-}
-
 // TestCustomResourceConversionWebhook runs the conversion webhook in a pod
 // behind a Service, as upstream's [sig-api-machinery]
 // CustomResourceConversionWebhook specs do, and checks their behaviour in
 // subtests named after them, then what they do not check: watch events,
 // patches and the failing webhook's error.
 func TestCustomResourceConversionWebhook(t *testing.T) {
-	requireAgent(t)
+	framework.RequireNodeAgent(t)
 	archive := framework.BuildImage(t, "test/images/crdconversion", conversionImage)
 	s := framework.StartServer(t, framework.WithAgent(), framework.WithArgs("--node-name", "crd-conversion-e2e"))
 	cs := s.Clientset()
-	framework.Eventually(t, 90*time.Second, func() (bool, error) {
-		n, err := cs.CoreV1().Nodes().Get(ctx(t), "crd-conversion-e2e", metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c.Status == corev1.ConditionTrue && n.Spec.PodCIDR != "", nil
-			}
-		}
-		return false, nil
-	}, "node Ready with a pod CIDR")
+	s.WaitNodeReady(t, "crd-conversion-e2e", 90*time.Second)
 	s.ImportImage(t, archive)
 	ns := framework.NewNamespace(t, cs, "crd-webhook")
 	caPEM := deployConversionWebhook(t, cs, ns)

@@ -1,8 +1,6 @@
 package rbac_test
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +20,7 @@ const identitiesWebImage = "havre.local/e2e-web:v1"
 // does not grant, and the server refused its own components nothing (the
 // framework fails every e2e test whose server logged such a denial).
 func TestComponentIdentities(t *testing.T) {
-	requireNode(t)
+	framework.RequireNodeAgent(t)
 	archive := framework.BuildImage(t, "test/images/web", identitiesWebImage)
 	s := framework.StartServer(t, framework.WithAgent(), framework.WithArgs("--node-name", "identities-e2e"))
 	cs := s.Clientset()
@@ -69,18 +67,7 @@ func TestComponentIdentities(t *testing.T) {
 		}
 	})
 
-	framework.Eventually(t, 60*time.Second, func() (bool, error) {
-		n, err := cs.CoreV1().Nodes().Get(ctx(t), "identities-e2e", metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c.Status == corev1.ConditionTrue && n.Spec.PodCIDR != "", nil
-			}
-		}
-		return false, nil
-	}, "node Ready with a pod CIDR")
+	s.WaitNodeReady(t, "identities-e2e", 60*time.Second)
 	s.ImportImage(t, archive)
 	ns := framework.NewNamespace(t, cs, "identities")
 
@@ -162,25 +149,5 @@ spec:
 
 	if d := s.ComponentDenials(); len(d) > 0 {
 		t.Errorf("RBAC refused Havre's own components:\n%s", strings.Join(d, "\n"))
-	}
-}
-
-func requireNode(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("e2e test: runs containers (skipped with -short)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the node agent needs root")
-	}
-	for _, bin := range []string{"containerd", "runc", "ctr"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("the node agent needs %s (hack/install-deps.sh installs it)", bin)
-		}
-	}
-	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
-		if _, err2 := os.Stat("/opt/cni/bin/bridge"); err2 != nil {
-			t.Skip("the node agent needs the CNI plugins (containernetworking-plugins)")
-		}
 	}
 }

@@ -22,7 +22,7 @@ import (
 //
 //	go test ./test/e2e/storage -run '^$' -bench ClaimPodStartup -benchtime=20x
 func BenchmarkClaimPodStartup(b *testing.B) {
-	requireNode(b)
+	framework.RequireNodeAgent(b)
 	s := startNode(b, framework.BuildImage(b, "test/images/web", webImage))
 	cs := s.Clientset()
 	ns := framework.NewNamespace(b, cs, "bench")
@@ -58,7 +58,7 @@ func BenchmarkClaimPodStartup(b *testing.B) {
 //
 //	go test ./test/e2e/storage -run '^$' -bench StatefulSetClaims -benchtime=1x
 func BenchmarkStatefulSetClaims(b *testing.B) {
-	requireNode(b)
+	framework.RequireNodeAgent(b)
 	s := startNode(b, framework.BuildImage(b, "test/images/web", webImage))
 	cs := s.Clientset()
 	const replicas = 100

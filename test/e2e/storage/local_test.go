@@ -39,7 +39,7 @@ const (
 // subtests are named as upstream names them; the ones needing two nodes
 // are checked against a volume on a node that does not exist.
 func TestLocalVolumeSuite(t *testing.T) {
-	requireNode(t)
+	framework.RequireNodeAgent(t)
 	web := framework.BuildImage(t, "test/images/web", webImage)
 	s := startNode(t, web)
 	cs := s.Clientset()

@@ -32,22 +32,6 @@ const (
 
 var ctx = framework.RequestContext
 
-// requireNode skips where pods cannot run.
-func requireNode(t testing.TB) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("e2e test: runs containers (skipped with -short)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the node agent needs root")
-	}
-	for _, bin := range []string{"containerd", "runc"} {
-		if _, err := osexec.LookPath(bin); err != nil {
-			t.Skipf("the node agent needs %s (hack/install-deps.sh installs it)", bin)
-		}
-	}
-}
-
 // startNode starts a server with its agent and waits for its node. The
 // node keeps its local volumes under its data dir (this machine's ext4:
 // the plain-directory backing).
@@ -59,7 +43,7 @@ func startNode(t testing.TB, images ...string) *framework.Server {
 // startNodeWith is startNode with more server arguments.
 func startNodeWith(t testing.TB, args []string, images ...string) *framework.Server {
 	t.Helper()
-	requireNode(t)
+	framework.RequireNodeAgent(t)
 	s := framework.StartServer(t, framework.WithAgent(), framework.WithArgs(append([]string{"--node-name", nodeName}, args...)...))
 	waitNodeReady(t, s.Clientset(), nodeName)
 	for _, img := range images {

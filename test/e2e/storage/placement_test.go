@@ -14,7 +14,7 @@ import (
 // goes to the node holding the volume, whatever else the scheduler would
 // prefer.
 func TestPlacement(t *testing.T) {
-	requireNode(t)
+	framework.RequireNodeAgent(t)
 	web := framework.BuildImage(t, "test/images/web", webImage)
 	c := framework.StartCluster(t, 2)
 	c.ImportImage(t, web)

@@ -31,7 +31,7 @@ spec:
 // TestPostgresImage: the image the storage tests run PostgreSQL from
 // starts, initialises its data directory and answers queries.
 func TestPostgresImage(t *testing.T) {
-	requireNode(t)
+	framework.RequireNodeAgent(t)
 	s := startNode(t, framework.PostgresImage(t, postgresImage))
 	ns := framework.NewNamespace(t, s.Clientset(), "pg")
 	s.MustKubectlStdin(t, postgresPod("db", "    emptyDir: {}\n"), "-n", ns, "apply", "-f", "-")

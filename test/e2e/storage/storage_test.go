@@ -20,7 +20,7 @@ import (
 // volumes directory is on btrfs (subvolumes with quota groups: sizes
 // enforced, online expansion, instant snapshots).
 func TestLocalVolumes(t *testing.T) {
-	requireNode(t)
+	framework.RequireNodeAgent(t)
 	web := framework.BuildImage(t, "test/images/web", webImage)
 	pg := framework.PostgresImage(t, postgresImage)
 	s := startNodeWith(t, []string{"--volumes-dir", btrfsDir(t, 4<<30)}, web, pg)

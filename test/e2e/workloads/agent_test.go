@@ -1,15 +1,12 @@
 package workloads_test
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/havre/havre/test/framework"
 )
@@ -17,47 +14,15 @@ import (
 // webImage is test/images/web, imported into the agent's containerd.
 const webImage = "havre.local/e2e-web:v1"
 
-// requireNode skips where the node agent cannot run pods.
-func requireNode(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("e2e test: runs containers (skipped with -short)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the node agent needs root")
-	}
-	for _, bin := range []string{"containerd", "runc", "ctr"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("the node agent needs %s (hack/install-deps.sh installs it)", bin)
-		}
-	}
-	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
-		if _, err2 := os.Stat("/opt/cni/bin/bridge"); err2 != nil {
-			t.Skip("the node agent needs the CNI plugins (containernetworking-plugins)")
-		}
-	}
-}
-
 // TestDeploymentOnAgent rolls a 2-replica Deployment out on the server's
 // own node: the scheduler binds the pods, the agent runs them in
 // containerd, and the Deployment becomes Available.
 func TestDeploymentOnAgent(t *testing.T) {
-	requireNode(t)
+	framework.RequireNodeAgent(t)
 	archive := framework.BuildImage(t, "test/images/web", webImage)
 	s := framework.StartServer(t, framework.WithAgent(), framework.WithArgs("--node-name", "workloads-e2e"))
 	cs := s.Clientset()
-	framework.Eventually(t, 60*time.Second, func() (bool, error) {
-		n, err := cs.CoreV1().Nodes().Get(ctxFor(t), "workloads-e2e", metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c.Status == corev1.ConditionTrue && n.Spec.PodCIDR != "", nil
-			}
-		}
-		return false, nil
-	}, "node Ready with a pod CIDR")
+	s.WaitNodeReady(t, "workloads-e2e", 60*time.Second)
 	s.ImportImage(t, archive)
 
 	ns := newNamespace(t, cs, "agent")
