@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -179,4 +180,69 @@ func runGo(dir string, env []string, limit time.Duration, args ...string) (strin
 		<-done
 		return "", fmt.Errorf("go %s: still running after %v\n%s", strings.Join(args, " "), limit, stderr.String())
 	}
+}
+
+// Helm runs one helm binary against one server, with helm's directories
+// (cache, config, data) of its own and nothing from the environment that
+// could point it at another cluster.
+type Helm struct {
+	Bin, Kubeconfig string
+	// Home holds helm's directories.
+	Home string
+	// Timeout bounds one helm command (default 3 minutes).
+	Timeout time.Duration
+}
+
+// NewHelm returns a runner of bin against the cluster of kubeconfig, with
+// its home in a temporary directory of t.
+func NewHelm(t testing.TB, bin, kubeconfig string) *Helm {
+	return &Helm{Bin: bin, Kubeconfig: kubeconfig, Home: t.TempDir(), Timeout: 3 * time.Minute}
+}
+
+// Env is the environment helm runs with.
+func (h *Helm) Env() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		key, _, _ := strings.Cut(kv, "=")
+		if key == "KUBECONFIG" || key == "HOME" || strings.HasPrefix(key, "HELM_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env,
+		"HOME="+h.Home,
+		"HELM_CACHE_HOME="+filepath.Join(h.Home, "cache"),
+		"HELM_CONFIG_HOME="+filepath.Join(h.Home, "config"),
+		"HELM_DATA_HOME="+filepath.Join(h.Home, "data"),
+	)
+}
+
+// Run runs helm with the server's kubeconfig.
+func (h *Helm) Run(args ...string) (stdout, stderr string, err error) {
+	timeout := h.Timeout
+	if timeout == 0 {
+		timeout = 3 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, h.Bin, append([]string{"--kubeconfig", h.Kubeconfig}, args...)...)
+	cmd.Env = h.Env()
+	cmd.WaitDelay = 5 * time.Second
+	var out, errOut strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = &errOut
+	if err := cmd.Run(); err != nil {
+		return out.String(), errOut.String(), fmt.Errorf("helm %s: %w", strings.Join(args, " "), err)
+	}
+	return out.String(), errOut.String(), nil
+}
+
+// Must runs helm and fails t unless it succeeds; it returns stdout.
+func (h *Helm) Must(t testing.TB, args ...string) string {
+	t.Helper()
+	out, errOut, err := h.Run(args...)
+	if err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	}
+	return out
 }

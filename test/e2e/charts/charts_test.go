@@ -25,7 +25,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -72,8 +71,6 @@ type chart struct {
 	namespace string
 	// set are the values the release is installed with (--set).
 	set []string
-	// webhookConfigs: the chart creates Validating/MutatingWebhookConfigurations.
-	webhookConfigs bool
 	// crds are the CRDs the chart installs; crdsKept, whether they stay
 	// after helm uninstall (crds/ directory or helm.sh/resource-policy: keep).
 	crds     []string
@@ -187,10 +184,9 @@ spec: {release: v1.0.0, title: hello}
 		},
 	},
 	{
-		name:           "metallb",
-		release:        "metallb",
-		namespace:      "metallb",
-		webhookConfigs: true,
+		name:      "metallb",
+		release:   "metallb",
+		namespace: "metallb",
 		crds: []string{
 			"bfdprofiles.metallb.io", "bgpadvertisements.metallb.io", "bgppeers.metallb.io",
 			"communities.metallb.io", "configurationstates.metallb.io", "ipaddresspools.metallb.io",
@@ -252,8 +248,7 @@ metadata: {name: state, namespace: metallb}
 		// The chart's CRDs are templates behind crds.enabled; its
 		// startupapicheck is a post-install hook Job that would wait for
 		// the webhook's pod.
-		set:            []string{"crds.enabled=true", "startupapicheck.enabled=false"},
-		webhookConfigs: true,
+		set: []string{"crds.enabled=true", "startupapicheck.enabled=false"},
 		crds: []string{
 			"certificaterequests.cert-manager.io", "certificates.cert-manager.io", "challenges.acme.cert-manager.io",
 			"clusterissuers.cert-manager.io", "issuers.cert-manager.io", "orders.acme.cert-manager.io",
@@ -338,29 +333,19 @@ func TestChartsHelmV4(t *testing.T) {
 // env is one helm binary against one server.
 type env struct {
 	s    *framework.Server
-	helm string
-	home string
+	helm *framework.Helm
 }
 
 func testCharts(t *testing.T, build func(testing.TB) string) {
 	if testing.Short() {
 		t.Skip("e2e test: builds helm and runs the havre binary (skipped with -short)")
 	}
-	e := &env{helm: build(t), home: t.TempDir()}
-	e.s = framework.StartServer(t)
-	// Whether the server serves admission webhook configurations (the
-	// metallb and cert-manager charts create them).
-	webhookConfigs := false
-	if rl, err := e.s.Clientset().Discovery().ServerResourcesForGroupVersion("admissionregistration.k8s.io/v1"); err == nil {
-		webhookConfigs = slices.ContainsFunc(rl.APIResources, func(r metav1.APIResource) bool {
-			return r.Name == "validatingwebhookconfigurations"
-		})
-	}
+	bin := build(t)
+	e := &env{s: framework.StartServer(t)}
+	e.helm = framework.NewHelm(t, bin, e.s.Kubeconfig())
+	e.helm.Timeout = helmTimeout
 	for _, c := range charts {
 		t.Run(c.name, func(t *testing.T) {
-			if c.webhookConfigs && !webhookConfigs {
-				t.Skip("not yet: the server does not serve admissionregistration.k8s.io/v1 webhook configurations, which the chart creates")
-			}
 			e.life(t, c)
 		})
 	}
@@ -390,7 +375,7 @@ func (e *env) life(t *testing.T, c chart) {
 	}
 
 	step("Install", func(t *testing.T) {
-		out := e.must(t, withSet([]string{"install", c.release, dir, "--namespace", c.namespace}, c.set)...)
+		out := e.helm.Must(t, withSet([]string{"install", c.release, dir, "--namespace", c.namespace}, c.set)...)
 		if !strings.Contains(out, "STATUS: deployed") {
 			t.Errorf("install printed:\n%s", out)
 		}
@@ -450,7 +435,7 @@ func (e *env) life(t *testing.T, c chart) {
 
 	step("Upgrade", func(t *testing.T) {
 		args := withSet([]string{"upgrade", c.release, dir, "--namespace", c.namespace, "--reuse-values"}, c.upgrade)
-		out := e.must(t, args...)
+		out := e.helm.Must(t, args...)
 		if !strings.Contains(out, "STATUS: deployed") || !strings.Contains(out, "REVISION: 2") {
 			t.Errorf("upgrade printed:\n%s", out)
 		}
@@ -458,7 +443,7 @@ func (e *env) life(t *testing.T, c chart) {
 	})
 
 	step("Rollback", func(t *testing.T) {
-		out := e.must(t, "rollback", c.release, "1", "--namespace", c.namespace)
+		out := e.helm.Must(t, "rollback", c.release, "1", "--namespace", c.namespace)
 		if !strings.Contains(out, "Rollback was a success") {
 			t.Errorf("rollback printed:\n%s", out)
 		}
@@ -470,7 +455,7 @@ func (e *env) life(t *testing.T, c chart) {
 	})
 
 	step("Uninstall", func(t *testing.T) {
-		out := e.must(t, "uninstall", c.release, "--namespace", c.namespace)
+		out := e.helm.Must(t, "uninstall", c.release, "--namespace", c.namespace)
 		if !strings.Contains(out, fmt.Sprintf("release %q uninstalled", c.release)) {
 			t.Errorf("uninstall printed:\n%s", out)
 		}
@@ -486,7 +471,7 @@ func (e *env) life(t *testing.T, c chart) {
 				e.waitGone(t, []string{"customresourcedefinition", name})
 			}
 		}
-		if _, stderr, err := e.run("status", c.release, "--namespace", c.namespace); err == nil || !strings.Contains(stderr, "not found") {
+		if _, stderr, err := e.helm.Run("status", c.release, "--namespace", c.namespace); err == nil || !strings.Contains(stderr, "not found") {
 			t.Errorf("helm status after uninstall: err %v, stderr %q; want a release not found error", err, stderr)
 		}
 	})
@@ -566,50 +551,4 @@ func (e *env) checkWebhooks(t *testing.T, gvr schema.GroupVersionResource, name,
 			t.Errorf("%s %s: webhook %v: %s %s, want %s", gvr.Resource, name, m["name"], field, got, want)
 		}
 	}
-}
-
-// run runs helm with the server's kubeconfig and helm's directories of its
-// own.
-func (e *env) run(args ...string) (stdout, stderr string, err error) {
-	c, cancel := context.WithTimeout(context.Background(), helmTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(c, e.helm, append([]string{"--kubeconfig", e.s.Kubeconfig()}, args...)...)
-	cmd.Env = helmEnv(e.home)
-	cmd.WaitDelay = 5 * time.Second
-	var out, errOut strings.Builder
-	cmd.Stdout = &out
-	cmd.Stderr = &errOut
-	if err := cmd.Run(); err != nil {
-		return out.String(), errOut.String(), fmt.Errorf("helm %s: %w", strings.Join(args, " "), err)
-	}
-	return out.String(), errOut.String(), nil
-}
-
-// must runs helm and fails t unless it succeeds; it returns stdout.
-func (e *env) must(t testing.TB, args ...string) string {
-	t.Helper()
-	out, errOut, err := e.run(args...)
-	if err != nil {
-		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
-	}
-	return out
-}
-
-// helmEnv returns the environment helm runs with: helm's own directories
-// under home, and nothing that could point it at another cluster.
-func helmEnv(home string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		key, _, _ := strings.Cut(kv, "=")
-		if key == "KUBECONFIG" || key == "HOME" || strings.HasPrefix(key, "HELM_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env,
-		"HOME="+home,
-		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
-		"HELM_DATA_HOME="+filepath.Join(home, "data"),
-	)
 }

@@ -1,10 +1,7 @@
 package crd_test
 
 import (
-	"bytes"
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -284,23 +281,13 @@ func TestCustomResourceDefinitionVersions(t *testing.T) {
 // a definition and whose templates hold a custom resource of it.
 func TestHelmChartWithCRD(t *testing.T) {
 	s := startServer(t)
-	bin := framework.HelmV3(t)
-	home := t.TempDir()
+	helm := framework.NewHelm(t, framework.HelmV3(t), s.Kubeconfig())
 	chart, err := filepath.Abs("testdata/chart")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ns := framework.NewNamespace(t, s.Clientset(), "helm")
-	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(c, bin, "--kubeconfig", s.Kubeconfig(), "install", "demo", chart, "-n", ns, "--set", "colour=green")
-	cmd.Env = append(os.Environ(), "HOME="+home, "HELM_CACHE_HOME="+filepath.Join(home, "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(home, "config"), "HELM_DATA_HOME="+filepath.Join(home, "data"))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helm install: %v\n%s", err, out.String())
-	}
+	helm.Must(t, "install", "demo", chart, "-n", ns, "--set", "colour=green")
 	gadgets := schema.GroupVersionResource{Group: "helm.example.com", Version: "v1", Resource: "gadgets"}
 	g, err := s.Dynamic().Resource(gadgets).Namespace(ns).Get(ctx(t), "demo-gadget", metav1.GetOptions{})
 	if err != nil {

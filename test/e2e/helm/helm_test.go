@@ -13,12 +13,9 @@
 package helm_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -96,17 +93,16 @@ func testHelm(t *testing.T, build func(testing.TB) string, op metav1.ManagedFiel
 	}
 	// Build helm first, so that a first (slow) build does not leave the
 	// server idle with nothing in its log.
-	h := &helmCLI{bin: build(t), op: op}
+	bin := build(t)
 	s := framework.StartServer(t)
 	cs := s.Clientset()
-	h.kubeconfig = s.Kubeconfig()
-	home := t.TempDir()
-	h.env = helmEnv(home)
+	h := &helmCLI{Helm: framework.NewHelm(t, bin, s.Kubeconfig()), op: op}
+	h.Timeout = helmTimeout
 	chart, err := filepath.Abs(filepath.Join("testdata", "chart"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s", h.must(t, "version"))
+	t.Logf("%s", h.Must(t, "version"))
 
 	if _, err := cs.CoreV1().Namespaces().Create(ctx(t), &corev1.Namespace{
 		ObjectMeta: metav1.ObjectMeta{Name: namespace},
@@ -123,7 +119,7 @@ func testHelm(t *testing.T, build func(testing.TB) string, op metav1.ManagedFiel
 	}
 
 	step("Install", func(t *testing.T) {
-		out := h.must(t, "install", release, chart, "--namespace", namespace)
+		out := h.Must(t, "install", release, chart, "--namespace", namespace)
 		if !strings.Contains(out, "STATUS: deployed") {
 			t.Errorf("install printed:\n%s", out)
 		}
@@ -164,7 +160,7 @@ func testHelm(t *testing.T, build func(testing.TB) string, op metav1.ManagedFiel
 	})
 
 	step("Upgrade", func(t *testing.T) {
-		out := h.must(t, "upgrade", release, chart, "--namespace", namespace, "--set", "greeting=bonjour")
+		out := h.Must(t, "upgrade", release, chart, "--namespace", namespace, "--set", "greeting=bonjour")
 		if !strings.Contains(out, "STATUS: deployed") || !strings.Contains(out, "REVISION: 2") {
 			t.Errorf("upgrade printed:\n%s", out)
 		}
@@ -180,7 +176,7 @@ func testHelm(t *testing.T, build func(testing.TB) string, op metav1.ManagedFiel
 	})
 
 	step("Rollback", func(t *testing.T) {
-		out := h.must(t, "rollback", release, "1", "--namespace", namespace)
+		out := h.Must(t, "rollback", release, "1", "--namespace", namespace)
 		if !strings.Contains(out, "Rollback was a success") {
 			t.Errorf("rollback printed:\n%s", out)
 		}
@@ -195,7 +191,7 @@ func testHelm(t *testing.T, build func(testing.TB) string, op metav1.ManagedFiel
 	})
 
 	step("Uninstall", func(t *testing.T) {
-		out := h.must(t, "uninstall", release, "--namespace", namespace)
+		out := h.Must(t, "uninstall", release, "--namespace", namespace)
 		if !strings.Contains(out, `release "demo" uninstalled`) {
 			t.Errorf("uninstall printed:\n%s", out)
 		}
@@ -216,7 +212,7 @@ func testHelm(t *testing.T, build func(testing.TB) string, op metav1.ManagedFiel
 		if len(list) != 0 {
 			t.Errorf("helm list --uninstalled after uninstall: %s", list)
 		}
-		_, stderr, err := h.run("status", release, "--namespace", namespace)
+		_, stderr, err := h.Run("status", release, "--namespace", namespace)
 		if err == nil || !strings.Contains(stderr, "not found") {
 			t.Errorf("helm status after uninstall: err %v, stderr %q; want a release not found error", err, stderr)
 		}
@@ -225,63 +221,15 @@ func testHelm(t *testing.T, build func(testing.TB) string, op metav1.ManagedFiel
 
 // helmCLI runs one helm binary against one server.
 type helmCLI struct {
-	bin        string
-	kubeconfig string
-	env        []string
+	*framework.Helm
 	// op is the managedFields operation of helm's writes.
 	op metav1.ManagedFieldsOperationType
-}
-
-// helmEnv returns the environment helm runs with: helm's own directories
-// under home, and nothing that could point it at another cluster.
-func helmEnv(home string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		key, _, _ := strings.Cut(kv, "=")
-		if key == "KUBECONFIG" || key == "HOME" || strings.HasPrefix(key, "HELM_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env,
-		"HOME="+home,
-		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
-		"HELM_DATA_HOME="+filepath.Join(home, "data"),
-	)
-}
-
-// run runs helm with the server's kubeconfig.
-func (h *helmCLI) run(args ...string) (stdout, stderr string, err error) {
-	c, cancel := context.WithTimeout(context.Background(), helmTimeout)
-	defer cancel()
-	full := append([]string{"--kubeconfig", h.kubeconfig}, args...)
-	cmd := exec.CommandContext(c, h.bin, full...)
-	cmd.Env = h.env
-	cmd.WaitDelay = 5 * time.Second
-	var out, errOut bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &errOut
-	if err := cmd.Run(); err != nil {
-		return out.String(), errOut.String(), fmt.Errorf("helm %s: %w", strings.Join(args, " "), err)
-	}
-	return out.String(), errOut.String(), nil
-}
-
-// must runs helm and fails t unless it succeeds; it returns stdout.
-func (h *helmCLI) must(t testing.TB, args ...string) string {
-	t.Helper()
-	out, errOut, err := h.run(args...)
-	if err != nil {
-		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
-	}
-	return out
 }
 
 // mustJSON runs helm ... --output json and decodes stdout into v.
 func (h *helmCLI) mustJSON(t testing.TB, v any, args ...string) {
 	t.Helper()
-	out := h.must(t, args...)
+	out := h.Must(t, args...)
 	if err := json.Unmarshal([]byte(out), v); err != nil {
 		t.Fatalf("helm %s: %v; output:\n%s", strings.Join(args, " "), err, out)
 	}
