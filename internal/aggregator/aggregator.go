@@ -6,7 +6,8 @@
 // X-Remote-Extra-* headers; it keeps the local APIServices of the served
 // group versions (autoregister, crdregistration), publishes
 // kube-system/extension-apiserver-authentication, and feeds the
-// aggregated groups' resources to discovery.
+// aggregated groups' resources to discovery and their OpenAPI v3 documents
+// to /openapi/v3.
 //
 // Requests reach it after the API server's authentication and
 // authorization, as in kube-apiserver, whose aggregator shares the
@@ -64,6 +65,7 @@ type Aggregator struct {
 	frontProxy   *pki.FrontProxy
 	clusterCAPEM []byte
 	sink         DiscoverySink
+	openapiSink  OpenAPISink
 	// builtin are the group versions the server serves itself.
 	builtin []schema.GroupVersion
 
@@ -74,7 +76,10 @@ type Aggregator struct {
 	transports map[string]cachedTransport
 	// discovered are the resources each proxied APIService listed.
 	discovered map[string][]*registry.Resource
-	refresh    chan struct{}
+	// openapi are the OpenAPI v3 documents each proxied APIService's
+	// backend served last.
+	openapi map[string]openAPIDocument
+	refresh chan struct{}
 }
 
 type cachedTransport struct {
@@ -89,7 +94,7 @@ type cachedTransport struct {
 func New(frontProxy *pki.FrontProxy, clusterCAPEM []byte, builtin []*registry.Resource) *Aggregator {
 	a := &Aggregator{frontProxy: frontProxy, clusterCAPEM: clusterCAPEM,
 		transports: map[string]cachedTransport{}, discovered: map[string][]*registry.Resource{},
-		refresh: make(chan struct{}, 1)}
+		openapi: map[string]openAPIDocument{}, refresh: make(chan struct{}, 1)}
 	seen := map[schema.GroupVersion]bool{}
 	for _, r := range builtin {
 		if gv := r.GroupVersion(); !seen[gv] {

@@ -1,12 +1,15 @@
 package aggregator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"time"
@@ -27,17 +30,22 @@ const discoveryInterval = 30 * time.Second
 
 // discoveryLoop fetches the resource lists of the available non-local
 // APIServices after every change and every discoveryInterval, and hands
-// them to the sink.
+// them to the sink; with an OpenAPI sink, their OpenAPI v3 documents too.
 func (a *Aggregator) discoveryLoop(ctx context.Context) {
 	ticker := time.NewTicker(discoveryInterval)
 	defer ticker.Stop()
 	var last []*registry.Resource
+	var lastDocs map[string][]byte
 	first := true
 	for {
-		resources := a.fetchAll(ctx)
+		resources, docs := a.fetchAll(ctx)
 		if a.sink != nil && (first || !reflect.DeepEqual(resources, last)) {
 			a.sink.SetAggregated(resources)
 			last, first = resources, false
+		}
+		if a.openapiSink != nil && !maps.EqualFunc(docs, lastDocs, bytes.Equal) {
+			a.openapiSink.SetAggregatedV3(docs)
+			lastDocs = docs
 		}
 		select {
 		case <-ctx.Done():
@@ -48,15 +56,20 @@ func (a *Aggregator) discoveryLoop(ctx context.Context) {
 	}
 }
 
-func (a *Aggregator) fetchAll(ctx context.Context) []*registry.Resource {
+// fetchAll returns the resources of the available non-local APIServices
+// and, with an OpenAPI sink, their OpenAPI v3 documents by name
+// ("apis/<group>/<version>"). A backend that fails to answer keeps what it
+// gave last; APIServices gone or unavailable lose theirs.
+func (a *Aggregator) fetchAll(ctx context.Context) ([]*registry.Resource, map[string][]byte) {
 	a.mu.RLock()
 	lister := a.apis
 	a.mu.RUnlock()
 	all, err := lister.List(labels.Everything())
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	var out []*registry.Resource
+	docs := map[string][]byte{}
 	seen := map[string]bool{}
 	for _, api := range helperSorted(all) {
 		if api.Spec.Service == nil || !helper.IsAPIServiceConditionTrue(api, apiregistrationv1.Available) {
@@ -77,6 +90,11 @@ func (a *Aggregator) fetchAll(ctx context.Context) []*registry.Resource {
 			a.mu.Unlock()
 		}
 		out = append(out, res...)
+		if a.openapiSink != nil {
+			if doc := a.openAPIV3(ctx, api); doc != nil {
+				docs[openAPIV3Name(api)] = doc
+			}
+		}
 	}
 	a.mu.Lock()
 	for name := range a.discovered {
@@ -84,8 +102,13 @@ func (a *Aggregator) fetchAll(ctx context.Context) []*registry.Resource {
 			delete(a.discovered, name)
 		}
 	}
+	for name := range a.openapi {
+		if !seen[name] {
+			delete(a.openapi, name)
+		}
+	}
 	a.mu.Unlock()
-	return out
+	return out, docs
 }
 
 // helperSorted orders APIServices as discovery lists them: by group
@@ -101,6 +124,21 @@ func helperSorted(apis []*apiregistrationv1.APIService) []*apiregistrationv1.API
 // fetch reads the backend's /apis/<group>/<version> and returns its
 // resources.
 func (a *Aggregator) fetch(ctx context.Context, api *apiregistrationv1.APIService) ([]*registry.Resource, error) {
+	body, err := a.get(ctx, api, &url.URL{Path: "/apis/" + api.Spec.Group + "/" + api.Spec.Version}, 8<<20)
+	if err != nil {
+		return nil, err
+	}
+	var list metav1.APIResourceList
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("%s: %w", api.Name, err)
+	}
+	return toResources(schema.GroupVersion{Group: api.Spec.Group, Version: api.Spec.Version}, list.APIResources), nil
+}
+
+// get reads ref (a path and query) from the backend of api, as
+// system:kube-aggregator (system:masters), in JSON, at most limit bytes;
+// anything but 200 is an error.
+func (a *Aggregator) get(ctx context.Context, api *apiregistrationv1.APIService, ref *url.URL, limit int64) ([]byte, error) {
 	rt, err := a.transport(api)
 	if err != nil {
 		return nil, err
@@ -109,7 +147,7 @@ func (a *Aggregator) fetch(ctx context.Context, api *apiregistrationv1.APIServic
 	if err != nil {
 		return nil, err
 	}
-	u.Path = "/apis/" + api.Spec.Group + "/" + api.Spec.Version
+	u.Path, u.RawQuery = ref.Path, ref.RawQuery
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -123,18 +161,17 @@ func (a *Aggregator) fetch(ctx context.Context, api *apiregistrationv1.APIServic
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s: status %d", u, resp.StatusCode)
 	}
-	var list metav1.APIResourceList
-	if err := json.Unmarshal(body, &list); err != nil {
-		return nil, fmt.Errorf("%s: %w", u, err)
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("%s: more than %d bytes", u, limit)
 	}
-	return toResources(schema.GroupVersion{Group: api.Spec.Group, Version: api.Spec.Version}, list.APIResources), nil
+	return body, nil
 }
 
 // toResources turns a resource list into catalog entries, subresources

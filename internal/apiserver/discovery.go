@@ -159,3 +159,10 @@ func (d *discoveryState) serveResources(w http.ResponseWriter, r *http.Request, 
 func (s *Server) SetAggregated(resources []*registry.Resource) {
 	s.discovery.setAggregated(resources)
 }
+
+// SetAggregatedV3 puts the OpenAPI v3 documents the backends of
+// APIServices serve for their group versions, by name
+// ("apis/<group>/<version>"), in /openapi/v3.
+func (s *Server) SetAggregatedV3(docs map[string][]byte) {
+	s.openapi.SetAggregatedV3(docs)
+}

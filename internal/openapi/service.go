@@ -75,7 +75,8 @@ type Service struct {
 	v3Index *document
 	v3Err   error
 
-	custom custom
+	custom     custom
+	aggregated aggregated
 }
 
 // New returns a Service for resources; version (a git version such as
@@ -122,6 +123,11 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request) bool {
 				return true
 			}
 		}
+		index, err := s.withAggregated(index)
+		if err != nil {
+			serveError(w, err)
+			return true
+		}
 		// The index is JSON whatever the Accept header, as handler3 serves it.
 		index.write(w, r, v3Types[0])
 	default:
@@ -131,6 +137,9 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request) bool {
 			if err != nil {
 				serveError(w, err)
 				return true
+			}
+			if doc == nil {
+				doc = s.aggregatedV3(name)
 			}
 			if doc == nil {
 				return false

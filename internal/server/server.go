@@ -148,6 +148,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	agg.SetDiscoverySink(srv)
+	agg.SetOpenAPISink(srv)
 
 	host := o.BindAddress
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
