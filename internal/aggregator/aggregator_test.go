@@ -27,55 +27,20 @@ import (
 // X-Remote-* headers, never the requester's credentials; unavailable
 // APIServices answer 503 and local ones are left to the server.
 func TestServeProxy(t *testing.T) {
-	bundle, err := pki.Ensure(t.TempDir(), pki.Options{Hostname: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fp, err := bundle.EnsureFrontProxy()
-	if err != nil {
-		t.Fatal(err)
-	}
-	serving, err := pki.SelfSignedServing("api", []string{"api.ns.svc"}, nil, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(fp.CAPEM)
 	var seen *http.Request
-	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	a, apis, spec := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = r
 		_, _ = w.Write([]byte("from backend"))
 	}))
-	backend.TLS = &tls.Config{Certificates: []tls.Certificate{serving}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
-	backend.StartTLS()
-	defer backend.Close()
-	_, portStr, _ := net.SplitHostPort(backend.Listener.Addr().String())
-	port, _ := strconv.Atoi(portStr)
-
-	apis := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
-	services := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
-	p32 := int32(port)
-	caBundle := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: serving.Certificate[0]})
-	available := []apiregistrationv1.APIServiceCondition{{Type: apiregistrationv1.Available, Status: apiregistrationv1.ConditionTrue}}
-	for _, a := range []*apiregistrationv1.APIService{
+	for _, api := range []*apiregistrationv1.APIService{
 		{ObjectMeta: metav1.ObjectMeta{Name: "v1.wardle.example.com", ResourceVersion: "1"},
-			Spec: apiregistrationv1.APIServiceSpec{Group: "wardle.example.com", Version: "v1", CABundle: caBundle,
-				Service: &apiregistrationv1.ServiceReference{Namespace: "ns", Name: "api", Port: &p32}},
-			Status: apiregistrationv1.APIServiceStatus{Conditions: available}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "v2.wardle.example.com", ResourceVersion: "1"},
-			Spec: apiregistrationv1.APIServiceSpec{Group: "wardle.example.com", Version: "v2", CABundle: caBundle,
-				Service: &apiregistrationv1.ServiceReference{Namespace: "ns", Name: "api", Port: &p32}}},
+			Spec: spec("wardle.example.com", "v1"), Status: apiregistrationv1.APIServiceStatus{Conditions: available}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "v2.wardle.example.com", ResourceVersion: "1"}, Spec: spec("wardle.example.com", "v2")},
 		{ObjectMeta: metav1.ObjectMeta{Name: "v1.apps"}, Spec: apiregistrationv1.APIServiceSpec{Group: "apps", Version: "v1"},
 			Status: apiregistrationv1.APIServiceStatus{Conditions: available}},
 	} {
-		_ = apis.Add(a)
+		_ = apis.Add(api)
 	}
-	_ = services.Add(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "api"},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "127.0.0.1", Ports: []corev1.ServicePort{{Port: p32}}}})
-
-	a := New(fp, bundle.CAPEM, nil)
-	a.apis = apiservicelisters.NewAPIServiceLister(apis)
-	a.services = corelisters.NewServiceLister(services)
 
 	serve := func(path string) (*httptest.ResponseRecorder, bool) {
 		r := httptest.NewRequest(http.MethodGet, path, nil)
@@ -111,5 +76,49 @@ func TestServeProxy(t *testing.T) {
 	}
 	if _, ok := serve("/apis/wardle.example.com"); ok {
 		t.Error("the group document was proxied")
+	}
+}
+
+var available = []apiregistrationv1.APIServiceCondition{{Type: apiregistrationv1.Available, Status: apiregistrationv1.ConditionTrue}}
+
+// newBackend starts handler as a backend that requires the front-proxy
+// client certificate, behind the ExternalName Service ns/api, and returns
+// an aggregator whose APIServices are in apis and spec, the spec of an
+// APIService of that Service.
+func newBackend(t *testing.T, handler http.Handler) (a *Aggregator, apis cache.Indexer, spec func(group, version string) apiregistrationv1.APIServiceSpec) {
+	t.Helper()
+	bundle, err := pki.Ensure(t.TempDir(), pki.Options{Hostname: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := bundle.EnsureFrontProxy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := pki.SelfSignedServing("api", []string{"api.ns.svc"}, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(fp.CAPEM)
+	backend := httptest.NewUnstartedServer(handler)
+	backend.TLS = &tls.Config{Certificates: []tls.Certificate{serving}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	backend.StartTLS()
+	t.Cleanup(backend.Close)
+	_, portStr, _ := net.SplitHostPort(backend.Listener.Addr().String())
+	port, _ := strconv.Atoi(portStr)
+	p32 := int32(port)
+	caBundle := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: serving.Certificate[0]})
+
+	apis = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	services := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	_ = services.Add(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "api"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "127.0.0.1", Ports: []corev1.ServicePort{{Port: p32}}}})
+	a = New(fp, bundle.CAPEM, nil)
+	a.apis = apiservicelisters.NewAPIServiceLister(apis)
+	a.services = corelisters.NewServiceLister(services)
+	return a, apis, func(group, version string) apiregistrationv1.APIServiceSpec {
+		return apiregistrationv1.APIServiceSpec{Group: group, Version: version, CABundle: caBundle,
+			Service: &apiregistrationv1.ServiceReference{Namespace: "ns", Name: "api", Port: &p32}}
 	}
 }

@@ -6,7 +6,10 @@
 // headers only on connections with a client certificate signed by the
 // request-header CA and named in the allowed names; it answers 401
 // otherwise. Every Flunder it returns names the requester the headers
-// gave, so a test sees the identity the proxy forwarded.
+// gave, so a test sees the identity the proxy forwarded. It serves the
+// group version's OpenAPI v3 document too, as /openapi/v3 (the index, with
+// the document's hash) and /openapi/v3/apis/wardle.example.com/v1alpha1,
+// which the aggregator fetches for kubectl explain and validation.
 //
 // Flags: -port, -cert and -key (the serving certificate),
 // -requestheader-client-ca-file, -requestheader-allowed-names.
@@ -133,6 +136,15 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		g := apiGroup()
 		g["kind"], g["apiVersion"] = "APIGroup", "v1"
 		writeJSON(w, 200, g)
+		return
+	case r.URL.Path == "/openapi/v3" || r.URL.Path == "/openapi/v3/":
+		writeJSON(w, 200, map[string]any{"paths": map[string]any{
+			"apis/" + gv: map[string]string{"serverRelativeURL": "/openapi/v3/apis/" + gv + "?hash=" + openAPIHash}}})
+		return
+	case r.URL.Path == "/openapi/v3/apis/"+gv:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Etag", `"`+openAPIHash+`"`)
+		_, _ = w.Write(openAPIDocument)
 		return
 	case r.URL.Path == "/apis/"+gv:
 		writeJSON(w, 200, map[string]any{"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
