@@ -15,6 +15,12 @@
 // the paths, operations and parameters mirror kube-apiserver's REST
 // installer for each resource, verb and subresource of the catalog.
 //
+// /openapi/v3 lists the documents of custom resources
+// (SetCustomResourceDefinitions) and of the group versions APIServices
+// delegate to other servers (SetAggregatedV3, the backends' own documents
+// the aggregator fetches) too; the v2 document has the custom resources
+// but not the aggregated group versions.
+//
 // Documents are built on first request and their bytes cached, so the
 // server starts as fast and idles as small as without them.
 package openapi

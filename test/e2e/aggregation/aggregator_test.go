@@ -3,7 +3,7 @@
 // test/images/aggregated (run as a process beside the server, behind an
 // ExternalName Service), its Available condition, the proxy with the
 // front-proxy client certificate and the requester's identity, discovery,
-// and the group's removal with the APIService.
+// OpenAPI v3, and the group's removal with the APIService.
 package aggregation_test
 
 import (
@@ -95,8 +95,9 @@ func waitReason(t *testing.T, client aggregatorclient.Interface, name string, st
 // ServiceNotFound and FailedDiscoveryCheck to Passed, kubectl lists and
 // gets flunders answered by the backend with the requester's identity
 // (impersonated ones too, after Havre's own authorization), watches
-// stream, the group is in legacy and aggregated discovery, and deleting
-// the APIService takes it out.
+// stream, the group is in legacy and aggregated discovery, its OpenAPI v3
+// document in /openapi/v3 (kubectl explain flunders prints the backend's
+// descriptions), and deleting the APIService takes them out.
 func TestAggregatorProxiesToBackend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("e2e test: builds and runs the havre binary (skipped with -short)")
@@ -288,9 +289,35 @@ func TestAggregatorProxiesToBackend(t *testing.T) {
 		t.Errorf("aggregated discovery lacks flunders: %v", err)
 	}
 
+	// OpenAPI v3: the backend's document, listed in /openapi/v3, is what
+	// kubectl explain reads.
+	const openAPIName = "apis/wardle.example.com/v1alpha1"
+	for _, tt := range []struct{ field, want string }{
+		{"flunders", "Flunder is the example kind of the aggregated test server"},
+		{"flunders", "Spec is what the flunder refers to."},
+		{"flunders.spec", "Reference names the user who asked for the flunder, as the front proxy said."},
+	} {
+		framework.Eventually(t, 30*time.Second, func() (bool, error) {
+			out, stderr, err := s.Kubectl("explain", tt.field)
+			if err != nil || !strings.Contains(out, tt.want) {
+				return false, fmt.Errorf("%v: %s%s", err, out, stderr)
+			}
+			return true, nil
+		}, "kubectl explain %s lacks %q", tt.field, tt.want)
+	}
+	if !slices.Contains(openAPIV3Names(t, s), openAPIName) {
+		t.Errorf("%s not in /openapi/v3", openAPIName)
+	}
+
 	// Deleting the APIService takes the group out.
 	if err := agg.ApiregistrationV1().APIServices().Delete(ctx(t), apiName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	framework.Eventually(t, 30*time.Second, func() (bool, error) {
+		return !slices.Contains(openAPIV3Names(t, s), openAPIName), nil
+	}, "%s still in /openapi/v3 after the APIService's deletion", openAPIName)
+	if raw, err := cs.Discovery().RESTClient().Get().AbsPath("/openapi/v3/" + openAPIName).DoRaw(ctx(t)); err == nil {
+		t.Errorf("/openapi/v3/%s still served after the APIService's deletion:\n%.200s", openAPIName, raw)
 	}
 	framework.Eventually(t, 30*time.Second, func() (bool, error) {
 		groups, err := cs.Discovery().ServerGroups()
@@ -302,6 +329,26 @@ func TestAggregatorProxiesToBackend(t *testing.T) {
 	if _, _, err := s.Kubectl("get", "flunders", "-n", ns); err == nil {
 		t.Error("flunders still served after the APIService's deletion")
 	}
+}
+
+// openAPIV3Names returns the names of the documents /openapi/v3 lists.
+func openAPIV3Names(t *testing.T, s *framework.Server) []string {
+	t.Helper()
+	raw, err := s.Clientset().Discovery().RESTClient().Get().AbsPath("/openapi/v3").DoRaw(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var index struct {
+		Paths map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &index); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for name := range index.Paths {
+		names = append(names, name)
+	}
+	return names
 }
 
 // TestLocalAPIServices checks the APIServices of the served group
