@@ -33,7 +33,8 @@ type Factory struct {
 
 // ExcludedResources are never offered to webhooks and policies, as
 // kube-apiserver's: their own configurations, so that a webhook cannot
-// keep itself from being changed or removed.
+// keep itself from being changed or removed, and the reviews, which are
+// never stored.
 var ExcludedResources = []schema.GroupResource{
 	{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations"},
 	{Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations"},
@@ -41,6 +42,12 @@ var ExcludedResources = []schema.GroupResource{
 	{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicybindings"},
 	{Group: "admissionregistration.k8s.io", Resource: "mutatingadmissionpolicies"},
 	{Group: "admissionregistration.k8s.io", Resource: "mutatingadmissionpolicybindings"},
+	{Group: "authentication.k8s.io", Resource: "tokenreviews"},
+	{Group: "authentication.k8s.io", Resource: "selfsubjectreviews"},
+	{Group: "authorization.k8s.io", Resource: "subjectaccessreviews"},
+	{Group: "authorization.k8s.io", Resource: "selfsubjectaccessreviews"},
+	{Group: "authorization.k8s.io", Resource: "localsubjectaccessreviews"},
+	{Group: "authorization.k8s.io", Resource: "selfsubjectrulesreviews"},
 }
 
 // Options are what Start gives the plugins beyond the loopback clients.

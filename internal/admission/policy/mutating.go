@@ -29,7 +29,6 @@ func NewMutating() (admission.Interface, error) {
 	if err != nil {
 		return nil, err
 	}
-	inner.SetExcludedAdmissionResources(excluded)
 	return &MutatingPlugin{Plugin: inner}, nil
 }
 

@@ -31,17 +31,6 @@ import (
 // PluginName is the plugin's name, as kube-apiserver's.
 const PluginName = validating.PluginName
 
-// excluded are the resources no policy applies to, as upstream's
-// (never-stored reviews).
-var excluded = []schema.GroupResource{
-	{Group: "authentication.k8s.io", Resource: "tokenreviews"},
-	{Group: "authentication.k8s.io", Resource: "selfsubjectreviews"},
-	{Group: "authorization.k8s.io", Resource: "subjectaccessreviews"},
-	{Group: "authorization.k8s.io", Resource: "selfsubjectaccessreviews"},
-	{Group: "authorization.k8s.io", Resource: "localsubjectaccessreviews"},
-	{Group: "authorization.k8s.io", Resource: "selfsubjectrulesreviews"},
-}
-
 // Plugin is the ValidatingAdmissionPolicy admission plugin: the library's,
 // whose RESTMapper reads discovery again for kinds it does not know.
 type Plugin struct {
@@ -59,7 +48,6 @@ func New() (admission.Interface, error) {
 	if err != nil {
 		return nil, err
 	}
-	inner.SetExcludedAdmissionResources(excluded)
 	return &Plugin{Plugin: inner}, nil
 }
 
