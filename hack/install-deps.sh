@@ -66,6 +66,22 @@ if ! command -v btrfs >/dev/null 2>&1 || ! command -v xfs_quota >/dev/null 2>&1 
   apt-get install -y -qq --no-install-recommends btrfs-progs xfsprogs >/dev/null
 fi
 
+# The demo's frontend image and the ingress benchmarks' reference proxy use
+# Debian's nginx. It is installed without being started (a policy-rc.d that
+# refuses service starts while apt runs): nothing of this machine may hold
+# ports 80 and 443, which the node's ingress proxy serves.
+if [ ! -x /usr/sbin/nginx ]; then
+  echo ">> installing nginx from Debian (not started)"
+  export DEBIAN_FRONTEND=noninteractive
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy=/usr/sbin/policy-rc.d
+  fi
+  { apt-get install -y -qq --no-install-recommends nginx >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx >/dev/null; }; } || { [ -z "$policy" ] || rm -f "$policy"; exit 1; }
+  [ -z "$policy" ] || rm -f "$policy"
+  systemctl disable --now nginx >/dev/null 2>&1 || true
+fi
+
 # GOTOOLCHAIN=auto makes an older go download go$want through the module proxy.
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 echo ">> $(go version) (go.mod wants go$want)"

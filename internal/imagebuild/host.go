@@ -266,3 +266,18 @@ func Postgres() (Host, error) {
 		Env: []string{"TZ=UTC", "PGDATA=/var/lib/postgresql/data/pgdata"},
 	}, nil
 }
+
+// Nginx is what test/images/frontend needs from this machine: Debian's
+// nginx and its MIME types, with an unprivileged user 101 to run as.
+func Nginx() (Host, error) {
+	if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
+		return Host{}, fmt.Errorf("nginx is not installed: apt-get install nginx (hack/install-deps.sh does, without starting it)")
+	}
+	return Host{
+		Paths: []string{"/usr/sbin/nginx", "/etc/nginx/mime.types"},
+		Files: map[string]string{
+			"/etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnginx:x:101:101:nginx:/tmp:/bin/sh\n",
+			"/etc/group":  "root:x:0:\nnginx:x:101:\n",
+		},
+	}, nil
+}

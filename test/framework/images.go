@@ -57,13 +57,22 @@ func (s *Server) ImportImage(t testing.TB, archive string) {
 // runs psql.
 func PostgresImage(t testing.TB, ref string) string {
 	t.Helper()
+	return HostImage(t, "test/images/postgres", ref, imagebuild.Postgres)
+}
+
+// HostImage builds (once per test process) the Go program in dir into an
+// image tagged ref with the files host takes from this machine's Debian
+// packages (imagebuild.Postgres, imagebuild.Nginx). The test is skipped
+// when the package is not installed here.
+func HostImage(t testing.TB, dir, ref string, host func() (imagebuild.Host, error)) string {
+	t.Helper()
 	imagesMu.Lock()
 	defer imagesMu.Unlock()
-	key := "postgres|" + ref
+	key := "host|" + dir + "|" + ref
 	if p, ok := builtImg[key]; ok {
 		return p
 	}
-	host, err := imagebuild.Postgres()
+	files, err := host()
 	if err != nil {
 		t.Skip(err)
 	}
@@ -76,7 +85,7 @@ func PostgresImage(t testing.TB, ref string) string {
 		t.Fatal(err)
 	}
 	registerTempDir(out)
-	archive, err := imagebuild.BuildWithHost(context.Background(), root, "test/images/postgres", ref, out, host)
+	archive, err := imagebuild.BuildWithHost(context.Background(), root, dir, ref, out, files)
 	if err != nil {
 		t.Fatal(err)
 	}
