@@ -40,3 +40,12 @@ func DefaultTLSSecretName(ingress string, index int) string {
 	}
 	return name
 }
+
+// The ports listeners name for the proxy's two standard ports: a Listener
+// of Port HTTPPort is served on the node's --ingress-http-port, one of
+// HTTPSPort on its --ingress-https-port (Ingresses and Gateway listeners
+// on 80/443 alike); other ports are served as they are.
+const (
+	HTTPPort  int32 = 80
+	HTTPSPort int32 = 443
+)
