@@ -324,7 +324,9 @@ func TestTLSRedirectAndChallenges(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(certA.Leaf)
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", addr) }}}
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		}}}
 	resp, err = c.Get("https://a.example/hello")
 	if err != nil {
 		t.Fatal(err)

@@ -172,7 +172,10 @@ func TestSliceEndpoints(t *testing.T) {
 	e.OnRemoved(func() { removed <- struct{}{} })
 	must(client.CoreV1().Services("ns").Create(ctx, svc, metav1.CreateOptions{}))
 	must(client.DiscoveryV1().EndpointSlices("ns").Create(ctx, slice, metav1.CreateOptions{}))
-	waitFor(t, func() bool { p, _ := e.Lookup(types.NamespacedName{Namespace: "ns", Name: "web"}, 80, ""); return p != nil && len(p.Addrs) == 1 })
+	waitFor(t, func() bool {
+		p, _ := e.Lookup(types.NamespacedName{Namespace: "ns", Name: "web"}, 80, "")
+		return p != nil && len(p.Addrs) == 1
+	})
 	p, _ := e.Lookup(types.NamespacedName{Namespace: "ns", Name: "web"}, 80, "")
 	if p.Addrs[0] != "10.0.0.1:8080" {
 		t.Errorf("ready: %v", p.Addrs)
