@@ -49,3 +49,9 @@ const (
 	HTTPPort  int32 = 80
 	HTTPSPort int32 = 443
 )
+
+// NodeLabel is the label every node agent puts on its Node: "true" when
+// the node runs the ingress proxy, "false" with --disable-ingress. The
+// status controllers publish the InternalIPs of ready nodes labelled
+// "true" as Ingress and Gateway addresses.
+const NodeLabel = "havre.io/ingress-proxy"
