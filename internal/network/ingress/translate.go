@@ -58,6 +58,16 @@ type IngressSource struct {
 
 	mu     sync.Mutex
 	logged map[types.UID]string // resourceVersion whose problems were logged
+	// certs are the parsed TLS Secrets by UID, kept while their
+	// resourceVersion holds (a Build parses no Secret twice).
+	certs     map[types.UID]parsedCert
+	usedCerts map[types.UID]bool // by the Build under way
+}
+
+type parsedCert struct {
+	rv   string
+	cert *tls.Certificate
+	err  error
 }
 
 // NewIngressSource registers its handlers on the factory's informers of
@@ -72,6 +82,8 @@ func NewIngressSource(factory informers.SharedInformerFactory, parser Annotation
 		parser:    parser,
 		changed:   make(chan struct{}, 1),
 		logged:    map[types.UID]string{},
+		certs:     map[types.UID]parsedCert{},
+		usedCerts: map[types.UID]bool{},
 	}
 	kick := func(any) {
 		select {
@@ -154,7 +166,30 @@ func (s *IngressSource) Build() *routes.Table {
 		}
 		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 	})
-	return s.translate(ings)
+	t := s.translate(ings)
+	s.forget(all)
+	return t
+}
+
+// forget drops what is kept of Ingresses and Secrets that are gone.
+func (s *IngressSource) forget(ings []*networkingv1.Ingress) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live := map[types.UID]bool{}
+	for _, ing := range ings {
+		live[ing.UID] = true
+	}
+	for uid := range s.logged {
+		if !live[uid] {
+			delete(s.logged, uid)
+		}
+	}
+	for uid := range s.certs {
+		if !s.usedCerts[uid] {
+			delete(s.certs, uid)
+		}
+	}
+	s.usedCerts = map[types.UID]bool{}
 }
 
 // translate builds the table of a list of Ingresses (in precedence order).
@@ -327,17 +362,28 @@ func (s *IngressSource) certificate(namespace, name string, hosts []string) (*ro
 	if err != nil {
 		return nil, "TLS secret " + namespace + "/" + name + " not found (its hosts are served with the default certificate)"
 	}
-	cert, err := tls.X509KeyPair(sec.Data[corev1.TLSCertKey], sec.Data[corev1.TLSPrivateKeyKey])
-	if err != nil {
-		return nil, "TLS secret " + namespace + "/" + name + ": " + err.Error()
+	s.mu.Lock()
+	pc, ok := s.certs[sec.UID]
+	s.usedCerts[sec.UID] = true
+	s.mu.Unlock()
+	if !ok || pc.rv != sec.ResourceVersion {
+		pc = parsedCert{rv: sec.ResourceVersion}
+		cert, err := tls.X509KeyPair(sec.Data[corev1.TLSCertKey], sec.Data[corev1.TLSPrivateKeyKey])
+		if err == nil && cert.Leaf == nil && len(cert.Certificate) > 0 {
+			cert.Leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+		}
+		pc.cert, pc.err = &cert, err
+		s.mu.Lock()
+		s.certs[sec.UID] = pc
+		s.mu.Unlock()
 	}
-	if cert.Leaf == nil && len(cert.Certificate) > 0 {
-		cert.Leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+	if pc.err != nil {
+		return nil, "TLS secret " + namespace + "/" + name + ": " + pc.err.Error()
 	}
-	if len(hosts) == 0 && cert.Leaf != nil {
-		hosts = cert.Leaf.DNSNames
+	if len(hosts) == 0 && pc.cert.Leaf != nil {
+		hosts = pc.cert.Leaf.DNSNames
 	}
-	return &routes.Certificate{Hosts: hosts, Cert: &cert, Source: types.NamespacedName{Namespace: namespace, Name: name}}, ""
+	return &routes.Certificate{Hosts: hosts, Cert: pc.cert, Source: types.NamespacedName{Namespace: namespace, Name: name}}, ""
 }
 
 // report logs an Ingress's problems once per resourceVersion (the
