@@ -103,7 +103,10 @@ func newUpstreams(p *Proxy) *upstreams {
 				}
 			},
 			Transport:     &endpointTransport{base: tr},
-			FlushInterval: -1,
+			// Responses of unknown length (streams, gRPC, server-sent
+			// events) are flushed at each write by ReverseProxy itself;
+			// others go out in as few writes as they can.
+			FlushInterval: 0,
 			ErrorHandler:  u.errorHandler,
 			ErrorLog:      nil,
 		}
