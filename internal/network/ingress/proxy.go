@@ -271,7 +271,7 @@ func (p *Proxy) ensureServer(port int32, proto routes.Protocol) error {
 		Handler:           &portHandler{p: p, port: port, tls: proto == routes.HTTPS},
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          nil,
+		ErrorLog:          debugLog(),
 		Protocols:         new(http.Protocols),
 	}
 	srv.Protocols.SetHTTP1(true)

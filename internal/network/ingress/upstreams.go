@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -44,6 +45,11 @@ type upstreamInfo struct {
 }
 
 var errNoEndpoint = errors.New("no endpoint available")
+
+// debugLog takes net/http's messages (clients' TLS handshake errors, cut
+// bodies) to slog at debug level: the access log says what matters.
+// (The default logger when it is called: set up logging first.)
+func debugLog() *log.Logger { return slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug) }
 
 // defaultConnectTimeout is ingress-nginx's proxy-connect-timeout default.
 const defaultConnectTimeout = 5 * time.Second
@@ -108,7 +114,7 @@ func newUpstreams(p *Proxy) *upstreams {
 			// others go out in as few writes as they can.
 			FlushInterval: 0,
 			ErrorHandler:  u.errorHandler,
-			ErrorLog:      nil,
+			ErrorLog:      debugLog(),
 		}
 	}
 	return u
