@@ -108,7 +108,7 @@ func newUpstreams(p *Proxy) *upstreams {
 					pr.Out.Header.Set("X-Forwarded-Proto", "https")
 				}
 			},
-			Transport:     &endpointTransport{base: tr},
+			Transport: &endpointTransport{base: tr},
 			// Responses of unknown length (streams, gRPC, server-sent
 			// events) are flushed at each write by ReverseProxy itself;
 			// others go out in as few writes as they can.
