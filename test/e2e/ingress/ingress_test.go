@@ -15,6 +15,11 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -240,6 +245,18 @@ func TestIngress(t *testing.T) {
 		if !bytes.Equal(resp.TLS.PeerCertificates[0].Raw, leaf.Raw) {
 			t.Errorf("served certificate %v", resp.TLS.PeerCertificates[0].DNSNames)
 		}
+		// curl, as users would.
+		if curl, err := exec.LookPath("curl"); err == nil {
+			ca := filepath.Join(t.TempDir(), "ca.pem")
+			if err := os.WriteFile(ca, certPEM, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			port := strconv.Itoa(s.IngressHTTPSPort())
+			out, err := exec.Command(curl, "-sS", "--http2", "--cacert", ca, "--resolve", "secure.test:"+port+":127.0.0.1", "https://secure.test:"+port+"/curl").CombinedOutput()
+			if err != nil || !strings.HasPrefix(string(out), "echo echo-") {
+				t.Errorf("curl: %s %v", out, err)
+			}
+		}
 		// Another name gets the fake certificate.
 		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.IngressHTTPSPort()), &tls.Config{ServerName: "a.test", InsecureSkipVerify: true})
 		if err != nil {
@@ -337,6 +354,35 @@ func TestIngress(t *testing.T) {
 		t.Logf("rolling update: %d requests served, %d failed", ok.Load(), failed.Load())
 		if failed.Load() != 0 || ok.Load() == 0 {
 			t.Errorf("%d failed requests (of %d): %v", failed.Load(), ok.Load()+failed.Load(), failures)
+		}
+	})
+
+	t.Run("changes served at once", func(t *testing.T) {
+		var took []time.Duration
+		for i := 0; i < 10; i++ {
+			host := fmt.Sprintf("change-%d.test", i)
+			ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("change-%d", i)}, Spec: networkingv1.IngressSpec{
+				Rules: []networkingv1.IngressRule{rule(host, path("/", prefix, "other", 80))}}}
+			if _, err := cs.NetworkingV1().Ingresses(ns).Create(ctx(t), ing, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			for {
+				code, _, _, err := fetch(httpC, fmt.Sprintf("http://%s:%d/", host, s.IngressHTTPPort()))
+				if err == nil && code == 200 {
+					break
+				}
+				if time.Since(start) > 10*time.Second {
+					t.Fatalf("%s not served after 10s", host)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			took = append(took, time.Since(start))
+		}
+		slices.Sort(took)
+		t.Logf("Ingress created → served: median %v, max %v (10 Ingresses)", took[len(took)/2], took[len(took)-1])
+		if took[len(took)-1] > time.Second {
+			t.Errorf("an Ingress took %v to be served (want ≤ 1s)", took[len(took)-1])
 		}
 	})
 
