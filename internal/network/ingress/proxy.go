@@ -162,7 +162,7 @@ func (p *Proxy) Apply(t *routes.Table) {
 		cl := &compiledListener{port: port, proto: l.Protocol, certs: newCertIndex(l)}
 		compiled := map[*routes.Route]*compiledRoute{}
 		for _, vh := range l.Hosts {
-			ch := &compiledHost{pattern: vh.Hostname, redirect: vh.RedirectToHTTPS}
+			ch := &compiledHost{vh: vh, pattern: vh.Hostname, redirect: vh.RedirectToHTTPS}
 			for _, r := range vh.Routes {
 				cr := compiled[r]
 				if cr == nil {

@@ -19,6 +19,7 @@ type compiledListener struct {
 }
 
 type compiledHost struct {
+	vh       *routes.VirtualHost
 	pattern  string
 	redirect bool
 	entries  []entry
@@ -35,7 +36,7 @@ type entry struct {
 // host returns the virtual host serving a request host.
 func (l *compiledListener) host(h string) *compiledHost {
 	for _, vh := range l.hosts {
-		if routes.MatchesHost(vh.pattern, h) {
+		if vh.vh.Matches(h) {
 			return vh
 		}
 	}

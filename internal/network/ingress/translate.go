@@ -204,7 +204,7 @@ func (s *IngressSource) translate(ings []*networkingv1.Ingress) *routes.Table {
 		h = strings.ToLower(h)
 		v := hosts[h]
 		if v == nil {
-			v = &routes.VirtualHost{Hostname: h}
+			v = &routes.VirtualHost{Hostname: h, WildcardOneLabel: true}
 			hosts[h] = v
 			order = append(order, h)
 		}

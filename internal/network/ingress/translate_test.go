@@ -103,6 +103,9 @@ func TestIngressTranslation(t *testing.T) {
 		t.Errorf("route 2: %+v", r2)
 	}
 	wild := httpL.Hosts[1]
+	if !wild.WildcardOneLabel || !wild.Matches("a.wild.example") || wild.Matches("a.b.wild.example") {
+		t.Errorf("Ingress wildcards match one label: %+v", wild)
+	}
 	// /bucket (resource backend) is left out; defaultBackend added as "/".
 	if len(wild.Routes) != 2 || wild.Routes[0].Backends[0].Protocol != routes.ProtoH2C || wild.Routes[1].Backends[0].Service != (types.NamespacedName{Namespace: "ns", Name: "def"}) {
 		t.Errorf("wildcard routes: %+v", wild.Routes)

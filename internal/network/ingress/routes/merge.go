@@ -8,7 +8,8 @@ import (
 // Merge combines the tables of several sources into one: listeners by
 // port, virtual hosts by name (their routes in the order of the tables),
 // certificates of a listener concatenated (the first Default wins). A host
-// redirects to HTTPS when any source asks it to. The hosts of each
+// redirects to HTTPS when any source asks it to; its wildcard matches one
+// label only when every source says so. The hosts of each
 // listener come out in match order (exact, wildcards longest first, "").
 // Nil tables are skipped; the inputs are not modified.
 func Merge(tables ...*Table) *Table {
@@ -41,10 +42,12 @@ func Merge(tables ...*Table) *Table {
 				key := strings.ToLower(h.Hostname)
 				v := hosts[m][key]
 				if v == nil {
-					v = &VirtualHost{Hostname: key}
+					v = &VirtualHost{Hostname: key, WildcardOneLabel: h.WildcardOneLabel}
 					hosts[m][key] = v
 					m.Hosts = append(m.Hosts, v)
 				}
+				// Shared with a source of wider wildcards: the wider.
+				v.WildcardOneLabel = v.WildcardOneLabel && h.WildcardOneLabel
 				v.Routes = append(v.Routes, h.Routes...)
 				v.RedirectToHTTPS = v.RedirectToHTTPS || h.RedirectToHTTPS
 			}
@@ -79,6 +82,18 @@ func SortHosts(hosts []*VirtualHost) {
 		}
 		return a < b
 	})
+}
+
+// Matches reports whether the virtual host serves a request host (lower
+// case, no port).
+func (v *VirtualHost) Matches(host string) bool {
+	if !MatchesHost(v.Hostname, host) {
+		return false
+	}
+	if v.WildcardOneLabel && strings.HasPrefix(v.Hostname, "*.") {
+		return !strings.Contains(host[:len(host)-len(v.Hostname)+1], ".")
+	}
+	return true
 }
 
 // MatchesHost reports whether a request host (lower-case, no port) is

@@ -39,6 +39,10 @@ func TestMerge(t *testing.T) {
 	if len(a.Listeners[0].Hosts[1].Routes) != 1 {
 		t.Error("input modified")
 	}
+	one := &VirtualHost{Hostname: "*.b", WildcardOneLabel: true}
+	if !one.Matches("a.b") || one.Matches("x.a.b") || one.Matches("b") {
+		t.Error("one-label wildcard")
+	}
 	for _, tc := range []struct {
 		pattern, host string
 		want          bool

@@ -66,6 +66,10 @@ type VirtualHost struct {
 	// RedirectToHTTPS: requests on the HTTP listener get a 308 to https
 	// (a host with a certificate, unless its Ingress opts out).
 	RedirectToHTTPS bool
+	// WildcardOneLabel: a wildcard Hostname matches a single label in
+	// front, as Ingress specifies ("*.foo.com" matches "bar.foo.com", not
+	// "baz.bar.foo.com"); Gateway API's wildcards match one or more.
+	WildcardOneLabel bool
 }
 
 // Origin names the object a route comes from, for access logs, metrics
