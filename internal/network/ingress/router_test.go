@@ -1,0 +1,73 @@
+package ingress
+
+import (
+	"net/http/httptest"
+	"regexp"
+	"testing"
+
+	"github.com/havre/havre/internal/network/ingress/routes"
+)
+
+// TestPrecedence: Gateway API's order among the matches of one host.
+func TestPrecedence(t *testing.T) {
+	mk := func(name string, m routes.Match) *routes.Route {
+		return &routes.Route{Origin: routes.Origin{Name: name}, Matches: []routes.Match{m}}
+	}
+	rs := []*routes.Route{
+		mk("prefix-root", routes.Match{PathType: routes.PathPrefix, Path: "/"}),
+		mk("prefix-api", routes.Match{PathType: routes.PathPrefix, Path: "/api"}),
+		mk("exact-api", routes.Match{PathType: routes.PathExact, Path: "/api"}),
+		mk("api-post", routes.Match{PathType: routes.PathPrefix, Path: "/api", Method: "POST"}),
+		mk("api-header", routes.Match{PathType: routes.PathPrefix, Path: "/api", Headers: []routes.ValueMatch{{Name: "X-Version", Value: "2"}}}),
+		mk("api-header-re", routes.Match{PathType: routes.PathPrefix, Path: "/api", Headers: []routes.ValueMatch{{Name: "X-Version", Regex: regexp.MustCompile(`^3\.`)}},
+			QueryParams: []routes.ValueMatch{{Name: "beta", Value: "1"}}}),
+		mk("api-query", routes.Match{PathType: routes.PathPrefix, Path: "/api", QueryParams: []routes.ValueMatch{{Name: "beta", Value: "1"}}}),
+	}
+	p, _ := New(Config{Endpoints: &fakeEndpoints{}})
+	ch := &compiledHost{}
+	for _, r := range rs {
+		cr := p.compileRoute(r)
+		ch.entries = append(ch.entries, entry{route: cr, match: &r.Matches[0]})
+	}
+	sortEntries(ch.entries)
+	for _, tc := range []struct {
+		method, url string
+		header      string
+		want        string
+	}{
+		{"GET", "/", "", "prefix-root"},
+		{"GET", "/api", "", "exact-api"},
+		{"GET", "/api/x", "", "prefix-api"},
+		{"POST", "/api/x", "2", "api-post"}, // method before headers
+		{"GET", "/api/x", "2", "api-header"},
+		{"GET", "/api/x?beta=1", "3.1", "api-header-re"},
+		{"GET", "/api/x?beta=1", "", "api-query"},
+		{"GET", "/api/x?beta=2", "4", "prefix-api"},
+	} {
+		r := httptest.NewRequest(tc.method, tc.url, nil)
+		if tc.header != "" {
+			r.Header.Set("x-version", tc.header)
+		}
+		e, _ := ch.route(r, r.URL.Path)
+		if e == nil || e.route.r.Origin.Name != tc.want {
+			got := "none"
+			if e != nil {
+				got = e.route.r.Origin.Name
+			}
+			t.Errorf("%s %s (X-Version %q): %s, want %s", tc.method, tc.url, tc.header, got, tc.want)
+		}
+	}
+}
+
+func TestCleanPathAndTemplates(t *testing.T) {
+	for in, want := range map[string]string{"/a/../b": "/b", "/a//b/": "/a/b/", "/": "/", "/a/./": "/a/", "": "/", "/x": "/x"} {
+		if got := cleanPath(in); got != want {
+			t.Errorf("cleanPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{"/$1abc": "/${1}abc", "/${2}": "/${2}", "$$": "$$", "/x": "/x"} {
+		if got := nginxTemplate(in); got != want {
+			t.Errorf("nginxTemplate(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
