@@ -1,8 +1,12 @@
 package ingress
 
 import (
+	"fmt"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/havre/havre/internal/network/ingress/routes"
@@ -69,5 +73,33 @@ func TestCleanPathAndTemplates(t *testing.T) {
 		if got := nginxTemplate(in); got != want {
 			t.Errorf("nginxTemplate(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestExtraListener: a listener on another port is opened with the table
+// that names it and closed with the table that drops it.
+func TestExtraListener(t *testing.T) {
+	eps := &fakeEndpoints{}
+	eps.set("a", backend(t, "a"))
+	p := startProxy(t, eps, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := int32(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	tb := table(&routes.VirtualHost{Routes: []*routes.Route{route("i", routes.PathPrefix, "/", "a")}})
+	tb.Listeners = append(tb.Listeners, &routes.Listener{Port: port, Protocol: routes.HTTP, Hosts: tb.Listeners[0].Hosts})
+	p.Apply(tb)
+	url := fmt.Sprintf("http://127.0.0.1:%d/x", port)
+	if code, body := get(t, http.DefaultClient, url, "h"); code != 200 || !strings.HasPrefix(body, "a /x") {
+		t.Errorf("extra port: %d %q", code, body)
+	}
+	p.Apply(table())
+	if p.Addr(port) != nil {
+		t.Error("the extra port is still listened on")
+	}
+	if _, err := http.Get(url); err == nil {
+		t.Error("the extra port still answers")
 	}
 }
