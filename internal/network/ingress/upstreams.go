@@ -225,7 +225,7 @@ func (t *endpointTransport) RoundTrip(req *http.Request) (*http.Response, error)
 			}
 			cancel()
 			lastErr = err
-			if isDialError(err) && (body == nil || !body.read) && dialFailures < maxDial {
+			if isDialError(err) && (body == nil || !body.read.Load()) && dialFailures < maxDial {
 				dialFailures++
 				continue
 			}
@@ -275,16 +275,16 @@ func isDialError(err error) bool {
 // the transport closes a request's body on every error.
 type keptBody struct {
 	rc   io.ReadCloser
-	read bool
+	read atomic.Bool // the transport reads and closes on goroutines of its own
 }
 
 func (b *keptBody) Read(p []byte) (int, error) {
-	b.read = true
+	b.read.Store(true)
 	return b.rc.Read(p)
 }
 
 func (b *keptBody) Close() error {
-	if b.read {
+	if b.read.Load() {
 		return b.rc.Close()
 	}
 	return nil
