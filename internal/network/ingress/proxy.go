@@ -341,7 +341,7 @@ func (h *portHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		vh = l.host(host)
 	}
 	if vh == nil {
-		p.notFound(w, r, start(), nil)
+		p.notFound(w, r)
 		return
 	}
 	if !h.tls && vh.redirect {
@@ -358,7 +358,7 @@ func (h *portHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	e, groups := vh.route(r, r.URL.Path)
 	if e == nil {
-		p.notFound(w, r, start(), nil)
+		p.notFound(w, r)
 		return
 	}
 	e.route.serve(w, r, e, groups, h.tls)
@@ -371,12 +371,11 @@ func hostForURL(h string) string {
 	return h
 }
 
-func start() time.Time { return time.Now() }
-
-func (p *Proxy) notFound(w http.ResponseWriter, r *http.Request, t0 time.Time, _ *compiledRoute) {
+// notFound answers a request no route matches.
+func (p *Proxy) notFound(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "404 page not found", http.StatusNotFound)
 	if p.cfg.AccessLog != nil {
-		p.cfg.AccessLog.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", http.StatusNotFound,
-			"remote", r.RemoteAddr, "duration", time.Since(t0).String(), "route", "")
+		p.cfg.AccessLog.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "proto", r.Proto, "status", http.StatusNotFound,
+			"remote", r.RemoteAddr, "route", "")
 	}
 }
