@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -26,6 +27,8 @@ import (
 	"github.com/havre/havre/internal/agent/images"
 	"github.com/havre/havre/internal/agent/runtime"
 	"github.com/havre/havre/internal/agent/volumes"
+	"github.com/havre/havre/internal/network/ingress"
+	"github.com/havre/havre/internal/network/ingress/routes"
 	"github.com/havre/havre/internal/network/netpol"
 	"github.com/havre/havre/internal/version"
 	"github.com/havre/havre/internal/volume/local"
@@ -83,6 +86,20 @@ type Options struct {
 	// VolumeBacking is how they are kept: auto (default), btrfs, xfs,
 	// loop or dir.
 	VolumeBacking string
+	// DisableIngress turns the node's HTTP(S) proxy for Ingresses off;
+	// IngressHTTPPort and IngressHTTPSPort are where it listens (0: 80 and
+	// 443), on every address.
+	DisableIngress                    bool
+	IngressHTTPPort, IngressHTTPSPort int
+	// IngressAccessLog logs a line per request the proxy serves.
+	IngressAccessLog bool
+	// IngressAnnotations reads Ingresses' annotations (nil: ignored).
+	IngressAnnotations ingress.AnnotationParser
+	// IngressSources are more route sources the proxy merges (Gateway API).
+	IngressSources []routes.Source
+	// IngressChallenges, when set, builds the ACME challenges the proxy
+	// answers from the node's informers (before they start).
+	IngressChallenges func(informers.SharedInformerFactory) ingress.Challenges
 	// Ready, when set, is closed once the node is registered and the agent
 	// runs pods.
 	Ready chan<- struct{}

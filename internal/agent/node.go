@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	goruntime "runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/havre/havre/internal/network/ingress/routes"
 	"github.com/havre/havre/internal/version"
 )
 
@@ -73,6 +75,7 @@ func (a *Agent) nodeLabels() map[string]string {
 		"beta.kubernetes.io/os":          "linux",
 		"beta.kubernetes.io/arch":        goruntime.GOARCH,
 		"node.kubernetes.io/havre-agent": "true",
+		routes.NodeLabel:                 strconv.FormatBool(!a.opts.DisableIngress),
 	}
 	for k, v := range a.opts.NodeLabels {
 		l[k] = v

@@ -89,6 +89,10 @@ func (a *Agent) startPodNetwork(ctx context.Context, wg *sync.WaitGroup, cidr st
 	if err != nil {
 		return 0, fmt.Errorf("network policies: %w", err)
 	}
+	ing, err := a.ingressProxy(factory)
+	if err != nil {
+		return 0, err
+	}
 	svcInformer := factory.Core().V1().Services().Informer()
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), svcInformer.HasSynced) {
@@ -109,6 +113,11 @@ func (a *Agent) startPodNetwork(ctx context.Context, wg *sync.WaitGroup, cidr st
 	run("the service proxy", p.Run)
 	run("cluster DNS", d.Run)
 	run("network policies", pol.Run)
+	if ing != nil {
+		run("the ingress proxy", func(ctx context.Context) error {
+			return runIngress(ctx, ing, a.opts.IngressHTTPPort, a.opts.IngressHTTPSPort)
+		})
+	}
 	a.policer.Store(pol)
 	wg.Add(1)
 	go func() {

@@ -38,6 +38,10 @@ type agentFlags struct {
 	backend         string
 	volumesDir      string
 	volumeBacking   string
+	disableIngress  bool
+	ingressHTTP     int
+	ingressHTTPS    int
+	ingressLog      bool
 }
 
 // options are the agent options the flags give.
@@ -46,6 +50,7 @@ func (f *agentFlags) options() agent.Options {
 		NodeName: f.nodeName, NodeIP: f.nodeIP, RuntimeEndpoint: f.runtimeEndpoint, StreamingPort: f.streamingPort,
 		CNIBridge: f.cniBridge, ClusterDomain: f.clusterDomain, ClusterDNS: f.clusterDNS, ResolvConf: f.resolvConf, PodNetworkBackend: f.backend,
 		VolumesDir: f.volumesDir, VolumeBacking: f.volumeBacking,
+		DisableIngress: f.disableIngress, IngressHTTPPort: f.ingressHTTP, IngressHTTPSPort: f.ingressHTTPS, IngressAccessLog: f.ingressLog,
 	}
 }
 
@@ -61,6 +66,10 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.IntVar(&f.streamingPort, "streaming-port", agent.DefaultStreamingPort, "port of the node's streaming API (logs, exec, attach, port-forward), which the API server proxies to")
 	fs.StringVar(&f.volumesDir, "volumes-dir", "", "directory of this node's local volumes (StorageClass provisioner havre.io/local; default <data-dir>/volumes)")
 	fs.StringVar(&f.volumeBacking, "volume-backing", agent.DefaultVolumeBacking, "how local volumes are kept: auto (btrfs or xfs when --volumes-dir is on one, else dir), btrfs (subvolumes with quota groups), xfs (project quotas, reflink snapshots), loop (an ext4 image file per volume) or dir (plain directories; sizes not enforced)")
+	fs.BoolVar(&f.disableIngress, "disable-ingress", false, "do not run this node's HTTP(S) proxy for Ingresses")
+	fs.IntVar(&f.ingressHTTP, "ingress-http-port", agent.DefaultIngressHTTPPort, "port of this node's ingress proxy for HTTP (on every address)")
+	fs.IntVar(&f.ingressHTTPS, "ingress-https-port", agent.DefaultIngressHTTPSPort, "port of this node's ingress proxy for HTTPS (on every address)")
+	fs.BoolVar(&f.ingressLog, "ingress-access-log", false, "log a line per request the ingress proxy serves")
 	fs.StringVar(&f.runtimeEndpoint, "container-runtime-endpoint", "", "CRI endpoint of an existing runtime (default: run a containerd of the agent's own under <data-dir>/agent/containerd)")
 }
 

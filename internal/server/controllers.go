@@ -11,6 +11,7 @@ import (
 	"github.com/havre/havre/internal/controller/apiserviceavailability"
 	"github.com/havre/havre/internal/controller/crd"
 	"github.com/havre/havre/internal/controller/garbagecollector"
+	"github.com/havre/havre/internal/controller/ingress"
 	"github.com/havre/havre/internal/controller/namespace"
 	"github.com/havre/havre/internal/controller/nodeipam"
 	"github.com/havre/havre/internal/controller/validatingadmissionpolicystatus"
@@ -52,6 +53,7 @@ var controllers = []registered{
 	{"ephemeral-volume-controller", startEphemeralVolume, serviceAccount("ephemeral-volume-controller")},
 	{"endpointslice-controller", startEndpointSlice, serviceAccount("endpointslice-controller")},
 	{"endpointslice-mirroring-controller", startEndpointSliceMirroring, serviceAccount("endpointslicemirroring-controller")},
+	{ingress.Name, startIngress, serviceAccount(ingress.Name)},
 	{"job", startJob, serviceAccount("job-controller")},
 	{"kubernetes-endpoints", startKubernetesEndpoints, asAPIServer},
 	{"nodelifecycle", startNodeLifecycle, serviceAccount("node-controller")},

@@ -95,6 +95,7 @@ func TestControllerIdentities(t *testing.T) {
 		"ephemeral-volume-controller":            {"create /persistentvolumeclaims"},
 		"endpointslice-controller":               {"create discovery.k8s.io/endpointslices", "delete discovery.k8s.io/endpointslices"},
 		"endpointslice-mirroring-controller":     {"create discovery.k8s.io/endpointslices"},
+		"ingress-controller":                     {"update networking.k8s.io/ingresses/status", "create /events"},
 		"job":                                    {"create /pods", "update batch/jobs/status", "patch /pods"},
 		"nodelifecycle":                          {"update /nodes/status", "delete /pods", "patch /nodes"},
 		"persistentvolume-binder-controller":     {"update /persistentvolumes", "update /persistentvolumeclaims/status", "create /events"},

@@ -100,6 +100,9 @@ type Server struct {
 	port            int
 	// streamingPort is the node agent's streaming API port (with WithAgent).
 	streamingPort int
+	// ingressHTTPPort and ingressHTTPSPort are the node's ingress proxy's
+	// ports (with WithAgent).
+	ingressHTTPPort, ingressHTTPSPort int
 	// podNet is the second octet of the server's cluster CIDR 10.X.0.0/17
 	// and service CIDR 10.X.128.0/17 (with WithAgent, outside a cluster).
 	podNet int
@@ -194,6 +197,14 @@ func StartServer(t testing.TB, opts ...Option) *Server {
 				t.Fatal(err)
 			}
 		}
+		if o.agent && !slices.Contains(o.args, "--ingress-http-port") && !slices.Contains(o.args, "--disable-ingress") {
+			if s.ingressHTTPPort, err = FreePort(); err != nil {
+				t.Fatal(err)
+			}
+			if s.ingressHTTPSPort, err = FreePort(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if o.agent && o.netns == "" && s.podNet == 0 && !slices.Contains(o.args, "--cluster-cidr") {
 			s.podNet = podNetwork()
 		}
@@ -236,6 +247,9 @@ func (s *Server) Args() []string {
 	}
 	if s.streamingPort != 0 {
 		args = append(args, "--streaming-port", strconv.Itoa(s.streamingPort))
+	}
+	if s.ingressHTTPPort != 0 {
+		args = append(args, "--ingress-http-port", strconv.Itoa(s.ingressHTTPPort), "--ingress-https-port", strconv.Itoa(s.ingressHTTPSPort))
 	}
 	if s.podNet != 0 {
 		// Servers of test processes running at once must not share a pod
@@ -620,6 +634,11 @@ func (s *Server) ReadyAt() time.Time {
 
 // Port returns the HTTPS port.
 func (s *Server) Port() int { return s.port }
+
+// IngressHTTPPort and IngressHTTPSPort return the ports of the node's
+// ingress proxy (with WithAgent; 0 when the test chose them in its args).
+func (s *Server) IngressHTTPPort() int  { return s.ingressHTTPPort }
+func (s *Server) IngressHTTPSPort() int { return s.ingressHTTPSPort }
 
 // DataDir returns the server's data directory.
 func (s *Server) DataDir() string { return s.dataDir }

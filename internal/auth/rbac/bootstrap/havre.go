@@ -30,6 +30,10 @@ const (
 	// SchedulerRole is what Havre's scheduler reads beyond upstream's
 	// system:kube-scheduler: the VolumeSnapshots a claim restores from.
 	SchedulerRole = "havre:kube-scheduler"
+	// IngressControllerRole is the ClusterRole of Havre's ingress
+	// controller (ServiceAccount kube-system/ingress-controller), which
+	// writes Ingress status.
+	IngressControllerRole = "havre:controller:ingress-controller"
 
 	// schedulerUser is kube-scheduler's user.
 	schedulerUser = "system:kube-scheduler"
@@ -48,6 +52,10 @@ func HavreRoles(p Policy) []rbacv1.ClusterRole {
 	rules = append(rules,
 		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"namespaces"}},
 		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}},
+		// The ingress proxy (internal/network/ingress): Ingresses, their
+		// classes and TLS Secrets, the ACME challenges Secret.
+		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses", "ingressclasses"}},
+		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"secrets"}},
 		// The local volume provisioner (internal/volume/provisioner), as
 		// external-provisioner's and external-resizer's roles.
 		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}, APIGroups: []string{""}, Resources: []string{"persistentvolumes"}},
@@ -77,6 +85,12 @@ func HavreRoles(p Policy) []rbacv1.ClusterRole {
 			{Verbs: []string{"update", "patch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots/status"}},
 			events,
 		}},
+		{ObjectMeta: meta(IngressControllerRole), Rules: []rbacv1.PolicyRule{
+			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses", "ingressclasses"}},
+			{Verbs: []string{"update", "patch"}, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses/status"}},
+			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"nodes"}},
+			events,
+		}},
 		{ObjectMeta: meta(SchedulerRole), Rules: []rbacv1.PolicyRule{
 			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots", "volumesnapshotcontents"}},
 		}},
@@ -103,6 +117,7 @@ func HavreRoleBindings() []rbacv1.ClusterRoleBinding {
 			rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: groupNodes}),
 		binding(ServiceLBControllerRole, serviceAccount("service-lb-controller")),
 		binding(SnapshotControllerRole, serviceAccount("snapshot-controller")),
+		binding(IngressControllerRole, serviceAccount("ingress-controller")),
 		binding(SchedulerRole, rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: schedulerUser}),
 	}
 }

@@ -40,3 +40,18 @@ func DefaultTLSSecretName(ingress string, index int) string {
 	}
 	return name
 }
+
+// The ports listeners name for the proxy's two standard ports: a Listener
+// of Port HTTPPort is served on the node's --ingress-http-port, one of
+// HTTPSPort on its --ingress-https-port (Ingresses and Gateway listeners
+// on 80/443 alike); other ports are served as they are.
+const (
+	HTTPPort  int32 = 80
+	HTTPSPort int32 = 443
+)
+
+// NodeLabel is the label every node agent puts on its Node: "true" when
+// the node runs the ingress proxy, "false" with --disable-ingress. The
+// status controllers publish the InternalIPs of ready nodes labelled
+// "true" as Ingress and Gateway addresses.
+const NodeLabel = "havre.io/ingress-proxy"

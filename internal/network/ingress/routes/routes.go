@@ -66,6 +66,10 @@ type VirtualHost struct {
 	// RedirectToHTTPS: requests on the HTTP listener get a 308 to https
 	// (a host with a certificate, unless its Ingress opts out).
 	RedirectToHTTPS bool
+	// WildcardOneLabel: a wildcard Hostname matches a single label in
+	// front, as Ingress specifies ("*.foo.com" matches "bar.foo.com", not
+	// "baz.bar.foo.com"); Gateway API's wildcards match one or more.
+	WildcardOneLabel bool
 }
 
 // Origin names the object a route comes from, for access logs, metrics
@@ -123,6 +127,11 @@ type Route struct {
 	// Timeout bounds the whole request (0: none); BackendTimeout each try.
 	Timeout        time.Duration
 	BackendTimeout time.Duration
+	// ConnectTimeout bounds connecting to an endpoint, ReadTimeout the wait
+	// between two reads of the backend's response (ingress-nginx's
+	// proxy-connect-timeout and proxy-read-timeout); 0: the proxy's default.
+	ConnectTimeout time.Duration
+	ReadTimeout    time.Duration
 	// Retries of idempotent requests on connection failures and 502/503/504
 	// before a response byte was sent to the client.
 	Retries int

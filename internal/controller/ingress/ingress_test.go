@@ -1,0 +1,90 @@
+package ingress
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+
+	"github.com/havre/havre/internal/network/ingress/routes"
+)
+
+func node(name, ip, proxy string, ready bool) *corev1.Node {
+	st := corev1.ConditionFalse
+	if ready {
+		st = corev1.ConditionTrue
+	}
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{routes.NodeLabel: proxy}},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: st}},
+			Addresses: []corev1.NodeAddress{{Type: corev1.NodeExternalIP, Address: "203.0.113.1"}, {Type: corev1.NodeInternalIP, Address: ip}}}}
+}
+
+func TestStatus(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	prefix := networkingv1.PathTypePrefix
+	objs := []any{
+		node("b", "10.0.0.2", "true", true), node("a", "10.0.0.1", "true", true),
+		node("off", "10.0.0.3", "false", true), node("down", "10.0.0.4", "true", false),
+		&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "havre", Annotations: map[string]string{networkingv1.AnnotationIsDefaultIngressClass: "true"}},
+			Spec: networkingv1.IngressClassSpec{Controller: routes.IngressController}},
+		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "mine", Generation: 1}, Spec: networkingv1.IngressSpec{
+			Rules: []networkingv1.IngressRule{{IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{
+				{Path: "/", PathType: &prefix, Backend: networkingv1.IngressBackend{Resource: &corev1.TypedLocalObjectReference{Kind: "Bucket", Name: "b"}}}}}}}}}},
+		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "theirs"}, Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("nginx")}},
+	}
+	client := fake.NewClientset()
+	for _, o := range objs {
+		var err error
+		switch o := o.(type) {
+		case *corev1.Node:
+			_, err = client.CoreV1().Nodes().Create(ctx, o, metav1.CreateOptions{})
+		case *networkingv1.IngressClass:
+			_, err = client.NetworkingV1().IngressClasses().Create(ctx, o, metav1.CreateOptions{})
+		case *networkingv1.Ingress:
+			_, err = client.NetworkingV1().Ingresses(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	factory := informers.NewSharedInformerFactory(client, 0)
+	rec := record.NewFakeRecorder(10)
+	c, err := New(client, factory, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	go c.Run(ctx, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ing, _ := client.NetworkingV1().Ingresses("ns").Get(ctx, "mine", metav1.GetOptions{})
+		got := ing.Status.LoadBalancer.Ingress
+		if len(got) == 2 && got[0].IP == "10.0.0.1" && got[1].IP == "10.0.0.2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status: %+v", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case e := <-rec.Events:
+		if e != `Warning UnsupportedBackend resource backend Bucket "b" is not supported: only Service backends are served (the path is left out)` {
+			t.Errorf("event: %s", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no event")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if ing, _ := client.NetworkingV1().Ingresses("ns").Get(ctx, "theirs", metav1.GetOptions{}); len(ing.Status.LoadBalancer.Ingress) != 0 {
+		t.Errorf("another class's Ingress got a status: %+v", ing.Status)
+	}
+}
