@@ -123,6 +123,11 @@ type Route struct {
 	// Timeout bounds the whole request (0: none); BackendTimeout each try.
 	Timeout        time.Duration
 	BackendTimeout time.Duration
+	// ConnectTimeout bounds connecting to an endpoint, ReadTimeout the wait
+	// between two reads of the backend's response (ingress-nginx's
+	// proxy-connect-timeout and proxy-read-timeout); 0: the proxy's default.
+	ConnectTimeout time.Duration
+	ReadTimeout    time.Duration
 	// Retries of idempotent requests on connection failures and 502/503/504
 	// before a response byte was sent to the client.
 	Retries int
