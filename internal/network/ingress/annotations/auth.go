@@ -5,9 +5,11 @@ import (
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"hash"
 	"net/http"
 	"strconv"
 	"strings"
@@ -164,7 +166,7 @@ func (f *htpasswd) add(user, hash, secret string, line int) {
 		if line > 0 {
 			where = fmt.Sprintf("line %d", line)
 		}
-		f.warnings = append(f.warnings, fmt.Sprintf("annotation %sauth-secret: Secret %s %s: unsupported password hash (bcrypt, $apr1$, $1$, {SHA}, {SSHA}, {PLAIN} are) (ignored)", NginxPrefix, secret, where))
+		f.warnings = append(f.warnings, fmt.Sprintf("annotation %sauth-secret: Secret %s %s: unsupported password hash (bcrypt up to cost 14, $apr1$, $1$, $5$ and $6$ up to 1000000 rounds, {SHA}, {SSHA}, {PLAIN} are) (ignored)", NginxPrefix, secret, where))
 		return
 	}
 	f.users[user] = hash
@@ -197,8 +199,18 @@ func (p *Parser) check(f *htpasswd, user, pass string) bool {
 	return true
 }
 
+// supportedHash tells whether verifyHash knows h's format, and at a cost
+// that cannot be used to tie up the proxy.
 func supportedHash(h string) bool {
-	for _, p := range []string{"$2a$", "$2b$", "$2y$", "$apr1$", "$1$", "{SHA}", "{SSHA}", "{PLAIN}"} {
+	switch {
+	case strings.HasPrefix(h, "$2"):
+		cost, err := bcrypt.Cost([]byte(h))
+		return err == nil && cost <= maxBcryptCost
+	case strings.HasPrefix(h, "$5$"), strings.HasPrefix(h, "$6$"):
+		_, ok := shaCrypt("", h)
+		return ok
+	}
+	for _, p := range []string{"$2a$", "$2b$", "$2y$", "$apr1$", "$1$", "$5$", "$6$", "{SHA}", "{SSHA}", "{PLAIN}"} {
 		if strings.HasPrefix(h, p) {
 			return true
 		}
@@ -217,6 +229,9 @@ func verifyHash(hash, pass string) bool {
 		return eq(md5Crypt(pass, hash, "$apr1$"), hash)
 	case strings.HasPrefix(hash, "$1$"):
 		return eq(md5Crypt(pass, hash, "$1$"), hash)
+	case strings.HasPrefix(hash, "$5$"), strings.HasPrefix(hash, "$6$"):
+		got, ok := shaCrypt(pass, hash)
+		return ok && eq(got, hash)
 	case strings.HasPrefix(hash, "{SHA}"):
 		sum := sha1.Sum([]byte(pass))
 		return eq(base64.StdEncoding.EncodeToString(sum[:]), hash[len("{SHA}"):])
@@ -306,3 +321,135 @@ func md5Crypt(pass, setting, magic string) string {
 	to64(&b, f(11), 2)
 	return b.String()
 }
+
+// Bounds of the work one password check may cost.
+const (
+	maxBcryptCost    = 14
+	maxShaCryptRound = 1000000
+)
+
+// shaCrypt is Ulrich Drepper's SHA-crypt ("$5$" SHA-256, "$6$" SHA-512,
+// optional "rounds=N$"): the hash of pass with the salt and rounds of
+// setting. ok is false for a malformed setting or too many rounds.
+func shaCrypt(pass, setting string) (string, bool) {
+	var newHash func() hash.Hash
+	var order [][3]int
+	switch {
+	case strings.HasPrefix(setting, "$5$"):
+		newHash, order = sha256.New, sha256Order
+	case strings.HasPrefix(setting, "$6$"):
+		newHash, order = sha512.New, sha512Order
+	default:
+		return "", false
+	}
+	magic, rest := setting[:3], setting[3:]
+	rounds, custom := 5000, false
+	if r, ok := strings.CutPrefix(rest, "rounds="); ok {
+		num, after, found := strings.Cut(r, "$")
+		n, err := strconv.Atoi(num)
+		if !found || err != nil {
+			return "", false
+		}
+		rounds, custom, rest = min(max(n, 1000), 999999999), true, after
+	}
+	if rounds > maxShaCryptRound {
+		return "", false
+	}
+	salt, _, _ := strings.Cut(rest, "$")
+	if len(salt) > 16 {
+		salt = salt[:16]
+	}
+	P, S := []byte(pass), []byte(salt)
+	sum := func(parts ...[]byte) []byte {
+		h := newHash()
+		for _, p := range parts {
+			h.Write(p)
+		}
+		return h.Sum(nil)
+	}
+	B := sum(P, S, P)
+	size := len(B)
+	a := newHash()
+	a.Write(P)
+	a.Write(S)
+	for i := len(P); i > 0; i -= size {
+		a.Write(B[:min(i, size)])
+	}
+	for i := len(P); i > 0; i >>= 1 {
+		if i&1 != 0 {
+			a.Write(B)
+		} else {
+			a.Write(P)
+		}
+	}
+	A := a.Sum(nil)
+	dp := newHash()
+	for range P {
+		dp.Write(P)
+	}
+	DP := dp.Sum(nil)
+	Pb := make([]byte, 0, len(P))
+	for len(Pb) < len(P) {
+		Pb = append(Pb, DP[:min(size, len(P)-len(Pb))]...)
+	}
+	ds := newHash()
+	for i := 0; i < 16+int(A[0]); i++ {
+		ds.Write(S)
+	}
+	DS := ds.Sum(nil)
+	Sb := DS[:len(S)]
+	C := A
+	for i := 0; i < rounds; i++ {
+		h := newHash()
+		if i&1 != 0 {
+			h.Write(Pb)
+		} else {
+			h.Write(C)
+		}
+		if i%3 != 0 {
+			h.Write(Sb)
+		}
+		if i%7 != 0 {
+			h.Write(Pb)
+		}
+		if i&1 != 0 {
+			h.Write(C)
+		} else {
+			h.Write(Pb)
+		}
+		C = h.Sum(nil)
+	}
+	var b strings.Builder
+	b.WriteString(magic)
+	if custom {
+		fmt.Fprintf(&b, "rounds=%d$", rounds)
+	}
+	b.WriteString(salt)
+	b.WriteByte('$')
+	for _, t := range order {
+		v, n := uint32(0), 4
+		for j, idx := range t {
+			switch {
+			case idx >= 0:
+				v |= uint32(C[idx]) << (16 - 8*j)
+			case j == 0:
+				n--
+			}
+		}
+		if t[0] < 0 && t[1] < 0 {
+			n = 2
+		}
+		to64(&b, v, n)
+	}
+	return b.String(), true
+}
+
+// The byte triplets SHA-crypt encodes, in order (-1: none).
+var (
+	sha256Order = [][3]int{{0, 10, 20}, {21, 1, 11}, {12, 22, 2}, {3, 13, 23}, {24, 4, 14},
+		{15, 25, 5}, {6, 16, 26}, {27, 7, 17}, {18, 28, 8}, {9, 19, 29}, {-1, 31, 30}}
+	sha512Order = [][3]int{{0, 21, 42}, {22, 43, 1}, {44, 2, 23}, {3, 24, 45}, {25, 46, 4},
+		{47, 5, 26}, {6, 27, 48}, {28, 49, 7}, {50, 8, 29}, {9, 30, 51}, {31, 52, 10},
+		{53, 11, 32}, {12, 33, 54}, {34, 55, 13}, {56, 14, 35}, {15, 36, 57}, {37, 58, 16},
+		{59, 17, 38}, {18, 39, 60}, {40, 61, 19}, {62, 20, 41}, {-1, -1, 63}}
+)

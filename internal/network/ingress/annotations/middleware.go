@@ -70,7 +70,13 @@ func (h *headerWriter) Flush() {
 	_ = http.NewResponseController(h.ResponseWriter).Flush()
 }
 
+// Hijack sets the headers first: a reverse proxy switching protocols
+// writes the 101 response itself, from Header().
 func (h *headerWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !h.written {
+		h.written = true
+		h.set(h.ResponseWriter.Header())
+	}
 	return http.NewResponseController(h.ResponseWriter).Hijack()
 }
 
