@@ -114,16 +114,20 @@ var supported = map[string]bool{
 	"cors-allow-headers": true, "cors-expose-headers": true, "cors-allow-credentials": true,
 	"cors-max-age": true,
 	"hsts":         true, "hsts-max-age": true, "hsts-include-subdomains": true, "hsts-preload": true,
+	"app-root": true, "permanent-redirect": true, "permanent-redirect-code": true,
+	"temporal-redirect": true, "temporal-redirect-code": true,
+	"upstream-vhost": true, "x-forwarded-prefix": true,
 }
 
 // Parse reads ing's annotations: mw (nil when no annotation needs one)
 // wraps every route of the Ingress; tune is copied into the routes
 // (RouteTuning.Apply); warnings name the annotations not applied.
 //
-// mw handles, outermost first as ingress-nginx's phases: CORS (preflight
+// mw handles, outermost first as ingress-nginx's phases: app-root (302
+// for "/"), temporal-redirect/permanent-redirect, CORS (preflight
 // answered 204, headers set on responses), force-ssl-redirect (308),
 // whitelist/allowlist/denylist-source-range (403), basic auth (401), HSTS
-// on TLS responses.
+// on TLS responses, upstream-vhost and x-forwarded-prefix.
 func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Handler, tune RouteTuning, warnings []string) {
 	tune.Retries = -1
 	var w warns
@@ -237,6 +241,11 @@ func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Ha
 
 	// Middleware, innermost last.
 	var layers []func(http.Handler) http.Handler
+	for _, l := range []func(http.Handler) http.Handler{parseAppRoot(get, &w), parseRedirect(get, &w)} {
+		if l != nil {
+			layers = append(layers, l)
+		}
+	}
 	if c := parseCORS(get, getBool, &w); c != nil {
 		layers = append(layers, c.wrap)
 	}
@@ -251,6 +260,9 @@ func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Ha
 	}
 	if h := parseHSTS(a, get, getBool, &w); h != "" {
 		layers = append(layers, hsts(h))
+	}
+	if l := parseUpstreamRequest(get, &w); l != nil {
+		layers = append(layers, l)
 	}
 	if len(layers) > 0 {
 		mw = func(next http.Handler) http.Handler {
