@@ -50,11 +50,15 @@ type Config struct {
 type Parser struct {
 	cfg  Config
 	auth authCache
+	now  func() time.Time
+
+	limitsMu sync.Mutex
+	limits   map[string]*limitEntry // namespace/name/kind → state
 }
 
 // New returns a Parser.
 func New(cfg Config) *Parser {
-	return &Parser{cfg: cfg}
+	return &Parser{cfg: cfg, now: time.Now}
 }
 
 // RouteTuning is what the translator copies into each routes.Route built
@@ -117,6 +121,8 @@ var supported = map[string]bool{
 	"app-root": true, "permanent-redirect": true, "permanent-redirect-code": true,
 	"temporal-redirect": true, "temporal-redirect-code": true,
 	"upstream-vhost": true, "x-forwarded-prefix": true,
+	"limit-rps": true, "limit-rpm": true, "limit-connections": true, "limit-burst-multiplier": true,
+	"limit-whitelist": true, "limit-allowlist": true,
 }
 
 // Parse reads ing's annotations: mw (nil when no annotation needs one)
@@ -126,7 +132,8 @@ var supported = map[string]bool{
 // mw handles, outermost first as ingress-nginx's phases: app-root (302
 // for "/"), temporal-redirect/permanent-redirect, CORS (preflight
 // answered 204, headers set on responses), force-ssl-redirect (308),
-// whitelist/allowlist/denylist-source-range (403), basic auth (401), HSTS
+// whitelist/allowlist/denylist-source-range (403), limit-rps, limit-rpm
+// and limit-connections (503), basic auth (401), HSTS
 // on TLS responses, upstream-vhost and x-forwarded-prefix.
 func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Handler, tune RouteTuning, warnings []string) {
 	tune.Retries = -1
@@ -253,6 +260,9 @@ func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Ha
 		layers = append(layers, redirectToHTTPS(p.cfg.HTTPSPort))
 	}
 	if l := parseSourceRanges(ing, get, &w); l != nil {
+		layers = append(layers, l)
+	}
+	if l := p.parseRateLimits(ing, get, &w); l != nil {
 		layers = append(layers, l)
 	}
 	if l := p.parseAuth(ing, get, &w); l != nil {

@@ -158,16 +158,12 @@ func parseSourceRanges(ing *networkingv1.Ingress, get func(string) (string, bool
 			if s == "" {
 				continue
 			}
-			p, err := netip.ParsePrefix(s)
+			p, err := parsePrefix(s)
 			if err != nil {
-				a, aerr := netip.ParseAddr(s)
-				if aerr != nil {
-					w.invalid(name, s, fmt.Errorf("not a CIDR or an IP address"))
-					continue
-				}
-				p = netip.PrefixFrom(a, a.BitLen())
+				w.invalid(name, s, err)
+				continue
 			}
-			out = append(out, p.Masked())
+			out = append(out, p)
 		}
 		return out, true
 	}
@@ -184,24 +180,10 @@ func parseSourceRanges(ing *networkingv1.Ingress, get func(string) (string, bool
 	if !hasAllow && len(deny) == 0 {
 		return nil
 	}
-	contains := func(list []netip.Prefix, a netip.Addr) bool {
-		for _, p := range list {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ap, err := netip.ParseAddrPort(r.RemoteAddr)
-			var a netip.Addr
-			if err == nil {
-				a = ap.Addr().Unmap()
-			} else if a, err = netip.ParseAddr(r.RemoteAddr); err == nil {
-				a = a.Unmap()
-			}
-			if !a.IsValid() || contains(deny, a) || hasAllow && !contains(allow, a) {
+			a, ok := clientAddr(r)
+			if !ok || containsAddr(deny, a) || hasAllow && !containsAddr(allow, a) {
 				forbidden(w)
 				return
 			}
@@ -344,4 +326,40 @@ func (c *cors) wrap(next http.Handler) http.Handler {
 		}
 		setHeaders(next, w, r, func(h http.Header) { c.set(h, origin) })
 	})
+}
+
+// parsePrefix parses a CIDR or an address (a /32 or /128).
+func parsePrefix(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil {
+			return netip.Prefix{}, fmt.Errorf("not a CIDR or an IP address")
+		}
+		p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+	}
+	if p.Addr().Is4In6() {
+		p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+	}
+	return p.Masked(), nil
+}
+
+// clientAddr is the address of the client of r (the proxy's peer).
+func clientAddr(r *http.Request) (netip.Addr, bool) {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
+		return a.Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+func containsAddr(list []netip.Prefix, a netip.Addr) bool {
+	for _, p := range list {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
