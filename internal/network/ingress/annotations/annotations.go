@@ -42,6 +42,9 @@ type Config struct {
 	// HTTPSPort is the proxy's HTTPS port, used in the Location of
 	// force-ssl-redirect (0 or 443: no port in the URL).
 	HTTPSPort int
+	// AuthClient calls auth-url services; nil: a client that refuses
+	// loopback, link-local and unspecified addresses.
+	AuthClient *http.Client
 }
 
 // Parser reads annotations. It keeps the parsed htpasswd files and the
@@ -123,6 +126,8 @@ var supported = map[string]bool{
 	"upstream-vhost": true, "x-forwarded-prefix": true,
 	"limit-rps": true, "limit-rpm": true, "limit-connections": true, "limit-burst-multiplier": true,
 	"limit-whitelist": true, "limit-allowlist": true,
+	"auth-url": true, "auth-method": true, "auth-signin": true, "auth-response-headers": true,
+	"auth-signin-redirect-param": true,
 }
 
 // Parse reads ing's annotations: mw (nil when no annotation needs one)
@@ -133,7 +138,8 @@ var supported = map[string]bool{
 // for "/"), temporal-redirect/permanent-redirect, CORS (preflight
 // answered 204, headers set on responses), force-ssl-redirect (308),
 // whitelist/allowlist/denylist-source-range (403), limit-rps, limit-rpm
-// and limit-connections (503), basic auth (401), HSTS
+// and limit-connections (503), basic auth (401), auth-url (external
+// authentication: 401/403/302 to auth-signin), HSTS
 // on TLS responses, upstream-vhost and x-forwarded-prefix.
 func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Handler, tune RouteTuning, warnings []string) {
 	tune.Retries = -1
@@ -266,6 +272,9 @@ func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Ha
 		layers = append(layers, l)
 	}
 	if l := p.parseAuth(ing, get, &w); l != nil {
+		layers = append(layers, l)
+	}
+	if l := p.parseExternalAuth(get, &w); l != nil {
 		layers = append(layers, l)
 	}
 	if h := parseHSTS(a, get, getBool, &w); h != "" {
