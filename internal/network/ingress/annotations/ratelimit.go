@@ -45,6 +45,19 @@ func (p *Parser) limiter(key, cfg string) *limitState {
 	return s
 }
 
+// Forget drops what the Parser keeps for an Ingress (its rate limits'
+// counters): the translator calls it when the Ingress is deleted.
+func (p *Parser) Forget(namespace, name string) {
+	prefix := namespace + "/" + name + "/"
+	p.limitsMu.Lock()
+	defer p.limitsMu.Unlock()
+	for k := range p.limits {
+		if strings.HasPrefix(k, prefix) {
+			delete(p.limits, k)
+		}
+	}
+}
+
 type limitEntry struct {
 	cfg   string
 	state *limitState

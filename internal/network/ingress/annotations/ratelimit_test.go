@@ -105,6 +105,12 @@ func TestRateLimitSurvivesParse(t *testing.T) {
 	if rec := do(t, mw(backend), req); rec.Code != 503 {
 		t.Errorf("after a new Parse: %d, want 503", rec.Code)
 	}
+	p.Forget("app", "web")
+	mw, _, _ = p.Parse(ingress(ann))
+	if rec := do(t, mw(backend), req); rec.Code != 200 {
+		t.Errorf("after Forget: %d, want 200", rec.Code)
+	}
+	do(t, mw(backend), req)
 	ann["limit-rps"] = "2"
 	mw, _, _ = p.Parse(ingress(ann))
 	if rec := do(t, mw(backend), req); rec.Code != 200 {
