@@ -145,6 +145,7 @@ func (p *Parser) loadHtpasswd(ns, name, secretType string) (*htpasswd, error) {
 				f.warnings = append(f.warnings, fmt.Sprintf("annotation %sauth-secret: Secret %s line %d is not user:hash (ignored)", NginxPrefix, name, i+1))
 				continue
 			}
+			hash, _, _ = strings.Cut(hash, ":") // name:password:comment
 			f.add(user, hash, name, i+1)
 		}
 	}
@@ -224,6 +225,9 @@ func verifyHash(hash, pass string) bool {
 	eq := func(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 	switch {
 	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
+		if len(pass) > 72 { // crypt(3)'s bcrypt reads 72 bytes; Go's refuses more
+			pass = pass[:72]
+		}
 		return bcrypt.CompareHashAndPassword([]byte(hash), []byte(pass)) == nil
 	case strings.HasPrefix(hash, "$apr1$"):
 		return eq(md5Crypt(pass, hash, "$apr1$"), hash)

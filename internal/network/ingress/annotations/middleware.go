@@ -320,7 +320,6 @@ func (c *cors) wrap(next http.Handler) http.Handler {
 			h := w.Header()
 			c.set(h, origin)
 			h.Set("Content-Type", "text/plain charset=UTF-8")
-			h.Set("Content-Length", "0")
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}

@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-func secretLister(t *testing.T, secrets ...*corev1.Secret) (corelisters.SecretLister, cache.Indexer) {
+func secretLister(t testing.TB, secrets ...*corev1.Secret) (corelisters.SecretLister, cache.Indexer) {
 	t.Helper()
 	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	for _, s := range secrets {
@@ -263,6 +263,7 @@ func TestBasicAuth(t *testing.T) {
 		"sha1:{SHA}sBKkJl3+0/ZJlTnZyV6He0ZjMq0=",
 		"ssha:{SSHA}a9NGeSmizcqhYsMSr37nYsWwpLMBAgME",
 		"plain:{PLAIN}p@ss word",
+		"commented:{PLAIN}p@ss word:the comment nginx allows",
 		"",
 	}, "\r\n")
 	lister, _ := secretLister(t,
@@ -302,7 +303,7 @@ func TestBasicAuth(t *testing.T) {
 		{name: "DES crypt reported, other users work", ann: map[string]string{"auth-type": "basic", "auth-secret": "des"}, cfg: cfg,
 			req: request{user: "ok", password: "ok"}, want: want{status: 200, backend: true}, warnings: []string{"line 1: unsupported password hash"}},
 	}
-	for _, user := range []string{"bob", "apr", "md5", "sha256", "sha512", "sha1", "ssha", "plain"} {
+	for _, user := range []string{"bob", "apr", "md5", "sha256", "sha512", "sha1", "ssha", "plain", "commented"} {
 		tests = append(tests,
 			middlewareCase{name: "hash " + user, ann: basic, cfg: cfg, req: request{user: user, password: "p@ss word"},
 				want: want{status: 200, backend: true, headers: map[string]string{"X-Backend-Authorization": "Basic " + basicCreds(user, "p@ss word")}}},
@@ -422,5 +423,16 @@ func TestMiddlewareKeepsUpgradesAndFlushes(t *testing.T) {
 	line, err := bufio.NewReader(r.Body).ReadString('\n')
 	if err != nil || line != "first\n" || r.Header.Get("Strict-Transport-Security") == "" {
 		t.Fatalf("stream %q %v %v", line, err, r.Header)
+	}
+}
+
+func TestBcryptLongPassword(t *testing.T) {
+	long := strings.Repeat("a", 80)
+	h, err := bcrypt.GenerateFromPassword([]byte(long[:72]), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !verifyHash(string(h), long) || verifyHash(string(h), long[:71]) {
+		t.Error("a password longer than 72 bytes is checked on its first 72, as crypt(3)")
 	}
 }
