@@ -130,6 +130,22 @@ var supported = map[string]bool{
 	"auth-signin-redirect-param": true,
 }
 
+// noEffect are nginx tuning annotations that have no counterpart in
+// Havre's proxy, and why.
+var noEffect = map[string]string{
+	"proxy-buffering":           "responses are streamed, never buffered to disk",
+	"proxy-buffer-size":         "header sizes are not bound to nginx buffers",
+	"proxy-buffers-number":      "responses are streamed, never buffered to disk",
+	"proxy-busy-buffers-size":   "responses are streamed, never buffered to disk",
+	"proxy-max-temp-file-size":  "responses are streamed, never buffered to disk",
+	"proxy-request-buffering":   "request bodies are streamed",
+	"client-body-buffer-size":   "request bodies are streamed",
+	"proxy-http-version":        "the protocol to the backend follows backend-protocol",
+	"service-upstream":          "requests always go to the Service's ready endpoints",
+	"enable-access-log":         "every request is logged",
+	"client-header-buffer-size": "header sizes are not bound to nginx buffers",
+}
+
 // Parse reads ing's annotations: mw (nil when no annotation needs one)
 // wraps every route of the Ingress; tune is copied into the routes
 // (RouteTuning.Apply); warnings name the annotations not applied.
@@ -158,6 +174,8 @@ func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Ha
 		switch {
 		case strings.HasSuffix(name, "-snippet") || name == "configuration-snippet":
 			w.add("annotation %s: snippets are never applied (raw proxy configuration is not accepted)", k)
+		case noEffect[name] != "":
+			w.add("annotation %s has no effect in Havre: %s (ignored)", k, noEffect[name])
 		case !supported[name]:
 			w.add("annotation %s is not supported by Havre (ignored)", k)
 		}
