@@ -84,7 +84,12 @@ func (h *headerWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (h *headerWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 func setHeaders(next http.Handler, w http.ResponseWriter, r *http.Request, set func(http.Header)) {
-	next.ServeHTTP(&headerWriter{ResponseWriter: w, set: set}, r)
+	hw := &headerWriter{ResponseWriter: w, set: set}
+	next.ServeHTTP(hw, r)
+	if !hw.written { // an empty 200: the server writes the header after us
+		hw.written = true
+		set(w.Header())
+	}
 }
 
 // parseHSTS returns the Strict-Transport-Security value to send on TLS

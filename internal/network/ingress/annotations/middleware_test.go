@@ -436,3 +436,37 @@ func TestBcryptLongPassword(t *testing.T) {
 		t.Error("a password longer than 72 bytes is checked on its first 72, as crypt(3)")
 	}
 }
+
+// Headers are set on a response whose handler wrote nothing, on errors,
+// and replace the backend's.
+func TestHeadersOnEveryResponse(t *testing.T) {
+	mw, _, _ := New(Config{}).Parse(ingress(map[string]string{"enable-cors": "true", "havre.io/hsts": "true"}))
+	for name, h := range map[string]http.Handler{
+		"empty":   http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}),
+		"error":   http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "bad gateway", http.StatusBadGateway) }),
+		"flushed": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.NewResponseController(w).Flush() }),
+		"backend's": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Strict-Transport-Security", "max-age=0")
+			w.Header().Add("Access-Control-Allow-Origin", "https://other.example")
+			w.WriteHeader(200)
+		}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewTLSServer(mw(h))
+			defer srv.Close()
+			req, _ := http.NewRequest("GET", srv.URL, nil)
+			req.Header.Set("Origin", "https://a.example")
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Values("Strict-Transport-Security"); len(got) != 1 || got[0] != "max-age=31536000; includeSubDomains" {
+				t.Errorf("HSTS %q", got)
+			}
+			if got := resp.Header.Values("Access-Control-Allow-Origin"); len(got) != 1 || got[0] != "*" {
+				t.Errorf("Access-Control-Allow-Origin %q", got)
+			}
+		})
+	}
+}
