@@ -127,7 +127,7 @@ var supported = map[string]bool{
 	"limit-rps": true, "limit-rpm": true, "limit-connections": true, "limit-burst-multiplier": true,
 	"limit-whitelist": true, "limit-allowlist": true,
 	"auth-url": true, "auth-method": true, "auth-signin": true, "auth-response-headers": true,
-	"auth-signin-redirect-param": true,
+	"auth-signin-redirect-param": true, "satisfy": true,
 }
 
 // noEffect are nginx tuning annotations that have no counterpart in
@@ -153,9 +153,10 @@ var noEffect = map[string]string{
 // mw handles, outermost first as ingress-nginx's phases: app-root (302
 // for "/"), temporal-redirect/permanent-redirect, CORS (preflight
 // answered 204, headers set on responses), force-ssl-redirect (308),
-// whitelist/allowlist/denylist-source-range (403), limit-rps, limit-rpm
-// and limit-connections (503), basic auth (401), auth-url (external
-// authentication: 401/403/302 to auth-signin), HSTS
+// limit-rps, limit-rpm and limit-connections (503),
+// whitelist/allowlist/denylist-source-range (403), basic auth (401),
+// auth-url (external authentication: 401/403/302 to auth-signin) — with
+// satisfy=any an allowed source range or the authentication suffices —, HSTS
 // on TLS responses, upstream-vhost and x-forwarded-prefix.
 func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Handler, tune RouteTuning, warnings []string) {
 	tune.Retries = -1
@@ -283,17 +284,45 @@ func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Ha
 	if tune.ForceSSLRedirect {
 		layers = append(layers, redirectToHTTPS(p.cfg.HTTPSPort))
 	}
-	if l := parseSourceRanges(ing, get, &w); l != nil {
-		layers = append(layers, l)
-	}
+	// nginx's preaccess phase (rate limits), then its access phase: the
+	// source ranges and authentication, all required unless satisfy=any.
 	if l := p.parseRateLimits(ing, get, &w); l != nil {
 		layers = append(layers, l)
 	}
-	if l := p.parseAuth(ing, get, &w); l != nil {
-		layers = append(layers, l)
+	access := parseSourceRanges(get, &w)
+	var auth []func(http.Handler) http.Handler
+	for _, l := range []func(http.Handler) http.Handler{p.parseAuth(ing, get, &w), p.parseExternalAuth(get, &w)} {
+		if l != nil {
+			auth = append(auth, l)
+		}
 	}
-	if l := p.parseExternalAuth(get, &w); l != nil {
-		layers = append(layers, l)
+	satisfyAny := false
+	if v, ok := get("satisfy"); ok && v != "" {
+		switch v {
+		case "any":
+			satisfyAny = true
+		case "all":
+		default:
+			w.invalid("satisfy", v, fmt.Errorf(`must be "all" or "any"`))
+		}
+	}
+	switch {
+	case satisfyAny && access != nil && len(auth) > 0:
+		layers = append(layers, func(next http.Handler) http.Handler {
+			authed := chain(auth, next)
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if access(r) {
+					next.ServeHTTP(w, r)
+					return
+				}
+				authed.ServeHTTP(w, r)
+			})
+		})
+	default:
+		if access != nil {
+			layers = append(layers, accessLayer(access))
+		}
+		layers = append(layers, auth...)
 	}
 	if h := parseHSTS(a, get, getBool, &w); h != "" {
 		layers = append(layers, hsts(h))
@@ -302,14 +331,17 @@ func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Ha
 		layers = append(layers, l)
 	}
 	if len(layers) > 0 {
-		mw = func(next http.Handler) http.Handler {
-			for i := len(layers) - 1; i >= 0; i-- {
-				next = layers[i](next)
-			}
-			return next
-		}
+		mw = func(next http.Handler) http.Handler { return chain(layers, next) }
 	}
 	return mw, tune, w
+}
+
+// chain wraps next in layers, the first outermost.
+func chain(layers []func(http.Handler) http.Handler, next http.Handler) http.Handler {
+	for i := len(layers) - 1; i >= 0; i-- {
+		next = layers[i](next)
+	}
+	return next
 }
 
 var sizeRE = regexp.MustCompile(`^([0-9]+)([kKmMgG]?)$`)

@@ -9,8 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-
-	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // acmePath is never redirected: HTTP-01 challenges are answered on HTTP.
@@ -149,9 +147,10 @@ func hsts(value string) func(http.Handler) http.Handler {
 
 // parseSourceRanges reads whitelist-source-range (or its newer name
 // allowlist-source-range) and denylist-source-range: comma-separated CIDRs
-// or addresses checked against the client's address (403 Forbidden).
-// An allow list whose entries are all invalid denies every client.
-func parseSourceRanges(ing *networkingv1.Ingress, get func(string) (string, bool), w *warns) func(http.Handler) http.Handler {
+// or addresses checked against the client's address. allowed is nil when
+// neither is set. An allow list whose entries are all invalid denies every
+// client.
+func parseSourceRanges(get func(string) (string, bool), w *warns) (allowed func(*http.Request) bool) {
 	parse := func(name string) ([]netip.Prefix, bool) {
 		v, ok := get(name)
 		if !ok {
@@ -185,10 +184,18 @@ func parseSourceRanges(ing *networkingv1.Ingress, get func(string) (string, bool
 	if !hasAllow && len(deny) == 0 {
 		return nil
 	}
+	return func(r *http.Request) bool {
+		a, ok := clientAddr(r)
+		return ok && !containsAddr(deny, a) && (!hasAllow || containsAddr(allow, a))
+	}
+}
+
+// accessLayer answers 403 Forbidden to the clients allowed refuses, as
+// nginx's deny.
+func accessLayer(allowed func(*http.Request) bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			a, ok := clientAddr(r)
-			if !ok || containsAddr(deny, a) || hasAllow && !containsAddr(allow, a) {
+			if !allowed(r) {
 				forbidden(w)
 				return
 			}

@@ -470,3 +470,25 @@ func TestHeadersOnEveryResponse(t *testing.T) {
 		})
 	}
 }
+
+func TestSatisfy(t *testing.T) {
+	lister, _ := secretLister(t, secret("app", "basic", "1", map[string]string{"auth": "u:{PLAIN}pw"}))
+	cfg := Config{Secrets: lister}
+	ann := func(satisfy string) map[string]string {
+		m := map[string]string{"whitelist-source-range": "10.0.0.0/8", "auth-type": "basic", "auth-secret": "basic"}
+		if satisfy != "" {
+			m["satisfy"] = satisfy
+		}
+		return m
+	}
+	inside, outside := "10.0.0.1:1", "192.0.2.1:1"
+	runMiddleware(t, []middlewareCase{
+		{name: "any: an allowed address needs no credentials", ann: ann("any"), cfg: cfg, req: request{remote: inside}, want: want{status: 200, backend: true}, warnings: []string{}},
+		{name: "any: others must authenticate", ann: ann("any"), cfg: cfg, req: request{remote: outside}, want: want{status: 401}},
+		{name: "any: others with credentials", ann: ann("any"), cfg: cfg, req: request{remote: outside, user: "u", password: "pw"}, want: want{status: 200, backend: true}},
+		{name: "all (default): an allowed address must authenticate", ann: ann(""), cfg: cfg, req: request{remote: inside}, want: want{status: 401}},
+		{name: "all: credentials from elsewhere are refused", ann: ann("all"), cfg: cfg, req: request{remote: outside, user: "u", password: "pw"}, want: want{status: 403}},
+		{name: "all: both", ann: ann("all"), cfg: cfg, req: request{remote: inside, user: "u", password: "pw"}, want: want{status: 200, backend: true}},
+		{name: "invalid satisfy is all", ann: ann("either"), cfg: cfg, req: request{remote: inside}, want: want{status: 401}, warnings: []string{"satisfy: invalid value"}},
+	})
+}
