@@ -28,7 +28,7 @@ type leaky struct {
 
 // maxLimitClients bounds the clients a limit remembers: beyond it, the
 // ones whose bucket has drained are forgotten.
-const maxLimitClients = 100000
+var maxLimitClients = 100000
 
 // limiter returns the state of key, new when cfg changed.
 func (p *Parser) limiter(key, cfg string) *limitState {

@@ -2,6 +2,7 @@ package annotations
 
 import (
 	"net/http"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -150,5 +151,25 @@ func TestLimitConnections(t *testing.T) {
 	wg.Wait()
 	if rec := do(t, mw(backend), request{remote: "10.0.0.1:1"}); rec.Code != 200 {
 		t.Errorf("after the others finished: %d, want 200", rec.Code)
+	}
+}
+
+func TestRateLimitForgetsDrainedClients(t *testing.T) {
+	defer func(n int) { maxLimitClients = n }(maxLimitClients)
+	maxLimitClients = 3
+	s := &limitState{excess: map[netip.Addr]*leaky{}}
+	t0 := time.Unix(1e9, 0)
+	for i := range 3 {
+		a := netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})
+		s.allow(a, 1, 5, t0)
+		s.allow(a, 1, 5, t0) // excess 1
+	}
+	s.allow(netip.MustParseAddr("10.0.0.3"), 1, 5, t0.Add(500*time.Millisecond))
+	if len(s.excess) != 4 {
+		t.Fatalf("%d clients kept, want 4 (none drained yet)", len(s.excess))
+	}
+	s.allow(netip.MustParseAddr("10.0.0.4"), 1, 5, t0.Add(2*time.Second))
+	if _, ok := s.excess[netip.MustParseAddr("10.0.0.4")]; !ok || len(s.excess) != 1 {
+		t.Errorf("clients kept %v, want only the new one (the others drained)", s.excess)
 	}
 }
