@@ -11,6 +11,7 @@
 package annotations
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -95,6 +96,10 @@ type RouteTuning struct {
 	ForceSSLRedirect bool
 	// Retries (proxy-next-upstream-tries minus one); -1: not set.
 	Retries int
+	// NotServed, when set, says why none of the Ingress's paths may be
+	// served (Apply fails with it): a canary Ingress, which ingress-nginx
+	// only ever serves as a share of its main Ingress's traffic.
+	NotServed string
 }
 
 // warns collects warnings.
@@ -128,6 +133,9 @@ var supported = map[string]bool{
 	"limit-whitelist": true, "limit-allowlist": true,
 	"auth-url": true, "auth-method": true, "auth-signin": true, "auth-response-headers": true,
 	"auth-signin-redirect-param": true, "satisfy": true,
+	"auth-tls-secret": true, "auth-tls-verify-client": true, // refused below
+	"canary": true, "canary-weight": true, "canary-weight-total": true, "canary-by-header": true,
+	"canary-by-header-value": true, "canary-by-header-pattern": true, "canary-by-cookie": true,
 }
 
 // noEffect are nginx tuning annotations that have no counterpart in
@@ -199,6 +207,10 @@ func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Ha
 	}
 
 	// Routing and tuning.
+	if canary, _ := getBool("canary"); canary {
+		tune.NotServed = "canary Ingresses are not supported by Havre: this one is not served, its main Ingress gets all the traffic"
+		w.add("annotation %scanary: %s", NginxPrefix, tune.NotServed)
+	}
 	if b, ok := getBool("ssl-redirect"); ok {
 		tune.SSLRedirect = &b
 	}
@@ -283,6 +295,18 @@ func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Ha
 	}
 	if tune.ForceSSLRedirect {
 		layers = append(layers, redirectToHTTPS(p.cfg.HTTPSPort))
+	}
+	// Client certificate authentication Havre cannot enforce: fail closed
+	// rather than serve what the Ingress meant to protect.
+	if v, ok := get("auth-tls-secret"); ok && v != "" {
+		if mode, _ := get("auth-tls-verify-client"); mode == "off" {
+			w.add("annotation %sauth-tls-secret: client certificate authentication is not supported by Havre (ignored: auth-tls-verify-client is off)", NginxPrefix)
+		} else {
+			w.add("annotation %sauth-tls-secret: client certificate authentication is not supported by Havre: requests are denied (503)", NginxPrefix)
+			layers = append(layers, func(http.Handler) http.Handler {
+				return http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) { nginxError(rw, http.StatusServiceUnavailable) })
+			})
+		}
 	}
 	// nginx's preaccess phase (rate limits), then its access phase: the
 	// source ranges and authentication, all required unless satisfy=any.
@@ -433,9 +457,13 @@ func validCookieName(s string) bool {
 // Prefix matches become ingress-nginx's regex (PathRegex) and Exact ones
 // anchored regexes, and a URLRewrite filter carries RewriteTarget as
 // PathModifier.RegexTemplate (applied by RewriteURL). It fails, leaving r
-// unchanged, when a path is not a regular expression Go accepts: the
-// translator then skips the path and reports it.
+// unchanged, when a path is not a regular expression Go accepts, or when
+// the Ingress must not be served (NotServed): the translator then skips
+// the path and reports it.
 func (t RouteTuning) Apply(r *routes.Route) error {
+	if t.NotServed != "" {
+		return errors.New(t.NotServed)
+	}
 	matches := r.Matches
 	if t.UseRegex {
 		matches = slices.Clone(r.Matches)

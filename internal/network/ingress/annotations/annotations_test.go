@@ -76,8 +76,13 @@ func TestParseTuning(t *testing.T) {
 		{name: "affinity other kind", ann: map[string]string{"affinity": "ip"}, want: def, warnings: []string{`affinity: invalid value "ip"`}},
 		{name: "snippets are never applied", ann: map[string]string{"configuration-snippet": "more_set_headers x", "server-snippet": "location / {}"}, want: def,
 			warnings: []string{"configuration-snippet: snippets are never applied", "server-snippet: snippets are never applied"}},
-		{name: "unknown nginx annotation", ann: map[string]string{"proxy-ssl-verify": "on", "canary": "true"}, want: def,
-			warnings: []string{"canary is not supported by Havre", "proxy-ssl-verify is not supported by Havre"}},
+		{name: "unknown nginx annotation", ann: map[string]string{"proxy-ssl-verify": "on", "mirror-target": "x"}, want: def,
+			warnings: []string{"mirror-target is not supported by Havre", "proxy-ssl-verify is not supported by Havre"}},
+		{name: "canary Ingress not served", ann: map[string]string{"canary": "true", "canary-weight": "10"},
+			want: with(func(t *RouteTuning) {
+				t.NotServed = "canary Ingresses are not supported by Havre: this one is not served, its main Ingress gets all the traffic"
+			}), warnings: []string{"canary: canary Ingresses are not supported by Havre"}},
+		{name: "canary false", ann: map[string]string{"canary": "false"}, want: def},
 		{name: "nginx tuning without effect", ann: map[string]string{"proxy-buffer-size": "16k"}, want: def,
 			warnings: []string{"proxy-buffer-size has no effect in Havre: header sizes are not bound to nginx buffers"}},
 		{name: "cors", ann: map[string]string{"enable-cors": "true"}, want: def, mw: true},
@@ -225,6 +230,11 @@ func TestApply(t *testing.T) {
 					t.Errorf("match %+v", m)
 				}
 			},
+		},
+		{
+			name: "a canary's routes are refused", tune: RouteTuning{NotServed: "canary", Retries: -1}, route: base(routes.PathPrefix, "/"),
+			wantErr: "canary",
+			check:   func(*testing.T, *routes.Route) {},
 		},
 		{
 			name: "invalid regex", tune: RouteTuning{UseRegex: true, Retries: -1}, route: base(routes.PathPrefix, "/(?=look)"),

@@ -41,11 +41,11 @@ func TestRecordWarnings(t *testing.T) {
 // The Event a migrated manifest gets.
 func TestRecordWarningsFromParse(t *testing.T) {
 	rec := record.NewFakeRecorder(10)
-	ing := ingress(map[string]string{"configuration-snippet": "x", "canary": "true", "ssl-redirect": "true"})
+	ing := ingress(map[string]string{"configuration-snippet": "x", "mirror-target": "x", "ssl-redirect": "true"})
 	_, _, warnings := New(Config{}).Parse(ing)
 	RecordWarnings(rec, ing, warnings)
-	want := "Warning UnsupportedAnnotation annotation nginx.ingress.kubernetes.io/canary is not supported by Havre (ignored); " +
-		"annotation nginx.ingress.kubernetes.io/configuration-snippet: snippets are never applied (raw proxy configuration is not accepted)"
+	want := "Warning UnsupportedAnnotation annotation nginx.ingress.kubernetes.io/configuration-snippet: snippets are never applied (raw proxy configuration is not accepted); " +
+		"annotation nginx.ingress.kubernetes.io/mirror-target is not supported by Havre (ignored)"
 	if e := <-rec.Events; e != want {
 		t.Errorf("event\n %q\nwant\n %q", e, want)
 	}

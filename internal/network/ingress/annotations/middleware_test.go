@@ -492,3 +492,16 @@ func TestSatisfy(t *testing.T) {
 		{name: "invalid satisfy is all", ann: ann("either"), cfg: cfg, req: request{remote: inside}, want: want{status: 401}, warnings: []string{"satisfy: invalid value"}},
 	})
 }
+
+// Client certificate authentication is not supported: the Ingress's
+// routes are refused rather than served unprotected.
+func TestAuthTLSFailsClosed(t *testing.T) {
+	runMiddleware(t, []middlewareCase{
+		{name: "auth-tls-secret", ann: map[string]string{"auth-tls-secret": "ns/ca", "auth-tls-verify-depth": "1"}, req: request{https: true},
+			want: want{status: 503}, warnings: []string{"auth-tls-verify-depth is not supported", "client certificate authentication is not supported by Havre: requests are denied (503)"}},
+		{name: "optional is denied too", ann: map[string]string{"auth-tls-secret": "ns/ca", "auth-tls-verify-client": "optional"}, req: request{https: true},
+			want: want{status: 503}},
+		{name: "verification off", ann: map[string]string{"auth-tls-secret": "ns/ca", "auth-tls-verify-client": "off"}, req: request{https: true},
+			want: want{status: 200, backend: true}, warnings: []string{"auth-tls-secret: client certificate authentication is not supported by Havre (ignored: auth-tls-verify-client is off)"}},
+	})
+}
