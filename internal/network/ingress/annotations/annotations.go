@@ -94,7 +94,8 @@ type RouteTuning struct {
 	// ForceSSLRedirect (force-ssl-redirect): the middleware redirects
 	// plain-HTTP requests to HTTPS even for hosts without a certificate.
 	ForceSSLRedirect bool
-	// Retries (proxy-next-upstream-tries minus one); -1: not set.
+	// Retries (proxy-next-upstream-tries minus one); -1: not set (also
+	// for "0", nginx's "no limit": the proxy's own bound applies).
 	Retries int
 	// NotServed, when set, says why none of the Ingress's paths may be
 	// served (Apply fails with it): a canary Ingress, which ingress-nginx
@@ -275,8 +276,7 @@ func (p *Parser) Parse(ing *networkingv1.Ingress) (mw func(http.Handler) http.Ha
 		switch {
 		case err != nil:
 			w.invalid("proxy-next-upstream-tries", v, err)
-		case n == 0: // nginx: unlimited; Havre bounds retries by the endpoints
-			tune.Retries = 0
+		case n == 0: // nginx: no limit; Havre keeps its own bound
 		default:
 			tune.Retries = n - 1
 		}

@@ -66,6 +66,8 @@ func TestParseTuning(t *testing.T) {
 		{name: "timeouts", ann: map[string]string{"proxy-read-timeout": "3600", "proxy-connect-timeout": "5s"}, want: with(func(t *RouteTuning) { t.ReadTimeout, t.ConnectTimeout = time.Hour, 5*time.Second })},
 		{name: "timeout invalid", ann: map[string]string{"proxy-read-timeout": "-1"}, want: def, warnings: []string{"proxy-read-timeout: invalid value"}},
 		{name: "next-upstream-tries", ann: map[string]string{"proxy-next-upstream-tries": "3"}, want: with(func(t *RouteTuning) { t.Retries = 2 })},
+		{name: "next-upstream-tries 1: no retry", ann: map[string]string{"proxy-next-upstream-tries": "1"}, want: with(func(t *RouteTuning) { t.Retries = 0 })},
+		{name: "next-upstream-tries 0: the proxy's bound", ann: map[string]string{"proxy-next-upstream-tries": "0"}, want: def},
 		{name: "affinity defaults", ann: map[string]string{"affinity": "cookie"}, want: with(func(t *RouteTuning) { t.Affinity = &routes.CookieAffinity{Name: "INGRESSCOOKIE"} })},
 		{name: "affinity full", ann: map[string]string{"affinity": "cookie", "affinity-mode": "persistent", "session-cookie-name": "route", "session-cookie-path": "/app", "session-cookie-max-age": "172800"},
 			want: with(func(t *RouteTuning) {
