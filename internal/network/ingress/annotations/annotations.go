@@ -153,6 +153,10 @@ var noEffect = map[string]string{
 	"service-upstream":          "requests always go to the Service's ready endpoints",
 	"enable-access-log":         "every request is logged",
 	"client-header-buffer-size": "header sizes are not bound to nginx buffers",
+	"load-balance":              "the proxy balances over ready endpoints with its own policy",
+	"ssl-ciphers":               "TLS uses Go's secure defaults",
+	"ssl-prefer-server-ciphers": "TLS uses Go's secure defaults",
+	"http2-push-preload":        "HTTP/2 server push is obsolete",
 }
 
 // Parse reads ing's annotations: mw (nil when no annotation needs one)
