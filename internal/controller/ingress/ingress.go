@@ -28,6 +28,7 @@ import (
 
 	"github.com/havre/havre/internal/controller"
 	proxy "github.com/havre/havre/internal/network/ingress"
+	"github.com/havre/havre/internal/network/ingress/annotations"
 	"github.com/havre/havre/internal/network/ingress/routes"
 )
 
@@ -47,7 +48,10 @@ type Controller struct {
 	synced    []cache.InformerSynced
 	queue     workqueue.TypedRateLimitingInterface[string]
 	recorder  record.EventRecorder
-	warned    map[string]int64 // ingress key → generation warned about
+	warned    map[string]string // ingress key → generation and annotations warned about
+	// annotations reads Ingresses' annotations for what the proxies
+	// ignore (reported in an UnsupportedAnnotation Event).
+	annotations *annotations.Parser
 }
 
 // New returns a controller on the factory's Ingress, IngressClass and Node
@@ -61,8 +65,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 		synced: []cache.InformerSynced{ingInf.Informer().HasSynced, classInf.Informer().HasSynced, nodeInf.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ingress"}),
-		recorder: recorder,
-		warned:   map[string]int64{},
+		recorder:    recorder,
+		warned:      map[string]string{},
+		annotations: annotations.New(annotations.Config{}),
 	}
 	add := func(obj any) {
 		if k, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
@@ -177,13 +182,18 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	return err
 }
 
-// warn records what the proxies leave out of an Ingress, once per
-// generation.
+// warn records what the proxies leave out of an Ingress (resource
+// backends, annotations they do not apply), once per generation and set of
+// annotations.
 func (c *Controller) warn(key string, ing *networkingv1.Ingress) {
-	if c.warned[key] == ing.Generation {
+	seen := fmt.Sprint(ing.Generation, ing.Annotations) // fmt prints maps sorted
+	if c.warned[key] == seen {
 		return
 	}
-	c.warned[key] = ing.Generation
+	c.warned[key] = seen
+	_, _, warnings := c.annotations.Parse(ing)
+	c.annotations.Forget(ing.Namespace, ing.Name)
+	annotations.RecordWarnings(c.recorder, ing, warnings)
 	check := func(b *networkingv1.IngressBackend) {
 		if b != nil && b.Resource != nil {
 			c.recorder.Event(ing, corev1.EventTypeWarning, ReasonUnsupportedBackend,

@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,7 +36,8 @@ func TestStatus(t *testing.T) {
 		node("off", "10.0.0.3", "false", true), node("down", "10.0.0.4", "true", false),
 		&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "havre", Annotations: map[string]string{networkingv1.AnnotationIsDefaultIngressClass: "true"}},
 			Spec: networkingv1.IngressClassSpec{Controller: routes.IngressController}},
-		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "mine", Generation: 1}, Spec: networkingv1.IngressSpec{
+		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "mine", Generation: 1,
+			Annotations: map[string]string{"nginx.ingress.kubernetes.io/configuration-snippet": "more_set_headers \"X: y\";"}}, Spec: networkingv1.IngressSpec{
 			Rules: []networkingv1.IngressRule{{IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{
 				{Path: "/", PathType: &prefix, Backend: networkingv1.IngressBackend{Resource: &corev1.TypedLocalObjectReference{Kind: "Bucket", Name: "b"}}}}}}}}}},
 		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "theirs"}, Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("nginx")}},
@@ -75,13 +77,23 @@ func TestStatus(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	select {
-	case e := <-rec.Events:
-		if e != `Warning UnsupportedBackend resource backend Bucket "b" is not supported: only Service backends are served (the path is left out)` {
-			t.Errorf("event: %s", e)
+	want := map[string]bool{
+		`Warning UnsupportedBackend resource backend Bucket "b" is not supported: only Service backends are served (the path is left out)`: false,
+		"Warning UnsupportedAnnotation": false,
+	}
+	for range want {
+		select {
+		case e := <-rec.Events:
+			if strings.HasPrefix(e, "Warning UnsupportedAnnotation ") && strings.Contains(e, "configuration-snippet") {
+				e = "Warning UnsupportedAnnotation"
+			}
+			if _, ok := want[e]; !ok {
+				t.Errorf("unexpected event: %s", e)
+			}
+			want[e] = true
+		case <-time.After(5 * time.Second):
+			t.Errorf("events missing: %v", want)
 		}
-	case <-time.After(5 * time.Second):
-		t.Error("no event")
 	}
 	time.Sleep(100 * time.Millisecond)
 	if ing, _ := client.NetworkingV1().Ingresses("ns").Get(ctx, "theirs", metav1.GetOptions{}); len(ing.Status.LoadBalancer.Ingress) != 0 {
