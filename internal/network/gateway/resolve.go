@@ -48,8 +48,9 @@ type Snapshot struct {
 	NamespaceLabels map[string]map[string]string
 	// Secret returns a Secret or nil (listener certificateRefs).
 	Secret func(types.NamespacedName) *corev1.Secret
-	// HTTPPort and HTTPSPort are the node's ingress ports: Gateway listener
-	// ports 80 and 443 are served on them; other ports as they are.
+	// HTTPPort and HTTPSPort are the table's ports of Gateway listeners
+	// of ports 80 and 443 (the proxy's convention: 80 and 443, which it
+	// serves on the node's ingress ports); other ports are as they are.
 	HTTPPort, HTTPSPort int32
 }
 

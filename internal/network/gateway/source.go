@@ -112,20 +112,27 @@ func (l *Listers) Snapshot(httpPort, httpsPort int32) (*Snapshot, error) {
 	return s, nil
 }
 
+// The listener ports of the proxy's two standard ports, as the proxy
+// reads a routes.Table: a routes.Listener of port 80 is served on the
+// node's --ingress-http-port, one of 443 on its --ingress-https-port.
+const (
+	HTTPPort  int32 = 80
+	HTTPSPort int32 = 443
+)
+
 // Source is the routes.Source of Gateway API for a node's proxy.
 type Source struct {
-	listers             *Listers
-	httpPort, httpsPort int32
-	changed             chan struct{}
+	listers *Listers
+	changed chan struct{}
 }
 
 var _ routes.Source = (*Source)(nil)
 
-// NewSource builds the Source on the factories (start them afterwards);
-// httpPort and httpsPort are the node's ingress ports, on which Gateway
-// listeners of ports 80 and 443 are served.
-func NewSource(gw gatewayinformers.SharedInformerFactory, kube informers.SharedInformerFactory, httpPort, httpsPort int32) *Source {
-	s := &Source{httpPort: httpPort, httpsPort: httpsPort, changed: make(chan struct{}, 1)}
+// NewSource builds the Source on the factories (start them afterwards).
+// Its table names Gateway listener ports as they are (80 and 443 being
+// the node's ingress ports, see HTTPPort).
+func NewSource(gw gatewayinformers.SharedInformerFactory, kube informers.SharedInformerFactory) *Source {
+	s := &Source{changed: make(chan struct{}, 1)}
 	s.listers = NewListers(gw, kube, s.notify)
 	return s
 }
@@ -145,7 +152,7 @@ func (s *Source) Changed() <-chan struct{} { return s.changed }
 
 // Build translates the caches' content.
 func (s *Source) Build() *routes.Table {
-	snap, err := s.listers.Snapshot(s.httpPort, s.httpsPort)
+	snap, err := s.listers.Snapshot(HTTPPort, HTTPSPort)
 	if err != nil {
 		slog.Error("gateway: reading the caches", "err", err)
 		return &routes.Table{}

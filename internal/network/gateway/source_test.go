@@ -28,13 +28,13 @@ func TestSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	kf, gf := informers.NewSharedInformerFactory(kube, 0), gatewayinformers.NewSharedInformerFactory(gw, 0)
-	src := NewSource(gf, kf, 8080, 8443)
+	src := NewSource(gf, kf)
 	kf.Start(ctx.Done())
 	gf.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), src.Synced()...) {
 		t.Fatal("caches not synced")
 	}
-	if tab := src.Build(); len(tab.Listeners) != 1 || tab.Listeners[0].Port != 8080 || len(tab.Listeners[0].Hosts) != 0 {
+	if tab := src.Build(); len(tab.Listeners) != 1 || tab.Listeners[0].Port != 80 || len(tab.Listeners[0].Hosts) != 0 {
 		t.Fatalf("table %+v, want the HTTP listener, empty", tab.Listeners)
 	}
 	for len(src.Changed()) > 0 {
