@@ -72,7 +72,7 @@ func New(client gatewayclient.Interface, ext apiextensionsclient.Interface, gf g
 	nodes := kf.Core().V1().Nodes()
 	c.nodes = nodes.Lister()
 	_, _ = nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { enqueue() },
+		AddFunc: func(any) { enqueue() },
 		UpdateFunc: func(old, cur any) {
 			if !reflect.DeepEqual(addressOf(old.(*corev1.Node)), addressOf(cur.(*corev1.Node))) {
 				enqueue()
