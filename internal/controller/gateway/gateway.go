@@ -184,6 +184,10 @@ func (c *Controller) sync(ctx context.Context, _ string) error {
 		}
 		updated := gc.DeepCopy()
 		updated.Status.Conditions = setConditions(gc.Status.Conditions, []gwnet.Condition{accepted, sv}, gc.Generation)
+		updated.Status.SupportedFeatures = nil
+		for _, f := range gwnet.SupportedFeatures {
+			updated.Status.SupportedFeatures = append(updated.Status.SupportedFeatures, gatewayv1.SupportedFeature{Name: f})
+		}
 		if !reflect.DeepEqual(updated.Status, gc.Status) {
 			if _, err := c.client.GatewayV1().GatewayClasses().UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("GatewayClass %s: %w", gc.Name, err))

@@ -35,6 +35,14 @@ const (
 	KindGRPCRoute = "GRPCRoute"
 )
 
+// SupportedFeatures are the Gateway API features (pkg/features) Havre's
+// GatewayClass reports in status.supportedFeatures, which the conformance
+// suite reads to choose its tests: the core features of the Gateway-HTTP
+// and Gateway-GRPC profiles. Extended features the proxy implements
+// (method and query matching, redirects, rewrites, timeouts...) are to be
+// added once the suite has passed their tests.
+var SupportedFeatures = []gatewayv1.FeatureName{"GRPCRoute", "Gateway", "HTTPRoute", "ReferenceGrant"}
+
 // Snapshot is everything Resolve reads.
 type Snapshot struct {
 	Classes         []*gatewayv1.GatewayClass

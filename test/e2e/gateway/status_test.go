@@ -36,7 +36,8 @@ func TestStatuses(t *testing.T) {
 				return false, nil
 			}
 			return condition(c.Status.Conditions, "Accepted") == "True/Accepted" &&
-				condition(c.Status.Conditions, "SupportedVersion") == "True/SupportedVersion", nil
+				condition(c.Status.Conditions, "SupportedVersion") == "True/SupportedVersion" &&
+				len(c.Status.SupportedFeatures) == 4 && c.Status.SupportedFeatures[2].Name == "HTTPRoute", nil
 		}, "GatewayClass havre Accepted")
 	})
 
