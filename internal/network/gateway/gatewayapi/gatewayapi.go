@@ -282,7 +282,11 @@ func EnsureGatewayClass(ctx context.Context, client gatewayclient.Interface) err
 	backoff := wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Cap: 5 * time.Second, Steps: 1 << 30}
 	var last error
 	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
-		_, err := client.GatewayV1().GatewayClasses().Create(ctx, HavreClass(), metav1.CreateOptions{FieldManager: "havre-server"})
+		// Bounded: a request to a resource being established must not
+		// hold the retries up.
+		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := client.GatewayV1().GatewayClasses().Create(attempt, HavreClass(), metav1.CreateOptions{FieldManager: "havre-server"})
 		switch {
 		case err == nil:
 			slog.Info("created the GatewayClass", "class", routes.GatewayClassName, "controller", routes.GatewayController)
