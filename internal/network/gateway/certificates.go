@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"slices"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -67,24 +68,11 @@ func CertificateRequests(s *Snapshot) []CertificateRequest {
 		if c := compareNN(a.Gateway, b.Gateway); c != 0 {
 			return c
 		}
-		return compareStr(string(a.Listener), string(b.Listener))
+		return cmp.Compare(a.Listener, b.Listener)
 	})
 	return out
 }
 
 func compareNN(a, b types.NamespacedName) int {
-	if c := compareStr(a.Namespace, b.Namespace); c != 0 {
-		return c
-	}
-	return compareStr(a.Name, b.Name)
-}
-
-func compareStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 }
