@@ -89,7 +89,6 @@ func HavreRoles(p Policy) []rbacv1.ClusterRole {
 			{Verbs: []string{"update", "patch"}, APIGroups: []string{"gateway.networking.k8s.io"},
 				Resources: []string{"gatewayclasses/status", "gateways/status", "httproutes/status", "grpcroutes/status"}},
 			{Verbs: []string{"get"}, APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}},
-			events,
 		}},
 		{ObjectMeta: meta(SchedulerRole), Rules: []rbacv1.PolicyRule{
 			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots", "volumesnapshotcontents"}},
