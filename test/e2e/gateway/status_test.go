@@ -180,4 +180,26 @@ func TestStatuses(t *testing.T) {
 			return a == "True/Accepted" && gateway().Status.Listeners[0].AttachedRoutes == 3, nil
 		}, "route elsewhere accepted, 3 routes attached")
 	})
+
+	t.Run("a GRPCRoute attaches too", func(t *testing.T) {
+		_, err := gw.GatewayV1().GRPCRoutes(ns).Create(ctx(t), &gatewayv1.GRPCRoute{ObjectMeta: metav1.ObjectMeta{Name: "rpc"},
+			Spec: gatewayv1.GRPCRouteSpec{
+				CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: "edge", SectionName: new(gatewayv1.SectionName("http"))}}},
+				Hostnames:       []gatewayv1.Hostname{"rpc.example.test"},
+				Rules: []gatewayv1.GRPCRouteRule{{
+					Matches:     []gatewayv1.GRPCRouteMatch{{Method: &gatewayv1.GRPCMethodMatch{Service: new("echo.Echo"), Method: new("Say")}}},
+					BackendRefs: []gatewayv1.GRPCBackendRef{{BackendRef: gatewayv1.BackendRef{BackendObjectReference: gatewayv1.BackendObjectReference{Name: "web", Port: new(gatewayv1.PortNumber(80))}}}},
+				}},
+			}}, metav1.CreateOptions{})
+		mustCreate(err)
+		framework.Eventually(t, 30*time.Second, func() (bool, error) {
+			r, err := gw.GatewayV1().GRPCRoutes(ns).Get(ctx(t), "rpc", metav1.GetOptions{})
+			if err != nil || len(r.Status.Parents) != 1 {
+				return false, nil
+			}
+			c := r.Status.Parents[0].Conditions
+			return condition(c, "Accepted") == "True/Accepted" && condition(c, "ResolvedRefs") == "True/ResolvedRefs" &&
+				gateway().Status.Listeners[0].AttachedRoutes == 4, nil
+		}, "GRPCRoute rpc accepted, 4 routes attached")
+	})
 }
