@@ -11,6 +11,7 @@ import (
 	"github.com/havre/havre/internal/controller/apiserviceavailability"
 	"github.com/havre/havre/internal/controller/crd"
 	"github.com/havre/havre/internal/controller/garbagecollector"
+	"github.com/havre/havre/internal/controller/gateway"
 	"github.com/havre/havre/internal/controller/ingress"
 	"github.com/havre/havre/internal/controller/namespace"
 	"github.com/havre/havre/internal/controller/nodeipam"
@@ -41,6 +42,7 @@ type registered struct {
 var controllers = []registered{
 	{"namespace", startNamespace, serviceAccount("namespace-controller")},
 	{"crd", startCRD, asAPIServer},
+	{gateway.Name, startGateway, serviceAccount(gateway.Name)},
 	{"garbagecollector", startGarbageCollector, serviceAccount("generic-garbage-collector")},
 	{"nodeipam", startNodeIPAM, serviceAccount("node-controller")},
 	{apiserviceavailability.Name, startAPIServiceAvailability, asAPIServer},

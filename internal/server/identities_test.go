@@ -84,6 +84,7 @@ func TestControllerIdentities(t *testing.T) {
 	// informers, as system:kube-controller-manager).
 	writes := map[string][]string{
 		"namespace":                              {"delete /namespaces", "update /namespaces/finalize", "deletecollection apps/deployments", "list /pods"},
+		"gateway-controller":                     {"update gateway.networking.k8s.io/gateways/status", "update gateway.networking.k8s.io/httproutes/status", "update gateway.networking.k8s.io/gatewayclasses/status", "list gateway.networking.k8s.io/referencegrants", "get apiextensions.k8s.io/customresourcedefinitions"},
 		"garbagecollector":                       {"delete apps/replicasets", "patch /pods", "list /configmaps"},
 		"nodeipam":                               {"patch /nodes"},
 		"clusterrole-aggregation":                {"update rbac.authorization.k8s.io/clusterroles", "escalate rbac.authorization.k8s.io/clusterroles"},

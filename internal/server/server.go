@@ -128,7 +128,7 @@ func Run(ctx context.Context, o Options) error {
 		RBACEscalation: &rbac.Escalation{Authorizer: authorizer, Index: rbacIndex},
 		Admission:      admissionChain,
 		PostStart: []func(context.Context, *rest.Config) error{startAdmission(admissionChain, authorizer), startRBAC(rbacIndex),
-			ensureDefaultStorageClass, ensureIngressClass, startSnapshotAPI, agg.Start},
+			ensureDefaultStorageClass, ensureIngressClass, startSnapshotAPI, startGatewayAPI, agg.Start},
 		Aggregator:         agg,
 		Reviews:            (&review.Reviewer{Authorizer: authorizer, Rules: rbacIndex}).Handlers(),
 		Listener:           ln,

@@ -27,6 +27,9 @@ const (
 	// (ServiceAccount kube-system/snapshot-controller): external-snapshotter's
 	// snapshot-controller-runner role.
 	SnapshotControllerRole = "havre:controller:snapshot-controller"
+	// GatewayControllerRole is the ClusterRole of Havre's Gateway API status
+	// controller (ServiceAccount kube-system/gateway-controller).
+	GatewayControllerRole = "havre:controller:gateway-controller"
 	// SchedulerRole is what Havre's scheduler reads beyond upstream's
 	// system:kube-scheduler: the VolumeSnapshots a claim restores from.
 	SchedulerRole = "havre:kube-scheduler"
@@ -43,6 +46,8 @@ const (
 
 // HavreRoles returns Havre's ClusterRoles beyond upstream's.
 func HavreRoles(p Policy) []rbacv1.ClusterRole {
+	gatewayRead := rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"gateway.networking.k8s.io"},
+		Resources: []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants"}}
 	var rules []rbacv1.PolicyRule
 	for _, r := range p.ClusterRoles {
 		if r.Name == "system:node" || r.Name == "system:node-proxier" {
@@ -66,6 +71,8 @@ func HavreRoles(p Policy) []rbacv1.ClusterRole {
 		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots"}},
 		rbacv1.PolicyRule{Verbs: []string{"get", "list", "watch", "update", "patch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshotcontents"}},
 		rbacv1.PolicyRule{Verbs: []string{"update", "patch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshotcontents/status"}},
+		// The ingress proxy's Gateway API translator (internal/network/gateway).
+		gatewayRead,
 	)
 	events := rbacv1.PolicyRule{Verbs: []string{"create", "update", "patch"}, APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}}
 	return []rbacv1.ClusterRole{
@@ -90,6 +97,13 @@ func HavreRoles(p Policy) []rbacv1.ClusterRole {
 			{Verbs: []string{"update", "patch"}, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses/status"}},
 			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"nodes"}},
 			events,
+			events,
+		}},
+		{ObjectMeta: meta(GatewayControllerRole), Rules: []rbacv1.PolicyRule{
+			gatewayRead,
+			{Verbs: []string{"update", "patch"}, APIGroups: []string{"gateway.networking.k8s.io"},
+				Resources: []string{"gatewayclasses/status", "gateways/status", "httproutes/status", "grpcroutes/status"}},
+			{Verbs: []string{"get"}, APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}},
 		}},
 		{ObjectMeta: meta(SchedulerRole), Rules: []rbacv1.PolicyRule{
 			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots", "volumesnapshotcontents"}},
@@ -118,6 +132,7 @@ func HavreRoleBindings() []rbacv1.ClusterRoleBinding {
 		binding(ServiceLBControllerRole, serviceAccount("service-lb-controller")),
 		binding(SnapshotControllerRole, serviceAccount("snapshot-controller")),
 		binding(IngressControllerRole, serviceAccount("ingress-controller")),
+		binding(GatewayControllerRole, serviceAccount("gateway-controller")),
 		binding(SchedulerRole, rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: schedulerUser}),
 	}
 }
