@@ -15,7 +15,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -27,8 +26,6 @@ import (
 	"github.com/havre/havre/internal/agent/images"
 	"github.com/havre/havre/internal/agent/runtime"
 	"github.com/havre/havre/internal/agent/volumes"
-	"github.com/havre/havre/internal/network/ingress"
-	"github.com/havre/havre/internal/network/ingress/routes"
 	"github.com/havre/havre/internal/network/netpol"
 	"github.com/havre/havre/internal/version"
 	"github.com/havre/havre/internal/volume/local"
@@ -93,13 +90,6 @@ type Options struct {
 	IngressHTTPPort, IngressHTTPSPort int
 	// IngressAccessLog logs a line per request the proxy serves.
 	IngressAccessLog bool
-	// IngressAnnotations reads Ingresses' annotations (nil: ignored).
-	IngressAnnotations ingress.AnnotationParser
-	// IngressSources are more route sources the proxy merges (Gateway API).
-	IngressSources []routes.Source
-	// IngressChallenges, when set, builds the ACME challenges the proxy
-	// answers from the node's informers (before they start).
-	IngressChallenges func(informers.SharedInformerFactory) ingress.Challenges
 	// Ready, when set, is closed once the node is registered and the agent
 	// runs pods.
 	Ready chan<- struct{}

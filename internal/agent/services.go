@@ -89,7 +89,7 @@ func (a *Agent) startPodNetwork(ctx context.Context, wg *sync.WaitGroup, cidr st
 	if err != nil {
 		return 0, fmt.Errorf("network policies: %w", err)
 	}
-	ing, err := a.ingressProxy(factory)
+	ing, gwFactory, err := a.ingressProxy(factory)
 	if err != nil {
 		return 0, err
 	}
@@ -115,7 +115,7 @@ func (a *Agent) startPodNetwork(ctx context.Context, wg *sync.WaitGroup, cidr st
 	run("network policies", pol.Run)
 	if ing != nil {
 		run("the ingress proxy", func(ctx context.Context) error {
-			return runIngress(ctx, ing, a.opts.IngressHTTPPort, a.opts.IngressHTTPSPort)
+			return runIngress(ctx, ing, gwFactory, a.opts.IngressHTTPPort, a.opts.IngressHTTPSPort)
 		})
 	}
 	a.policer.Store(pol)
