@@ -164,9 +164,9 @@ type user struct {
 	reg   *legoacme.ExtendedAccount
 }
 
-func (u *user) GetEmail() string                          { return u.email }
+func (u *user) GetEmail() string                           { return u.email }
 func (u *user) GetRegistration() *legoacme.ExtendedAccount { return u.reg }
-func (u *user) GetPrivateKey() crypto.Signer              { return u.key }
+func (u *user) GetPrivateKey() crypto.Signer               { return u.key }
 
 // client returns the registered ACME client, registering the account
 // (with the key kept in AccountSecret) the first time.
