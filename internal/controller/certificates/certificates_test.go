@@ -56,7 +56,10 @@ func TestPrivateNamesRenewed(t *testing.T) {
 		return s
 	}
 	var first *corev1.Secret
-	eventually(t, func() bool { first = get(routes.DefaultTLSSecretName("web", 0)); return first != nil && get("api-cert") != nil })
+	eventually(t, func() bool {
+		first = get(routes.DefaultTLSSecretName("web", 0))
+		return first != nil && get("api-cert") != nil
+	})
 	if first.Type != corev1.SecretTypeTLS || first.Annotations[IssuerAnnotation] != IssuerCluster {
 		t.Fatalf("Secret: type %s, annotations %v", first.Type, first.Annotations)
 	}

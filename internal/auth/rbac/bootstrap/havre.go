@@ -27,6 +27,11 @@ const (
 	// (ServiceAccount kube-system/snapshot-controller): external-snapshotter's
 	// snapshot-controller-runner role.
 	SnapshotControllerRole = "havre:controller:snapshot-controller"
+	// CertificatesControllerRole is the ClusterRole of Havre's certificates
+	// controller (ServiceAccount kube-system/certificates-controller), which
+	// writes Ingresses' TLS Secrets, the ACME challenges and account
+	// Secrets and the cluster issuer's CA Secret.
+	CertificatesControllerRole = "havre:controller:certificates-controller"
 	// SchedulerRole is what Havre's scheduler reads beyond upstream's
 	// system:kube-scheduler: the VolumeSnapshots a claim restores from.
 	SchedulerRole = "havre:kube-scheduler"
@@ -77,6 +82,11 @@ func HavreRoles(p Policy) []rbacv1.ClusterRole {
 			{Verbs: []string{"update", "patch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots/status"}},
 			events,
 		}},
+		{ObjectMeta: meta(CertificatesControllerRole), Rules: []rbacv1.PolicyRule{
+			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses", "ingressclasses"}},
+			{Verbs: []string{"get", "create", "update"}, APIGroups: []string{""}, Resources: []string{"secrets"}},
+			events,
+		}},
 		{ObjectMeta: meta(SchedulerRole), Rules: []rbacv1.PolicyRule{
 			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots", "volumesnapshotcontents"}},
 		}},
@@ -103,6 +113,7 @@ func HavreRoleBindings() []rbacv1.ClusterRoleBinding {
 			rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: groupNodes}),
 		binding(ServiceLBControllerRole, serviceAccount("service-lb-controller")),
 		binding(SnapshotControllerRole, serviceAccount("snapshot-controller")),
+		binding(CertificatesControllerRole, serviceAccount("certificates-controller")),
 		binding(SchedulerRole, rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: schedulerUser}),
 	}
 }
