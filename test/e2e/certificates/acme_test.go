@@ -226,7 +226,7 @@ func TestRenewal(t *testing.T) {
 		}
 		if cur.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
 			renewals++
-			t.Logf("renewed %v before expiry (lifetime %v)", leaf.NotAfter.Sub(time.Now()).Round(time.Second), leaf.NotAfter.Sub(leaf.NotBefore).Round(time.Second))
+			t.Logf("renewed %v before expiry (lifetime %v)", time.Until(leaf.NotAfter).Round(time.Second), leaf.NotAfter.Sub(leaf.NotBefore).Round(time.Second))
 			leaf = cur
 		}
 		time.Sleep(200 * time.Millisecond)
