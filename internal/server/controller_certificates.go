@@ -3,22 +3,49 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"sync"
+
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/havre/havre/internal/certs/acme"
 	"github.com/havre/havre/internal/controller"
 	"github.com/havre/havre/internal/controller/certificates"
+	"github.com/havre/havre/internal/controller/crd"
 )
 
 // startCertificates starts the controller issuing Ingresses' certificates
 // (ACME per --acme-directory for public names, the cluster issuer for
-// private ones).
+// private ones), and Gateways' HTTPS listeners once Gateway API is served.
 func startCertificates(ctx context.Context, c *controller.Context) error {
 	o, err := acmeOrderer(c)
 	if err != nil {
 		return err
 	}
 	cc, err := certificates.New(c.Client, c.Informers, workloadEventRecorder(ctx, c.Client, "certificates-controller"), certificates.Options{Orderer: o})
+	if err != nil {
+		return err
+	}
+	// Gateways' listeners too, once Gateway API's CRDs are served.
+	var once sync.Once
+	err = crd.Watch(ctx, c.Config, func(served []crd.Resource) {
+		for _, r := range served {
+			if r.GroupVersionResource != certificates.GatewayResource {
+				continue
+			}
+			once.Do(func() {
+				inf := dynamicinformer.NewFilteredDynamicInformer(c.Dynamic, certificates.GatewayResource, "", 0,
+					cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}, nil).Informer()
+				if err := cc.AddGatewayInformer(inf); err != nil {
+					slog.Warn("certificates: watching Gateways", "err", err)
+					return
+				}
+				go inf.Run(ctx.Done())
+			})
+		}
+	})
 	if err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func TestControllerIdentities(t *testing.T) {
 		"namespace":                              {"delete /namespaces", "update /namespaces/finalize", "deletecollection apps/deployments", "list /pods"},
 		"garbagecollector":                       {"delete apps/replicasets", "patch /pods", "list /configmaps"},
 		"nodeipam":                               {"patch /nodes"},
-		"certificates":                           {"create /secrets", "update /secrets", "get /secrets", "create /events", "list networking.k8s.io/ingresses"},
+		"certificates":                           {"create /secrets", "update /secrets", "get /secrets", "create /events", "list networking.k8s.io/ingresses", "watch gateway.networking.k8s.io/gateways"},
 		"clusterrole-aggregation":                {"update rbac.authorization.k8s.io/clusterroles", "escalate rbac.authorization.k8s.io/clusterroles"},
 		"cronjob":                                {"create batch/jobs", "update batch/cronjobs/status", "create /events"},
 		"daemonset":                              {"create /pods", "create /pods/binding", "update apps/daemonsets/status", "create apps/controllerrevisions"},

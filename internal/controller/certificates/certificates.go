@@ -17,7 +17,9 @@
 // certificate for the hosts; it is replaced when it is a kubernetes.io/tls
 // Secret whose certificate is missing, expiring or not covering the hosts.
 // Issuance is reported in Events on the Ingress (Issuing, Issued,
-// Failed). cert-manager's cert-manager.io/cluster-issuer and
+// Failed). Gateways of class havre are served alike (AddGatewayInformer):
+// an HTTPS listener's first certificateRef Secret is issued for its
+// hostname. cert-manager's cert-manager.io/cluster-issuer and
 // cert-manager.io/issuer annotations are understood as asking for a
 // certificate, which Havre gives anyway: any value means ACME unless the
 // names are private.
@@ -39,6 +41,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -56,6 +59,10 @@ import (
 
 // Name is the controller's name in --controllers.
 const Name = "certificates"
+
+// GatewayClassName is the GatewayClass whose Gateways' listeners get
+// certificates.
+const GatewayClassName = routes.GatewayClassName
 
 // Annotations of the Secrets the controller writes.
 const (
@@ -97,6 +104,8 @@ type Controller struct {
 	recent  map[string]*issued
 	// ari caches the CA's renewal windows by certificate serial.
 	ari map[string]ariEntry
+	// gateways is the Gateway informer, once Gateway API is served.
+	gateways cache.SharedIndexInformer
 }
 
 type flight struct {
@@ -225,6 +234,9 @@ func (c *Controller) enqueueAll() {
 // secretChanged queues the Ingresses of the Secret's namespace whose TLS
 // entries name it.
 func (c *Controller) secretChanged(s *corev1.Secret) {
+	for _, k := range c.gatewaysUsing(s.Namespace, s.Name) {
+		c.queue.Add(k)
+	}
 	list, _ := c.ingresses.Ingresses(s.Namespace).List(labels.Everything())
 	for _, ing := range list {
 		for i, t := range ing.Spec.TLS {
@@ -275,6 +287,9 @@ var errReported = errors.New("reported in an Event")
 
 // sync keeps the TLS Secrets of the Ingress key names.
 func (c *Controller) sync(ctx context.Context, key string) error {
+	if k, ok := strings.CutPrefix(key, gatewayPrefix); ok {
+		return c.syncGateway(ctx, k)
+	}
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return nil
@@ -296,7 +311,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		if len(hosts) == 0 {
 			continue
 		}
-		at, err := c.syncEntry(ctx, ing, secretName(ing, i, t), hosts)
+		at, err := c.syncEntry(ctx, ing, ing.Namespace, secretName(ing, i, t), hosts)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -308,8 +323,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if !next.IsZero() {
 		c.queue.AddAfter(key, max(next.Sub(c.clock.Now()), time.Second))
 	}
-	return errors.Join(errs...)
+	return joinErrs(errs)
 }
+
+func joinErrs(errs []error) error { return errors.Join(errs...) }
 
 func normalize(hosts []string) []string {
 	var out []string
@@ -324,12 +341,12 @@ func normalize(hosts []string) []string {
 
 // syncEntry keeps one Secret issued for hosts; it returns when to look
 // again (the renewal time).
-func (c *Controller) syncEntry(ctx context.Context, ing *networkingv1.Ingress, secret string, hosts []string) (time.Time, error) {
+func (c *Controller) syncEntry(ctx context.Context, ing runtime.Object, ns, secret string, hosts []string) (time.Time, error) {
 	want := IssuerCluster
 	if !slices.ContainsFunc(hosts, clusterissuer.IsPrivate) {
 		want = IssuerACME
 	}
-	cur, err := c.secrets.Secrets(ing.Namespace).Get(secret)
+	cur, err := c.secrets.Secrets(ns).Get(secret)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return time.Time{}, err
 	}
@@ -367,7 +384,7 @@ func (c *Controller) syncEntry(ctx context.Context, ing *networkingv1.Ingress, s
 			strings.Join(hosts, ", "), from, secret, err)
 		return time.Time{}, fmt.Errorf("%w: %w", errReported, err)
 	}
-	if err := c.write(ctx, ing.Namespace, secret, cur, hosts, res); err != nil {
+	if err := c.write(ctx, ns, secret, cur, hosts, res); err != nil {
 		return time.Time{}, err
 	}
 	c.recorder.Eventf(ing, corev1.EventTypeNormal, ReasonIssued, "Certificate for %s issued by %s stored in Secret %s, valid until %s",
@@ -409,7 +426,7 @@ func (c *Controller) window(ctx context.Context, s *corev1.Secret, leaf *x509.Ce
 // obtain issues a certificate for hosts, once per set of names: a
 // concurrent issuance for the same names is waited for, and a certificate
 // issued for them that is not yet due is reused.
-func (c *Controller) obtain(ctx context.Context, ing *networkingv1.Ingress, hosts []string, issuer, from string, old *x509.Certificate) (*issued, error) {
+func (c *Controller) obtain(ctx context.Context, ing runtime.Object, hosts []string, issuer, from string, old *x509.Certificate) (*issued, error) {
 	names := slices.Clone(hosts)
 	slices.Sort(names)
 	id := issuer + "|" + strings.Join(names, ",")

@@ -9,8 +9,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	testingclock "k8s.io/utils/clock/testing"
 
@@ -150,4 +156,69 @@ func eventually(t *testing.T, f func() bool) {
 		}
 	}
 	t.Fatal("condition not met in 10s")
+}
+
+// TestGatewayListeners: an HTTPS listener of a Gateway of class havre
+// gets its certificateRef Secret issued for its hostname; other classes,
+// HTTP listeners and cross-namespace references are left alone.
+func TestGatewayListeners(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	listener := func(name, proto, host, secret, ns string) map[string]any {
+		ref := map[string]any{"kind": "Secret", "name": secret}
+		if ns != "" {
+			ref["namespace"] = ns
+		}
+		return map[string]any{"name": name, "protocol": proto, "hostname": host, "port": int64(443),
+			"tls": map[string]any{"mode": "Terminate", "certificateRefs": []any{ref}}}
+	}
+	gw := func(name, class string, listeners ...any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+			"metadata": map[string]any{"name": name, "namespace": "ns1"},
+			"spec":     map[string]any{"gatewayClassName": class, "listeners": listeners},
+		}}
+	}
+	scheme := runtime.NewScheme()
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{GatewayResource: "GatewayList"})
+	for _, g := range []*unstructured.Unstructured{
+		gw("edge", "havre", listener("a", "HTTPS", "gw.test", "gw-cert", ""), listener("b", "HTTPS", "www.gw.test", "gw-cert", ""),
+			listener("c", "HTTP", "plain.test", "plain-cert", ""), listener("d", "HTTPS", "x.test", "other-ns-cert", "ns2")),
+		gw("theirs", "other", listener("a", "HTTPS", "theirs.test", "theirs-cert", "")),
+	} {
+		if _, err := dyn.Resource(GatewayResource).Namespace("ns1").Create(ctx, g, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := fake.NewClientset()
+	f := informers.NewSharedInformerFactory(client, 0)
+	c, err := New(client, f, record.NewFakeRecorder(100), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inf := dynamicinformer.NewFilteredDynamicInformer(dyn, GatewayResource, "", 0,
+		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}, nil).Informer()
+	if err := c.AddGatewayInformer(inf); err != nil {
+		t.Fatal(err)
+	}
+	go inf.Run(ctx.Done())
+	f.Start(ctx.Done())
+	go c.Run(ctx, 1)
+	var s *corev1.Secret
+	eventually(t, func() bool {
+		s, err = client.CoreV1().Secrets("ns1").Get(ctx, "gw-cert", metav1.GetOptions{})
+		return err == nil
+	})
+	leaf := parseLeaf(s)
+	if leaf == nil || !covers(leaf, []string{"gw.test", "www.gw.test"}) {
+		t.Fatalf("gw-cert does not cover the listeners' hostnames: %v", leaf)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, name := range []string{"plain-cert", "theirs-cert", "other-ns-cert"} {
+		for _, ns := range []string{"ns1", "ns2"} {
+			if _, err := client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+				t.Errorf("Secret %s/%s was issued", ns, name)
+			}
+		}
+	}
 }
