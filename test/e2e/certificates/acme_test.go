@@ -177,7 +177,8 @@ func TestHTTP01(t *testing.T) {
 	}
 }
 
-// TestTLSALPN01 issues a certificate with TLS-ALPN-01 for two names.
+// TestTLSALPN01 issues a certificate with TLS-ALPN-01 for two names, and
+// one from the cluster issuer for a private name.
 func TestTLSALPN01(t *testing.T) {
 	s, p, chal := setup(t, time.Hour, "tls-alpn-01", 2)
 	cs := s.Clientset()
@@ -196,6 +197,24 @@ func TestTLSALPN01(t *testing.T) {
 	verify(t, p, leaf, sec.Data[corev1.TLSCertKey], "www.api.example.com")
 	if chal.Answered("tls-alpn-01") < 2 || chal.Answered("http-01") != 0 {
 		t.Errorf("challenges answered: %d tls-alpn-01, %d http-01", chal.Answered("tls-alpn-01"), chal.Answered("http-01"))
+	}
+	// A private name gets a certificate from the cluster issuer at once,
+	// with no order.
+	orders := p.Orders()
+	start = time.Now()
+	if _, err := cs.NetworkingV1().Ingresses("acme-t1").Create(ctx, ingress("acme-t1", "lab", "app.test"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lab := waitCert(t, cs, "acme-t1", routes.DefaultTLSSecretName("lab", 0), nil, 30*time.Second)
+	t.Logf("cluster issuer: Ingress created → certificate Secret in %v", time.Since(start).Round(time.Millisecond))
+	labSecret, _ := cs.CoreV1().Secrets("acme-t1").Get(ctx, routes.DefaultTLSSecretName("lab", 0), metav1.GetOptions{})
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(labSecret.Data["ca.crt"])
+	if _, err := lab.Verify(x509.VerifyOptions{DNSName: "app.test", Roots: roots}); err != nil || labSecret.Annotations[certificates.IssuerAnnotation] != certificates.IssuerCluster {
+		t.Errorf("cluster issuer certificate: %v, annotations %v", err, labSecret.Annotations)
+	}
+	if p.Orders() != orders {
+		t.Error("a private name was ordered from the ACME CA")
 	}
 	// The challenges are withdrawn once solved.
 	waitFor(t, func() bool {
