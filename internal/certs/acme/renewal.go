@@ -16,7 +16,7 @@ type Window struct{ Start, End time.Time }
 // (a 3-minute certificate is renewed after 2 minutes, a 45-day one after
 // 30 days). The point in the window is fixed per certificate (from its
 // serial), spreading renewals as RFC 9773 asks without moving at every
-// check. It is never later than a sixth of the lifetime before expiry.
+// check. It is never later than when a third of the lifetime is left.
 func RenewAt(cert *x509.Certificate, w *Window) time.Time {
 	lifetime := cert.NotAfter.Sub(cert.NotBefore)
 	third := cert.NotAfter.Add(-lifetime / 3)
@@ -26,10 +26,11 @@ func RenewAt(cert *x509.Certificate, w *Window) time.Time {
 	h := sha256.Sum256(cert.SerialNumber.Bytes())
 	frac := float64(binary.BigEndian.Uint64(h[:8])>>11) / float64(1<<53)
 	at := w.Start.Add(time.Duration(frac * float64(w.End.Sub(w.Start))))
-	// A window reaching the expiry (Pebble's for short-lived
+	// The CA may ask for an earlier renewal (a revocation ahead), never a
+	// later one: a window reaching the expiry (Pebble's for short-lived
 	// certificates) must not leave the renewal to its last moment.
-	if limit := cert.NotAfter.Add(-lifetime / 6); at.After(limit) {
-		at = limit
+	if at.After(third) {
+		at = third
 	}
 	return at
 }
