@@ -12,6 +12,7 @@ import (
 	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 	gatewayinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
 
+	"github.com/havre/havre/internal/certs/acme"
 	"github.com/havre/havre/internal/network/gateway"
 	"github.com/havre/havre/internal/network/ingress/annotations"
 	"github.com/havre/havre/internal/version"
@@ -61,7 +62,8 @@ func (a *Agent) ingressProxy(factory informers.SharedInformerFactory) (*ingress.
 			ingress.NewIngressSource(factory, readAnnotations),
 			gateway.NewSource(gwFactory, factory),
 		},
-		Endpoints: ingress.NewSliceEndpoints(factory),
+		Endpoints:  ingress.NewSliceEndpoints(factory),
+		Challenges: acme.NewReader(secrets),
 	}
 	if a.opts.IngressAccessLog {
 		cfg.AccessLog = slog.Default().With("component", "ingress")

@@ -73,6 +73,9 @@ tables (the data directory itself stays; remove it to forget the cluster).`,
 			if _, err := scheduler.LoadConfig(o.Controllers.SchedulerConfig); err != nil {
 				return err
 			}
+			if err := checkACMEFlags(&o.Controllers); err != nil {
+				return err
+			}
 			o.Agent = nf.options()
 			o.NodeIPAM = !o.DisableAgent || cmd.Flags().Changed("cluster-cidr")
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -103,6 +106,7 @@ tables (the data directory itself stays; remove it to forget the cluster).`,
 	f.StringVar(&o.Controllers.SchedulerConfig, "scheduler-config", "", "path of a KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1) for the scheduler; empty: upstream's default profile")
 	f.StringVar(&o.AdvertiseAddress, "advertise-address", "", "address the kubernetes Service's endpoints point at (default: --bind-address when it is a routable address, else the node's IP)")
 	addNodeLifecycleFlags(f, &o.Controllers)
+	addACMEFlags(f, &o.Controllers)
 	nf.add(f)
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	return cmd

@@ -98,6 +98,14 @@ type Options struct {
 	// discovery document with the API server's front-proxy identity (the
 	// apiservice-availability controller's last check); nil skips it.
 	APIServiceDiscoveryCheck func(ctx context.Context, api *apiregistrationv1.APIService) error
+	// ACMEDirectory is the ACME directory the certificates controller
+	// orders from (a URL, letsencrypt, letsencrypt-staging, or off; empty:
+	// Let's Encrypt production); ACMEEmail the account's contact;
+	// ACMECABundle the path of PEM roots the directory is verified with (a
+	// private ACME CA such as Pebble); ACMEChallenges the challenge types,
+	// in order of preference (empty: http-01, tls-alpn-01).
+	ACMEDirectory, ACMEEmail, ACMECABundle string
+	ACMEChallenges                         []string
 }
 
 // Starter starts one controller: it registers its informers on

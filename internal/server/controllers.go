@@ -9,6 +9,7 @@ import (
 	"github.com/havre/havre/internal/auth/rbac"
 	"github.com/havre/havre/internal/controller"
 	"github.com/havre/havre/internal/controller/apiserviceavailability"
+	"github.com/havre/havre/internal/controller/certificates"
 	"github.com/havre/havre/internal/controller/crd"
 	"github.com/havre/havre/internal/controller/garbagecollector"
 	"github.com/havre/havre/internal/controller/gateway"
@@ -47,6 +48,7 @@ var controllers = []registered{
 	{"nodeipam", startNodeIPAM, serviceAccount("node-controller")},
 	{apiserviceavailability.Name, startAPIServiceAvailability, asAPIServer},
 	{"clusterrole-aggregation", startClusterRoleAggregation, serviceAccount("clusterrole-aggregation-controller")},
+	{certificates.Name, startCertificates, serviceAccount("certificates-controller")},
 	{"cronjob", startCronJob, serviceAccount("cronjob-controller")},
 	{"daemonset", startDaemonSet, serviceAccount("daemon-set-controller")},
 	{"deployment", startDeployment, serviceAccount("deployment-controller")},

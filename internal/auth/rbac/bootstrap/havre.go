@@ -30,6 +30,11 @@ const (
 	// GatewayControllerRole is the ClusterRole of Havre's Gateway API status
 	// controller (ServiceAccount kube-system/gateway-controller).
 	GatewayControllerRole = "havre:controller:gateway-controller"
+	// CertificatesControllerRole is the ClusterRole of Havre's certificates
+	// controller (ServiceAccount kube-system/certificates-controller), which
+	// writes Ingresses' TLS Secrets, the ACME challenges and account
+	// Secrets and the cluster issuer's CA Secret.
+	CertificatesControllerRole = "havre:controller:certificates-controller"
 	// SchedulerRole is what Havre's scheduler reads beyond upstream's
 	// system:kube-scheduler: the VolumeSnapshots a claim restores from.
 	SchedulerRole = "havre:kube-scheduler"
@@ -97,13 +102,20 @@ func HavreRoles(p Policy) []rbacv1.ClusterRole {
 			{Verbs: []string{"update", "patch"}, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses/status"}},
 			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"nodes"}},
 			events,
-			events,
 		}},
 		{ObjectMeta: meta(GatewayControllerRole), Rules: []rbacv1.PolicyRule{
 			gatewayRead,
 			{Verbs: []string{"update", "patch"}, APIGroups: []string{"gateway.networking.k8s.io"},
 				Resources: []string{"gatewayclasses/status", "gateways/status", "httproutes/status", "grpcroutes/status"}},
 			{Verbs: []string{"get"}, APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}},
+			events,
+		}},
+		{ObjectMeta: meta(CertificatesControllerRole), Rules: []rbacv1.PolicyRule{
+			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses", "ingressclasses"}},
+			{Verbs: []string{"get", "create", "update"}, APIGroups: []string{""}, Resources: []string{"secrets"}},
+			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"gateways"}},
+			{Verbs: []string{"list", "watch"}, APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}},
+			events,
 		}},
 		{ObjectMeta: meta(SchedulerRole), Rules: []rbacv1.PolicyRule{
 			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"snapshot.storage.k8s.io"}, Resources: []string{"volumesnapshots", "volumesnapshotcontents"}},
@@ -133,6 +145,7 @@ func HavreRoleBindings() []rbacv1.ClusterRoleBinding {
 		binding(SnapshotControllerRole, serviceAccount("snapshot-controller")),
 		binding(IngressControllerRole, serviceAccount("ingress-controller")),
 		binding(GatewayControllerRole, serviceAccount("gateway-controller")),
+		binding(CertificatesControllerRole, serviceAccount("certificates-controller")),
 		binding(SchedulerRole, rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: schedulerUser}),
 	}
 }
