@@ -251,6 +251,11 @@ func (s *Server) Args() []string {
 	if s.ingressHTTPPort != 0 {
 		args = append(args, "--ingress-http-port", strconv.Itoa(s.ingressHTTPPort), "--ingress-https-port", strconv.Itoa(s.ingressHTTPSPort))
 	}
+	if !slices.Contains(s.opts.args, "--acme-directory") {
+		// Tests reach no address outside this machine: no ACME CA unless
+		// a test runs one (Pebble) and names it.
+		args = append(args, "--acme-directory", "off")
+	}
 	if s.podNet != 0 {
 		// Servers of test processes running at once must not share a pod
 		// network: each has a cluster CIDR and a bridge of its own.
