@@ -29,38 +29,45 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 kubectl wait --for=condition=Ready node --all --timeout=60s
-echo ">> building and importing the demo image (test/images/web as havre.local/demo/web:0.1)"
-archive=$(go run ./hack/image -dir test/images/web -ref havre.local/demo/web:0.1 -out bin)
-bin/havre image import --data-dir "$data_dir" "$archive"
-echo ">> building and importing the demo database image (Debian's PostgreSQL as havre.local/demo/postgres:0.1)"
-archive=$(go run ./hack/image -dir test/images/postgres -postgres -ref havre.local/demo/postgres:0.1 -out bin)
-bin/havre image import --data-dir "$data_dir" "$archive"
+echo ">> building and importing the demo images: frontend (Debian's nginx), API (test/images/demo-api), database (Debian's PostgreSQL)"
+for spec in "test/images/frontend -nginx havre.local/demo/frontend:0.1" "test/images/demo-api havre.local/demo/api:0.1" "test/images/postgres -postgres havre.local/demo/postgres:0.1"; do
+  set -- $spec
+  dir=$1; shift
+  flags=(); [ "$#" -eq 2 ] && { flags=("$1"); shift; }
+  archive=$(go run ./hack/image -dir "$dir" "${flags[@]}" -ref "$1" -out bin)
+  bin/havre image import --data-dir "$data_dir" "$archive"
+done
 echo ">> applying the demo workload (deploy/demo.yaml)"
 kubectl apply -f deploy/demo.yaml
-kubectl -n demo rollout status deployment/web --timeout=120s
+kubectl -n demo rollout status deployment/frontend --timeout=120s
+kubectl -n demo rollout status deployment/api --timeout=120s
 kubectl -n demo rollout status statefulset/db --timeout=180s
-kubectl get all -n demo
-echo ">> waiting for the demo's address (a LoadBalancer Service, served on the node's address)"
-lb=""
-for _ in $(seq 1 100); do
-  lb=$(kubectl -n demo get service web -o jsonpath='{.status.loadBalancer.ingress[0].ip}' 2>/dev/null || true)
-  [ -n "$lb" ] && break
+kubectl get all,ingress,pvc -n demo
+echo ">> waiting for the demo's certificate (Secret demo/demo-tls, from the cluster issuer: demo.havre.test is a private name)"
+for _ in $(seq 1 150); do
+  kubectl -n demo get secret demo-tls >/dev/null 2>&1 && break
   sleep 0.2
 done
+kubectl -n kube-system get secret havre-cluster-issuer -o jsonpath='{.data.tls\.crt}' | base64 -d >"$data_dir/ingress-ca.crt"
+ip=$(kubectl get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
+resolve=(--resolve "demo.havre.test:443:$ip" --resolve "demo.havre.test:80:$ip" --cacert "$data_dir/ingress-ca.crt")
 answer=""
 for _ in $(seq 1 50); do
-  if answer=$(curl -fsS -m 2 "http://$lb/" 2>/dev/null); then break; fi
+  if answer=$(curl -fsS -m 2 "${resolve[@]}" -X POST https://demo.havre.test/api/visits 2>/dev/null); then break; fi
   sleep 0.2
 done
-echo ">> GET http://$lb/ answers: ${answer:-nothing yet}"
-echo ">> inside the cluster, by name: GET http://web.demo.svc.cluster.local/ from a demo pod answers:"
-kubectl -n demo exec deploy/web -- get http://web.demo.svc.cluster.local/ || true
+echo ">> POST https://demo.havre.test/api/visits (through the node's ingress proxy at $ip) answers: ${answer:-nothing yet}"
+echo ">> GET http://demo.havre.test/ is redirected:"
+curl -sS -o /dev/null -w '   %{http_code} -> %{redirect_url}\n' "${resolve[@]}" http://demo.havre.test/ || true
 echo ">> the database keeps its data on a volume of the default StorageClass:"
 kubectl -n demo get pvc
-kubectl -n demo exec db-0 -- /postgres psql -c "create table if not exists visits (at timestamptz default now())" -c "insert into visits default values" -c "select count(*) as visits from visits" || true
 cat <<MSG
 
-Havre is running, with the demo at http://$lb/ (and http://web.demo.svc.cluster.local/ in the cluster).
+Havre is running, with the demo at https://demo.havre.test/ on $ip (the built-in ingress
+proxy serves ports 80 and 443 of every node). To open it in a browser, add
+  $ip demo.havre.test
+to /etc/hosts and trust $data_dir/ingress-ca.crt (the cluster issuer's CA), or:
+  curl --resolve demo.havre.test:443:$ip --cacert $data_dir/ingress-ca.crt https://demo.havre.test/
 Use it with:
   $(pwd)/bin/havre kubectl --data-dir $data_dir get namespaces
 or any kubectl with KUBECONFIG=$data_dir/admin.kubeconfig.
