@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,10 +119,13 @@ http {
 	}
 	cmd := exec.Command(bin, "-e", "stderr", "-c", path, "-g", "daemon off;")
 	cmd.Stderr = os.Stderr
+	// Its own process group: the cleanup kills the master and its worker
+	// together (a killed master leaves its worker running).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	b.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	framework.Eventually(b, 10*time.Second, func() (bool, error) { return benchGet(addr) == nil, nil }, "nginx answers")
 	return addr
