@@ -14,6 +14,7 @@ fi
 echo ">> go vet"
 go vet ./...
 (cd test/rbacdiff && go vet ./...)
+(cd test/gatewayconformance && go vet ./...)
 
 echo ">> staticcheck"
 if ! command -v staticcheck >/dev/null 2>&1; then
@@ -21,6 +22,7 @@ if ! command -v staticcheck >/dev/null 2>&1; then
 fi
 staticcheck ./...
 (cd test/rbacdiff && staticcheck ./...)
+(cd test/gatewayconformance && staticcheck ./...)
 
 echo ">> go test -race"
 # End-to-end tests build the havre binary with -race too.
@@ -31,3 +33,9 @@ go test -race -count=1 -timeout 40m "$@" ./...
 # the main module must not require): Havre's RBAC against upstream's code.
 echo ">> go test -race ./test/rbacdiff"
 (cd test/rbacdiff && go test -race -count=1 ./...)
+
+# test/gatewayconformance is a module of its own too (the conformance suite
+# brings controller-runtime): the Gateway API conformance suite's core
+# Gateway-HTTP tests against a server with its node agent.
+echo ">> go test -race ./test/gatewayconformance"
+(cd test/gatewayconformance && go test -race -count=1 -timeout 20m ./...)
