@@ -50,6 +50,7 @@ func TestDeleteOptions(t *testing.T) {
 		{name: "empty"},
 		{name: "query grace", query: "gracePeriodSeconds=5", wantGrace: ptr(int64(5))},
 		{name: "body grace", body: `{"kind":"DeleteOptions","apiVersion":"v1","gracePeriodSeconds":0}`, wantGrace: ptr(int64(0))},
+		{name: "body in a custom group's version", body: `{"kind":"DeleteOptions","apiVersion":"gateway.networking.k8s.io/v1","gracePeriodSeconds":7}`, wantGrace: ptr(int64(7))},
 		{name: "negative grace is zero", query: "gracePeriodSeconds=-3", wantGrace: ptr(int64(0))},
 		{name: "bad policy", query: "propagationPolicy=Sideways", wantInvalid: true},
 		{name: "both orphan and policy", body: `{"orphanDependents":true,"propagationPolicy":"Foreground"}`, wantInvalid: true},

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/admission"
+	"sigs.k8s.io/yaml"
 
 	"github.com/havre/havre/internal/registry"
 )
@@ -499,6 +501,20 @@ func (h *resourceHandler) validateUpdate(ctx context.Context, obj, cur runtime.O
 }
 
 // deleteOptions reads DeleteOptions from the body and the query.
+// decodeDeleteOptionsOfAnyGroup decodes a JSON or YAML body whose kind is
+// DeleteOptions, whatever its apiVersion, into opts.
+func decodeDeleteOptionsOfAnyGroup(body []byte, opts *metav1.DeleteOptions) bool {
+	j, err := yaml.YAMLToJSON(body)
+	if err != nil {
+		return false
+	}
+	var tm metav1.TypeMeta
+	if json.Unmarshal(j, &tm) != nil || tm.Kind != "DeleteOptions" {
+		return false
+	}
+	return json.Unmarshal(j, opts) == nil
+}
+
 func deleteOptions(r *http.Request) (*metav1.DeleteOptions, error) {
 	opts := &metav1.DeleteOptions{}
 	body, err := readBody(r)
@@ -512,7 +528,12 @@ func deleteOptions(r *http.Request) (*metav1.DeleteOptions, error) {
 		}
 		gvk := metaV1.WithKind("DeleteOptions")
 		if _, _, err := info.Serializer.Decode(body, &gvk, opts); err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
+			// kube-apiserver takes DeleteOptions in the version of any
+			// group it serves (client-go's dynamic client sends the
+			// resource's own, custom groups included): they are meta/v1's.
+			if !runtime.IsNotRegisteredError(err) || !decodeDeleteOptionsOfAnyGroup(body, opts) {
+				return nil, apierrors.NewBadRequest(err.Error())
+			}
 		}
 	}
 	if err := parameterCodec.DecodeParameters(r.URL.Query(), metaV1, opts); err != nil {

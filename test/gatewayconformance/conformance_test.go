@@ -52,11 +52,6 @@ var skipped = map[string]string{
 	// a request for the same host and path cannot reach each Gateway's own
 	// backend.
 	"HTTPRouteMultipleGateways": "every Gateway shares the node's address and ports: routes of different Gateways for the same host and path merge",
-	// The suite deletes the ReferenceGrant with controller-runtime, whose
-	// body is DeleteOptions in apiVersion gateway.networking.k8s.io/v1;
-	// Havre's apiserver decodes DeleteOptions only in meta v1 (400 "no kind
-	// DeleteOptions is registered for version gateway.networking.k8s.io/v1").
-	"HTTPRouteReferenceGrant": "internal/apiserver rejects a DELETE whose DeleteOptions body has the resource's group version (kube-apiserver accepts it)",
 }
 
 // TestGatewayConformance runs the Gateway API conformance suite v1.6.3,
