@@ -33,6 +33,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 
 	"github.com/havre/havre/internal/volume"
@@ -133,20 +134,34 @@ func InstallDefinitions(ctx context.Context, client apiextensionsclient.Interfac
 		if !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating CustomResourceDefinition %s: %w", crd.Name, err)
 		}
-		old, err := api.Get(ctx, crd.Name, metav1.GetOptions{})
+		// The definition's controllers write its status meanwhile: read,
+		// compare and update again on a conflict.
+		var old *apiextensionsv1.CustomResourceDefinition
+		updated := false
+		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			var err error
+			if old, err = api.Get(ctx, crd.Name, metav1.GetOptions{}); err != nil {
+				return fmt.Errorf("reading CustomResourceDefinition %s: %w", crd.Name, err)
+			}
+			if !Newer(crd.Annotations[AnnBundleVersion], old.Annotations[AnnBundleVersion]) {
+				return nil
+			}
+			next := old.DeepCopy()
+			next.Spec = crd.Spec
+			for k, v := range crd.Annotations {
+				metav1.SetMetaDataAnnotation(&next.ObjectMeta, k, v)
+			}
+			if _, err := api.Update(ctx, next, metav1.UpdateOptions{}); err != nil {
+				return err
+			}
+			updated = true
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("reading CustomResourceDefinition %s: %w", crd.Name, err)
-		}
-		if !Newer(crd.Annotations[AnnBundleVersion], old.Annotations[AnnBundleVersion]) {
-			continue
-		}
-		updated := old.DeepCopy()
-		updated.Spec = crd.Spec
-		for k, v := range crd.Annotations {
-			metav1.SetMetaDataAnnotation(&updated.ObjectMeta, k, v)
-		}
-		if _, err := api.Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("updating CustomResourceDefinition %s to %s: %w", crd.Name, crd.Annotations[AnnBundleVersion], err)
+		}
+		if !updated {
+			continue
 		}
 		slog.Info("updated a snapshot API definition", "crd", crd.Name,
 			"from", old.Annotations[AnnBundleVersion], "to", crd.Annotations[AnnBundleVersion])

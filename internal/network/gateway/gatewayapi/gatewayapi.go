@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -230,16 +231,29 @@ func install[T metav1.Object](ctx context.Context, kind string, obj T, create fu
 	if !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
 	}
-	old, err := get()
-	if err != nil {
-		return fmt.Errorf("reading %s %s: %w", kind, obj.GetName(), err)
-	}
-	from := old.GetAnnotations()[AnnBundleVersion]
-	if !Newer(BundleVersion, from) {
+	// Controllers may write the object meanwhile (a definition's status):
+	// read, compare and update again on a conflict.
+	from, updated := "", false
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		old, err := get()
+		if err != nil {
+			return fmt.Errorf("reading %s %s: %w", kind, obj.GetName(), err)
+		}
+		from = old.GetAnnotations()[AnnBundleVersion]
+		if !Newer(BundleVersion, from) {
+			return nil
+		}
+		if err := update(old); err != nil {
+			return err
+		}
+		updated = true
 		return nil
-	}
-	if err := update(old); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("updating %s %s to %s: %w", kind, obj.GetName(), BundleVersion, err)
+	}
+	if !updated {
+		return nil
 	}
 	slog.Info("updated a Gateway API object", "kind", kind, "name", obj.GetName(), "from", from, "to", BundleVersion)
 	return nil
