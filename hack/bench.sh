@@ -34,3 +34,10 @@ echo ">> storage (internal/volume/local and test/e2e/storage, as root)"
 go test ./internal/volume/local -run '^$' -bench 'Snapshot|LoopCreate' -benchtime 3x
 go test ./test/e2e/storage -run '^$' -bench ClaimPodStartup -benchtime=20x
 go test ./test/e2e/storage -run '^$' -bench StatefulSetClaims -benchtime=1x
+echo ">> ingress proxy, Gateway API and certificates (test/e2e/ingress, internal/network/gateway, test/e2e/certificates; as root)"
+go test ./test/e2e/ingress -run '^$' -bench ProxyVsNginx -benchtime 1x
+go test ./test/e2e/ingress -run '^$' -bench IngressChangeServed -benchtime 50x
+go test ./test/e2e/ingress -run '^$' -bench ProxyRSS1000Hosts -benchtime 1x
+go test ./internal/network/ingress -run TestMemoryThousandHosts -v -count=1
+go test ./internal/network/gateway -run '^$' -bench Resolve
+go test ./test/e2e/certificates -v -count=1
