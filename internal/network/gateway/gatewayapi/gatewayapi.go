@@ -293,9 +293,11 @@ func HavreClass() *gatewayv1.GatewayClass {
 // The definitions may not be served yet (they are established by the
 // server's crd controller): it retries until they are, or ctx ends.
 func EnsureGatewayClass(ctx context.Context, client gatewayclient.Interface) error {
-	backoff := wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Cap: 5 * time.Second, Steps: 1 << 30}
+	// Every 250 ms until served, for as long as ctx lasts (a wait.Backoff
+	// with a Cap stops retrying once the cap is reached: under load the
+	// definitions took longer and the class was never created).
 	var last error
-	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		// Bounded: a request to a resource being established must not
 		// hold the retries up.
 		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
