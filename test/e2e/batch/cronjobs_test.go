@@ -100,11 +100,15 @@ func TestCronJobs(t *testing.T) {
 		if job.Labels["from"] != "tick" {
 			t.Errorf("job labels %v", job.Labels)
 		}
-		got, err := cs.BatchV1().CronJobs(ns).Get(ctx(t), "tick", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got.Status.Active) != 1 || got.Status.Active[0].UID != job.UID || got.Status.LastScheduleTime == nil ||
+		// The controller writes the CronJob's status after it creates the
+		// Job: wait for it rather than read it once.
+		var got *batchv1.CronJob
+		framework.Eventually(t, waitTimeout, func() (bool, error) {
+			var err error
+			got, err = cs.BatchV1().CronJobs(ns).Get(ctx(t), "tick", metav1.GetOptions{})
+			return err == nil && len(got.Status.Active) > 0 && got.Status.LastScheduleTime != nil, err
+		}, "the cronjob's status to list its job")
+		if len(got.Status.Active) != 1 || got.Status.Active[0].UID != job.UID ||
 			!got.Status.LastScheduleTime.Time.Equal(scheduled) {
 			t.Errorf("cronjob status %+v", got.Status)
 		}
