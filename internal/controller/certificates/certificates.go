@@ -34,6 +34,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -80,6 +81,9 @@ const (
 	ReasonIssuing = "Issuing"
 	ReasonIssued  = "Issued"
 	ReasonFailed  = "Failed"
+	// ReasonWaitingForProxy: no node serves ingress yet, and the CA
+	// validates challenges through one; the order waits for it.
+	ReasonWaitingForProxy = "WaitingForProxy"
 )
 
 // Controller keeps Ingresses' TLS Secrets issued.
@@ -88,11 +92,15 @@ type Controller struct {
 	ingresses networkinglisters.IngressLister
 	classes   networkinglisters.IngressClassLister
 	secrets   corelisters.SecretLister
-	synced    []cache.InformerSynced
-	queue     workqueue.TypedRateLimitingInterface[string]
-	recorder  record.EventRecorder
-	clock     clock.WithTicker
-	orderer   *acme.Orderer
+	nodes     corelisters.NodeLister
+	// proxies is whether a Ready node serves ingress (routes.NodeLabel),
+	// as last seen by the node handler.
+	proxies  atomic.Bool
+	synced   []cache.InformerSynced
+	queue    workqueue.TypedRateLimitingInterface[string]
+	recorder record.EventRecorder
+	clock    clock.WithTicker
+	orderer  *acme.Orderer
 
 	issuerMu sync.Mutex
 	issuer   *clusterissuer.Issuer
@@ -145,12 +153,15 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 	ingInf := factory.Networking().V1().Ingresses()
 	classInf := factory.Networking().V1().IngressClasses()
 	secretInf := factory.Core().V1().Secrets()
+	nodeInf := factory.Core().V1().Nodes()
 	c := &Controller{
 		client:    client,
 		ingresses: ingInf.Lister(),
 		classes:   classInf.Lister(),
 		secrets:   secretInf.Lister(),
-		synced:    []cache.InformerSynced{ingInf.Informer().HasSynced, classInf.Informer().HasSynced, secretInf.Informer().HasSynced},
+		nodes:     nodeInf.Lister(),
+		synced: []cache.InformerSynced{ingInf.Informer().HasSynced, classInf.Informer().HasSynced, secretInf.Informer().HasSynced,
+			nodeInf.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedMaxOfRateLimiter(
 				workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Second, time.Hour)),
@@ -177,6 +188,18 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 		AddFunc:    func(any) { c.enqueueAll() },
 		UpdateFunc: func(any, any) { c.enqueueAll() },
 		DeleteFunc: func(any) { c.enqueueAll() },
+	}); err != nil {
+		return nil, err
+	}
+	// When the first node starts serving ingress, the orders that waited
+	// for one go ahead.
+	nodesChanged := func(any) {
+		if serving := c.proxyServing(); serving != c.proxies.Swap(serving) && serving {
+			c.enqueueAll()
+		}
+	}
+	if _, err := nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: nodesChanged, UpdateFunc: func(_, cur any) { nodesChanged(cur) }, DeleteFunc: nodesChanged,
 	}); err != nil {
 		return nil, err
 	}
@@ -373,6 +396,14 @@ func (c *Controller) syncEntry(ctx context.Context, ing runtime.Object, ns, secr
 	from := "the cluster issuer"
 	if want == IssuerACME {
 		from = c.orderer.Directory()
+		if !c.proxyServing() {
+			// The CA would find nothing answering its challenges: an
+			// order now would fail (and count against its rate limits).
+			c.recorder.Eventf(ing, corev1.EventTypeNormal, ReasonWaitingForProxy,
+				"Waiting for a Ready node serving ingress (label %s=true) before ordering a certificate for %s from %s",
+				routes.NodeLabel, strings.Join(hosts, ", "), from)
+			return time.Time{}, nil
+		}
 	}
 	var old *x509.Certificate
 	if cur != nil && cur.Annotations[IssuerAnnotation] == want {
@@ -390,6 +421,23 @@ func (c *Controller) syncEntry(ctx context.Context, ing runtime.Object, ns, secr
 	c.recorder.Eventf(ing, corev1.EventTypeNormal, ReasonIssued, "Certificate for %s issued by %s stored in Secret %s, valid until %s",
 		strings.Join(hosts, ", "), from, secret, res.leaf.NotAfter.UTC().Format(time.RFC3339))
 	return acme.RenewAt(res.leaf, nil), nil
+}
+
+// proxyServing reports whether a Ready node serves ingress: the CA's
+// validation requests reach the challenges through the nodes' proxies.
+func (c *Controller) proxyServing() bool {
+	nodes, err := c.nodes.List(labels.SelectorFromSet(labels.Set{routes.NodeLabel: "true"}))
+	if err != nil {
+		return false
+	}
+	for _, n := range nodes {
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // window is the CA's ARI window of an ACME certificate, cached.

@@ -28,10 +28,20 @@ func setup(t *testing.T, validity time.Duration, challenges string, readers int)
 	t.Helper()
 	cs := startChallengeServers(t)
 	p := startPebble(t, cs.HTTPPort, cs.TLSPort, validity)
+	// The stand-in servers are the cluster's proxies: a Ready Node that
+	// serves ingress stands for them (the controller orders only when one
+	// does), not marked NotReady for missing heartbeats while the test runs.
 	s := framework.StartServer(t, framework.WithArgs("--acme-directory", p.Directory, "--acme-ca-bundle", p.CABundle,
-		"--acme-challenges", challenges, "--acme-email", "e2e@example.com"))
+		"--acme-challenges", challenges, "--acme-email", "e2e@example.com", "--node-monitor-grace-period", "10m"))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	node, err := s.Clientset().CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "stand-in-proxy",
+		Labels: map[string]string{routes.NodeLabel: "true"}}}, metav1.CreateOptions{})
+	must(t, err)
+	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}}
+	_, err = s.Clientset().CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	must(t, err)
 	var rs []acme.Challenges
 	for range readers {
 		rs = append(rs, acme.WatchReader(ctx, s.Clientset()))

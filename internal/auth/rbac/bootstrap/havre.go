@@ -113,6 +113,7 @@ func HavreRoles(p Policy) []rbacv1.ClusterRole {
 		{ObjectMeta: meta(CertificatesControllerRole), Rules: []rbacv1.PolicyRule{
 			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses", "ingressclasses"}},
 			{Verbs: []string{"get", "create", "update"}, APIGroups: []string{""}, Resources: []string{"secrets"}},
+			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"nodes"}},
 			{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"gateways"}},
 			{Verbs: []string{"list", "watch"}, APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}},
 			events,
