@@ -31,11 +31,10 @@ import (
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 
+	"github.com/havre/havre/internal/bundle"
 	"github.com/havre/havre/internal/volume"
 )
 
@@ -126,66 +125,27 @@ func InstallDefinitions(ctx context.Context, client apiextensionsclient.Interfac
 	}
 	api := client.ApiextensionsV1().CustomResourceDefinitions()
 	for _, crd := range crds {
-		_, err := api.Create(ctx, crd, metav1.CreateOptions{})
-		if err == nil {
-			slog.Info("installed a snapshot API definition", "crd", crd.Name, "version", crd.Annotations[AnnBundleVersion])
-			continue
-		}
-		if !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating CustomResourceDefinition %s: %w", crd.Name, err)
-		}
-		// The definition's controllers write its status meanwhile: read,
-		// compare and update again on a conflict.
-		var old *apiextensionsv1.CustomResourceDefinition
-		updated := false
-		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			var err error
-			if old, err = api.Get(ctx, crd.Name, metav1.GetOptions{}); err != nil {
-				return fmt.Errorf("reading CustomResourceDefinition %s: %w", crd.Name, err)
-			}
-			if !Newer(crd.Annotations[AnnBundleVersion], old.Annotations[AnnBundleVersion]) {
-				return nil
-			}
-			next := old.DeepCopy()
-			next.Spec = crd.Spec
-			for k, v := range crd.Annotations {
-				metav1.SetMetaDataAnnotation(&next.ObjectMeta, k, v)
-			}
-			if _, err := api.Update(ctx, next, metav1.UpdateOptions{}); err != nil {
+		err := bundle.Install(ctx, "CustomResourceDefinition", AnnBundleVersion, crd, bundle.Client[*apiextensionsv1.CustomResourceDefinition]{
+			Create: func(o *apiextensionsv1.CustomResourceDefinition) error {
+				_, err := api.Create(ctx, o, metav1.CreateOptions{})
 				return err
-			}
-			updated = true
-			return nil
+			},
+			Get: func() (*apiextensionsv1.CustomResourceDefinition, error) {
+				return api.Get(ctx, crd.Name, metav1.GetOptions{})
+			},
+			Update: func(old *apiextensionsv1.CustomResourceDefinition) error {
+				updated := old.DeepCopy()
+				updated.Spec = crd.Spec
+				bundle.MergeAnnotations(&updated.ObjectMeta, crd.Annotations)
+				_, err := api.Update(ctx, updated, metav1.UpdateOptions{})
+				return err
+			},
 		})
 		if err != nil {
-			return fmt.Errorf("updating CustomResourceDefinition %s to %s: %w", crd.Name, crd.Annotations[AnnBundleVersion], err)
+			return err
 		}
-		if !updated {
-			continue
-		}
-		slog.Info("updated a snapshot API definition", "crd", crd.Name,
-			"from", old.Annotations[AnnBundleVersion], "to", crd.Annotations[AnnBundleVersion])
 	}
 	return nil
-}
-
-// Newer reports whether the installed definition of bundle version
-// installed is to be replaced by ours: only when both are versions and
-// ours is the greater. A definition without the annotation was not
-// installed by Havre and stays as it is.
-func Newer(ours, installed string) bool {
-	if ours == "" || installed == "" {
-		return false
-	}
-	o, err := version.ParseSemantic(ours)
-	if err != nil {
-		return false
-	}
-	i, err := version.ParseSemantic(installed)
-	if err != nil {
-		return false
-	}
-	return i.LessThan(o)
 }
 
 // LocalClass is the default VolumeSnapshotClass of Havre's local volumes.

@@ -86,25 +86,6 @@ func TestDefinitions(t *testing.T) {
 	}
 }
 
-func TestNewer(t *testing.T) {
-	tests := []struct {
-		ours, installed string
-		want            bool
-	}{
-		{"v8.7.0", "v8.6.0", true},
-		{"v8.7.0", "v8.7.0", false},
-		{"v8.6.0", "v8.7.0", false},
-		{"v8.7.0", "", false}, // not ours: left alone
-		{"", "v8.6.0", false},
-		{"v8.7.0", "garbage", false},
-	}
-	for _, tt := range tests {
-		if got := Newer(tt.ours, tt.installed); got != tt.want {
-			t.Errorf("Newer(%q, %q) = %v, want %v", tt.ours, tt.installed, got, tt.want)
-		}
-	}
-}
-
 func TestLocalClass(t *testing.T) {
 	c := LocalClass()
 	if c.Name != "local" || c.Driver != "havre.io/local" || c.DeletionPolicy != "Delete" || c.Annotations[AnnIsDefaultClass] != "true" {

@@ -27,15 +27,14 @@ import (
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
+	"github.com/havre/havre/internal/bundle"
 	"github.com/havre/havre/internal/network/ingress/routes"
 )
 
@@ -163,17 +162,21 @@ func InstallDefinitions(ctx context.Context, ext apiextensionsclient.Interface, 
 	}
 	api := ext.ApiextensionsV1().CustomResourceDefinitions()
 	for _, crd := range crds {
-		err := install(ctx, "CustomResourceDefinition", crd, func(o *apiextensionsv1.CustomResourceDefinition) error {
-			_, err := api.Create(ctx, o, metav1.CreateOptions{})
-			return err
-		}, func() (*apiextensionsv1.CustomResourceDefinition, error) {
-			return api.Get(ctx, crd.Name, metav1.GetOptions{})
-		}, func(old *apiextensionsv1.CustomResourceDefinition) error {
-			updated := old.DeepCopy()
-			updated.Spec = crd.Spec
-			mergeAnnotations(&updated.ObjectMeta, crd.Annotations)
-			_, err := api.Update(ctx, updated, metav1.UpdateOptions{})
-			return err
+		err := bundle.Install(ctx, "CustomResourceDefinition", AnnBundleVersion, crd, bundle.Client[*apiextensionsv1.CustomResourceDefinition]{
+			Create: func(o *apiextensionsv1.CustomResourceDefinition) error {
+				_, err := api.Create(ctx, o, metav1.CreateOptions{})
+				return err
+			},
+			Get: func() (*apiextensionsv1.CustomResourceDefinition, error) {
+				return api.Get(ctx, crd.Name, metav1.GetOptions{})
+			},
+			Update: func(old *apiextensionsv1.CustomResourceDefinition) error {
+				updated := old.DeepCopy()
+				updated.Spec = crd.Spec
+				bundle.MergeAnnotations(&updated.ObjectMeta, crd.Annotations)
+				_, err := api.Update(ctx, updated, metav1.UpdateOptions{})
+				return err
+			},
 		})
 		if err != nil {
 			return err
@@ -184,98 +187,42 @@ func InstallDefinitions(ctx context.Context, ext apiextensionsclient.Interface, 
 		return err
 	}
 	policies := kube.AdmissionregistrationV1().ValidatingAdmissionPolicies()
-	err = install(ctx, "ValidatingAdmissionPolicy", policy, func(o *admissionregistrationv1.ValidatingAdmissionPolicy) error {
-		_, err := policies.Create(ctx, o, metav1.CreateOptions{})
-		return err
-	}, func() (*admissionregistrationv1.ValidatingAdmissionPolicy, error) {
-		return policies.Get(ctx, policy.Name, metav1.GetOptions{})
-	}, func(old *admissionregistrationv1.ValidatingAdmissionPolicy) error {
-		updated := old.DeepCopy()
-		updated.Spec = policy.Spec
-		mergeAnnotations(&updated.ObjectMeta, policy.Annotations)
-		_, err := policies.Update(ctx, updated, metav1.UpdateOptions{})
-		return err
+	err = bundle.Install(ctx, "ValidatingAdmissionPolicy", AnnBundleVersion, policy, bundle.Client[*admissionregistrationv1.ValidatingAdmissionPolicy]{
+		Create: func(o *admissionregistrationv1.ValidatingAdmissionPolicy) error {
+			_, err := policies.Create(ctx, o, metav1.CreateOptions{})
+			return err
+		},
+		Get: func() (*admissionregistrationv1.ValidatingAdmissionPolicy, error) {
+			return policies.Get(ctx, policy.Name, metav1.GetOptions{})
+		},
+		Update: func(old *admissionregistrationv1.ValidatingAdmissionPolicy) error {
+			updated := old.DeepCopy()
+			updated.Spec = policy.Spec
+			bundle.MergeAnnotations(&updated.ObjectMeta, policy.Annotations)
+			_, err := policies.Update(ctx, updated, metav1.UpdateOptions{})
+			return err
+		},
 	})
 	if err != nil {
 		return err
 	}
 	bindings := kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings()
-	return install(ctx, "ValidatingAdmissionPolicyBinding", binding, func(o *admissionregistrationv1.ValidatingAdmissionPolicyBinding) error {
-		_, err := bindings.Create(ctx, o, metav1.CreateOptions{})
-		return err
-	}, func() (*admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
-		return bindings.Get(ctx, binding.Name, metav1.GetOptions{})
-	}, func(old *admissionregistrationv1.ValidatingAdmissionPolicyBinding) error {
-		updated := old.DeepCopy()
-		updated.Spec = binding.Spec
-		mergeAnnotations(&updated.ObjectMeta, binding.Annotations)
-		_, err := bindings.Update(ctx, updated, metav1.UpdateOptions{})
-		return err
-	})
-}
-
-func mergeAnnotations(meta *metav1.ObjectMeta, annotations map[string]string) {
-	for k, v := range annotations {
-		metav1.SetMetaDataAnnotation(meta, k, v)
-	}
-}
-
-// install creates obj, or updates the existing one when Havre installed it
-// from an older bundle.
-func install[T metav1.Object](ctx context.Context, kind string, obj T, create func(T) error, get func() (T, error), update func(T) error) error {
-	err := create(obj)
-	if err == nil {
-		slog.Info("installed a Gateway API object", "kind", kind, "name", obj.GetName(), "version", BundleVersion)
-		return nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
-	}
-	// Controllers may write the object meanwhile (a definition's status):
-	// read, compare and update again on a conflict.
-	from, updated := "", false
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		old, err := get()
-		if err != nil {
-			return fmt.Errorf("reading %s %s: %w", kind, obj.GetName(), err)
-		}
-		from = old.GetAnnotations()[AnnBundleVersion]
-		if !Newer(BundleVersion, from) {
-			return nil
-		}
-		if err := update(old); err != nil {
+	return bundle.Install(ctx, "ValidatingAdmissionPolicyBinding", AnnBundleVersion, binding, bundle.Client[*admissionregistrationv1.ValidatingAdmissionPolicyBinding]{
+		Create: func(o *admissionregistrationv1.ValidatingAdmissionPolicyBinding) error {
+			_, err := bindings.Create(ctx, o, metav1.CreateOptions{})
 			return err
-		}
-		updated = true
-		return nil
+		},
+		Get: func() (*admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
+			return bindings.Get(ctx, binding.Name, metav1.GetOptions{})
+		},
+		Update: func(old *admissionregistrationv1.ValidatingAdmissionPolicyBinding) error {
+			updated := old.DeepCopy()
+			updated.Spec = binding.Spec
+			bundle.MergeAnnotations(&updated.ObjectMeta, binding.Annotations)
+			_, err := bindings.Update(ctx, updated, metav1.UpdateOptions{})
+			return err
+		},
 	})
-	if err != nil {
-		return fmt.Errorf("updating %s %s to %s: %w", kind, obj.GetName(), BundleVersion, err)
-	}
-	if !updated {
-		return nil
-	}
-	slog.Info("updated a Gateway API object", "kind", kind, "name", obj.GetName(), "from", from, "to", BundleVersion)
-	return nil
-}
-
-// Newer reports whether the installed object of bundle version installed
-// is to be replaced by ours: only when both are versions and ours is the
-// greater. An object without the annotation was not installed by Havre and
-// stays as it is.
-func Newer(ours, installed string) bool {
-	if ours == "" || installed == "" {
-		return false
-	}
-	o, err := version.ParseSemantic(ours)
-	if err != nil {
-		return false
-	}
-	i, err := version.ParseSemantic(installed)
-	if err != nil {
-		return false
-	}
-	return i.LessThan(o)
 }
 
 // HavreClass is the GatewayClass of Havre's built-in proxy.

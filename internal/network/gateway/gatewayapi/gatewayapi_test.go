@@ -94,25 +94,6 @@ func TestPolicy(t *testing.T) {
 	}
 }
 
-func TestNewer(t *testing.T) {
-	tests := []struct {
-		ours, installed string
-		want            bool
-	}{
-		{"v1.6.3", "v1.6.2", true},
-		{"v1.6.3", "v1.6.3", false},
-		{"v1.6.2", "v1.6.3", false},
-		{"v1.6.3", "", false},
-		{"", "v1.6.2", false},
-		{"v1.6.3", "garbage", false},
-	}
-	for _, tt := range tests {
-		if got := Newer(tt.ours, tt.installed); got != tt.want {
-			t.Errorf("Newer(%q, %q) = %v, want %v", tt.ours, tt.installed, got, tt.want)
-		}
-	}
-}
-
 func TestHavreClass(t *testing.T) {
 	c := HavreClass()
 	if c.Name != "havre" || c.Spec.ControllerName != "havre.io/gateway-controller" {

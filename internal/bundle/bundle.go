@@ -1,0 +1,91 @@
+// Package bundle installs the upstream object bundles Havre embeds
+// unchanged and installs at every start (the snapshot API's and Gateway
+// API's CustomResourceDefinitions, Gateway API's admission policy): an
+// object is created when missing, and updated only when Havre installed
+// it from an older bundle version (named by an annotation); an object
+// without the annotation is someone else's and is left as it is.
+package bundle
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/version"
+	"k8s.io/client-go/util/retry"
+)
+
+// Newer reports whether an object installed from bundle version installed
+// is to be replaced by ours: only when both are versions and ours is the
+// greater.
+func Newer(ours, installed string) bool {
+	if ours == "" || installed == "" {
+		return false
+	}
+	o, err := version.ParseSemantic(ours)
+	if err != nil {
+		return false
+	}
+	i, err := version.ParseSemantic(installed)
+	if err != nil {
+		return false
+	}
+	return i.LessThan(o)
+}
+
+// Client is how Install reaches one object: Update writes ours over the
+// installed object old (its spec and our annotations on old's metadata).
+type Client[T metav1.Object] struct {
+	Create func(T) error
+	Get    func() (T, error)
+	Update func(old T) error
+}
+
+// Install creates obj, or updates the installed object when its
+// annotation names an older bundle version than ours (obj's own
+// annotation). The update is read, compared and written again on a
+// conflict: the object's controllers may write its status meanwhile.
+func Install[T metav1.Object](ctx context.Context, kind, annotation string, obj T, c Client[T]) error {
+	ours := obj.GetAnnotations()[annotation]
+	err := c.Create(obj)
+	if err == nil {
+		slog.Info("installed an object of a bundle", "kind", kind, "name", obj.GetName(), "version", ours)
+		return nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
+	}
+	from, updated := "", false
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		old, err := c.Get()
+		if err != nil {
+			return fmt.Errorf("reading %s %s: %w", kind, obj.GetName(), err)
+		}
+		from = old.GetAnnotations()[annotation]
+		if !Newer(ours, from) {
+			return nil
+		}
+		if err := c.Update(old); err != nil {
+			return err
+		}
+		updated = true
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("updating %s %s to %s: %w", kind, obj.GetName(), ours, err)
+	}
+	if updated {
+		slog.Info("updated an object of a bundle", "kind", kind, "name", obj.GetName(), "from", from, "to", ours)
+	}
+	return nil
+}
+
+// MergeAnnotations sets annotations on meta (the bundle version among
+// them), keeping the others.
+func MergeAnnotations(meta *metav1.ObjectMeta, annotations map[string]string) {
+	for k, v := range annotations {
+		metav1.SetMetaDataAnnotation(meta, k, v)
+	}
+}

@@ -1,0 +1,81 @@
+package bundle
+
+import (
+	"context"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+func TestNewer(t *testing.T) {
+	tests := []struct {
+		ours, installed string
+		want            bool
+	}{
+		{"v1.6.3", "v1.6.2", true},
+		{"v8.7.0", "v8.0.0", true},
+		{"v1.6.3", "v1.6.3", false},
+		{"v1.6.2", "v1.6.3", false},
+		{"v1.6.3", "", false},
+		{"", "v1.6.2", false},
+		{"v1.6.3", "garbage", false},
+	}
+	for _, tt := range tests {
+		if got := Newer(tt.ours, tt.installed); got != tt.want {
+			t.Errorf("Newer(%q, %q) = %v, want %v", tt.ours, tt.installed, got, tt.want)
+		}
+	}
+}
+
+// TestInstall: created when missing; updated only from an older bundle
+// version, again after a conflict; someone else's object left alone.
+func TestInstall(t *testing.T) {
+	const ann = "example.com/bundle-version"
+	gr := schema.GroupResource{Resource: "things"}
+	tests := []struct {
+		name       string
+		installed  *metav1.ObjectMeta // nil: missing
+		conflicts  int
+		wantCreate bool
+		wantWrites int
+	}{
+		{name: "missing", wantCreate: true},
+		{name: "same version", installed: &metav1.ObjectMeta{Annotations: map[string]string{ann: "v2.0.0"}}},
+		{name: "newer installed", installed: &metav1.ObjectMeta{Annotations: map[string]string{ann: "v3.0.0"}}},
+		{name: "older", installed: &metav1.ObjectMeta{Annotations: map[string]string{ann: "v1.0.0"}}, wantWrites: 1},
+		{name: "older, after conflicts", installed: &metav1.ObjectMeta{Annotations: map[string]string{ann: "v1.0.0"}}, conflicts: 2, wantWrites: 3},
+		{name: "someone else's", installed: &metav1.ObjectMeta{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ours := &metav1.ObjectMeta{Name: "x", Annotations: map[string]string{ann: "v2.0.0"}}
+			created, writes, conflicts := false, 0, tt.conflicts
+			err := Install(context.Background(), "Thing", ann, ours, Client[*metav1.ObjectMeta]{
+				Create: func(*metav1.ObjectMeta) error {
+					if tt.installed != nil {
+						return apierrors.NewAlreadyExists(gr, "x")
+					}
+					created = true
+					return nil
+				},
+				Get: func() (*metav1.ObjectMeta, error) { return tt.installed.DeepCopy(), nil },
+				Update: func(old *metav1.ObjectMeta) error {
+					writes++
+					if conflicts > 0 {
+						conflicts--
+						return apierrors.NewConflict(gr, "x", nil)
+					}
+					return nil
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if created != tt.wantCreate || writes != tt.wantWrites {
+				t.Errorf("created %v, writes %d; want %v, %d", created, writes, tt.wantCreate, tt.wantWrites)
+			}
+		})
+	}
+}
