@@ -10,10 +10,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/version"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -88,4 +90,34 @@ func MergeAnnotations(meta *metav1.ObjectMeta, annotations map[string]string) {
 	for k, v := range annotations {
 		metav1.SetMetaDataAnnotation(meta, k, v)
 	}
+}
+
+// CreateOnceServed calls create every 250 ms until it succeeds or finds the
+// object already there, for as long as ctx lasts: the object's definition,
+// just installed, may not be served yet (the server's crd controller
+// establishes it). A wait.Backoff with a Cap would stop retrying once the
+// cap is reached; under load definitions took longer than that and the
+// object was never created. Each attempt is bounded, so a request to a
+// resource being established does not hold the retries up.
+func CreateOnceServed(ctx context.Context, what string, create func(context.Context) error) error {
+	var last error
+	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		switch err := create(attempt); {
+		case err == nil:
+			slog.Info("created " + what)
+			return true, nil
+		case apierrors.IsAlreadyExists(err):
+			return true, nil
+		default:
+			// Not served yet, most likely.
+			last = err
+			return false, nil
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("creating %s: %w (last error: %v)", what, err, last)
+	}
+	return nil
 }

@@ -79,3 +79,45 @@ func TestInstall(t *testing.T) {
 		})
 	}
 }
+
+func TestCreateOnceServed(t *testing.T) {
+	notServed := apierrors.NewNotFound(schema.GroupResource{Group: "example.com", Resource: "things"}, "")
+	exists := apierrors.NewAlreadyExists(schema.GroupResource{Group: "example.com", Resource: "things"}, "one")
+	for _, tc := range []struct {
+		name    string
+		results []error // what create returns, in turn; the last one again after
+		cancel  bool    // cancel the context once the results run out
+		wantErr string
+		calls   int
+	}{
+		{name: "served at once", results: []error{nil}, calls: 1},
+		{name: "served after a while", results: []error{notServed, notServed, notServed, nil}, calls: 4},
+		{name: "already there", results: []error{exists}, calls: 1},
+		{name: "never served", results: []error{notServed}, cancel: true, wantErr: `creating the thing: context canceled (last error: things.example.com "" not found)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			calls := 0
+			err := CreateOnceServed(ctx, "the thing", func(context.Context) error {
+				calls++
+				if calls >= len(tc.results) {
+					if tc.cancel {
+						cancel()
+					}
+					return tc.results[len(tc.results)-1]
+				}
+				return tc.results[calls-1]
+			})
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("error %v, want %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || calls != tc.calls {
+				t.Fatalf("error %v after %d calls, want none after %d", err, calls, tc.calls)
+			}
+		})
+	}
+}

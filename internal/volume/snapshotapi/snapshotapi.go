@@ -20,18 +20,14 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"maps"
 	"slices"
-	"time"
 
 	snapshotv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
 	snapshotclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 
 	"github.com/havre/havre/internal/bundle"
@@ -164,27 +160,8 @@ func LocalClass() *snapshotv1.VolumeSnapshotClass {
 // The definitions may not be served yet (they are established by the
 // server's crd controller): it retries until they are, or ctx ends.
 func EnsureDefaultClass(ctx context.Context, client snapshotclient.Interface) error {
-	backoff := wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Cap: 5 * time.Second, Steps: 1 << 30}
-	var last error
-	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+	return bundle.CreateOnceServed(ctx, fmt.Sprintf("the default VolumeSnapshotClass %q", DefaultClass), func(ctx context.Context) error {
 		_, err := client.SnapshotV1().VolumeSnapshotClasses().Create(ctx, LocalClass(), metav1.CreateOptions{})
-		switch {
-		case err == nil:
-			slog.Info("created the default VolumeSnapshotClass", "class", DefaultClass)
-			return true, nil
-		case apierrors.IsAlreadyExists(err):
-			return true, nil
-		case apierrors.IsNotFound(err):
-			// Not served yet.
-			last = err
-			return false, nil
-		default:
-			last = err
-			return false, nil
-		}
+		return err
 	})
-	if err != nil {
-		return fmt.Errorf("creating the default VolumeSnapshotClass %q: %w (last error: %v)", DefaultClass, err, last)
-	}
-	return nil
 }

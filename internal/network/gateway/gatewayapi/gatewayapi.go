@@ -17,17 +17,13 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"maps"
 	"slices"
-	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
@@ -240,30 +236,9 @@ func HavreClass() *gatewayv1.GatewayClass {
 // The definitions may not be served yet (they are established by the
 // server's crd controller): it retries until they are, or ctx ends.
 func EnsureGatewayClass(ctx context.Context, client gatewayclient.Interface) error {
-	// Every 250 ms until served, for as long as ctx lasts (a wait.Backoff
-	// with a Cap stops retrying once the cap is reached: under load the
-	// definitions took longer and the class was never created).
-	var last error
-	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		// Bounded: a request to a resource being established must not
-		// hold the retries up.
-		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		_, err := client.GatewayV1().GatewayClasses().Create(attempt, HavreClass(), metav1.CreateOptions{FieldManager: "havre-server"})
-		switch {
-		case err == nil:
-			slog.Info("created the GatewayClass", "class", routes.GatewayClassName, "controller", routes.GatewayController)
-			return true, nil
-		case apierrors.IsAlreadyExists(err):
-			return true, nil
-		default:
-			// Not served yet, most likely.
-			last = err
-			return false, nil
-		}
+	what := fmt.Sprintf("the GatewayClass %q (controller %s)", routes.GatewayClassName, routes.GatewayController)
+	return bundle.CreateOnceServed(ctx, what, func(ctx context.Context) error {
+		_, err := client.GatewayV1().GatewayClasses().Create(ctx, HavreClass(), metav1.CreateOptions{FieldManager: "havre-server"})
+		return err
 	})
-	if err != nil {
-		return fmt.Errorf("creating the GatewayClass %q: %w (last error: %v)", routes.GatewayClassName, err, last)
-	}
-	return nil
 }
