@@ -191,35 +191,37 @@ func wildcardCovers(pattern, host string) bool {
 	return len(host) > len(suffix) && strings.HasSuffix(host, suffix)
 }
 
-// httpEntries translates an HTTPRoute's rules.
-func (r *resolver) httpEntries(rt *gatewayv1.HTTPRoute) built {
+// rule is what an HTTPRoute's and a GRPCRoute's rules share, translated
+// by refs in the order references are checked: the rule's filters, then
+// each backend's.
+type rule[M any] struct {
+	filters        []routes.Filter
+	backends       []routes.Backend
+	matches        []M
+	timeout        time.Duration
+	backendTimeout time.Duration
+}
+
+// entries translates a route's rules: one entry per match (a rule without
+// matches matches everything); a match that cannot be served rejects the
+// route.
+func entries[M any](r *resolver, kind string, m *metav1.ObjectMeta, rules int, translate func(refs *refChecker, i int) rule[M], translateMatch func(M) (routes.Match, error)) built {
 	b := built{refs: cond(string(gatewayv1.RouteConditionResolvedRefs), true, string(gatewayv1.RouteReasonResolvedRefs), "")}
-	refs := &refChecker{r: r, kind: KindHTTPRoute, ns: rt.Namespace, b: &b}
-	for ri, rule := range rt.Spec.Rules {
-		route := &routes.Route{Origin: routes.Origin{Kind: KindHTTPRoute, Namespace: rt.Namespace, Name: rt.Name, Rule: ri}}
-		route.Filters = refs.httpFilters(rule.Filters)
-		for _, br := range rule.BackendRefs {
-			be, ok := refs.backend(br.BackendObjectReference, br.Weight, routes.ProtoHTTP1)
-			if !ok {
-				continue
-			}
-			be.Filters = refs.httpFilters(br.Filters)
-			route.Backends = append(route.Backends, be)
-		}
+	refs := &refChecker{r: r, kind: kind, ns: m.Namespace, b: &b}
+	for ri := range rules {
+		rl := translate(refs, ri)
+		route := &routes.Route{Origin: routes.Origin{Kind: kind, Namespace: m.Namespace, Name: m.Name, Rule: ri},
+			Filters: rl.filters, Backends: rl.backends, Timeout: rl.timeout, BackendTimeout: rl.backendTimeout}
 		if refs.unresolvedExtension {
 			route.Backends = nil
 			refs.unresolvedExtension = false
 		}
-		if t := rule.Timeouts; t != nil {
-			route.Timeout = duration(t.Request)
-			route.BackendTimeout = duration(t.BackendRequest)
-		}
-		matches := rule.Matches
+		matches := rl.matches
 		if len(matches) == 0 {
-			matches = []gatewayv1.HTTPRouteMatch{{}}
+			matches = make([]M, 1)
 		}
-		for mi, m := range matches {
-			match, err := httpMatch(m)
+		for mi, mt := range matches {
+			match, err := translateMatch(mt)
 			if err != nil {
 				b.rejected = &Condition{Type: string(gatewayv1.RouteConditionAccepted), Status: metav1.ConditionFalse,
 					Reason: string(gatewayv1.RouteReasonUnsupportedValue), Message: fmt.Sprintf("rule %d match %d: %v", ri, mi, err)}
@@ -231,6 +233,24 @@ func (r *resolver) httpEntries(rt *gatewayv1.HTTPRoute) built {
 		}
 	}
 	return b
+}
+
+// httpEntries translates an HTTPRoute's rules.
+func (r *resolver) httpEntries(rt *gatewayv1.HTTPRoute) built {
+	return entries(r, KindHTTPRoute, &rt.ObjectMeta, len(rt.Spec.Rules), func(refs *refChecker, i int) rule[gatewayv1.HTTPRouteMatch] {
+		in := rt.Spec.Rules[i]
+		out := rule[gatewayv1.HTTPRouteMatch]{filters: refs.httpFilters(in.Filters), matches: in.Matches}
+		for _, br := range in.BackendRefs {
+			if be, ok := refs.backend(br.BackendObjectReference, br.Weight, routes.ProtoHTTP1); ok {
+				be.Filters = refs.httpFilters(br.Filters)
+				out.backends = append(out.backends, be)
+			}
+		}
+		if t := in.Timeouts; t != nil {
+			out.timeout, out.backendTimeout = duration(t.Request), duration(t.BackendRequest)
+		}
+		return out
+	}, httpMatch)
 }
 
 func duration(d *gatewayv1.Duration) time.Duration {
@@ -306,40 +326,17 @@ func valueMatch(name, value string, regex bool) (routes.ValueMatch, error) {
 // grpcEntries translates a GRPCRoute's rules: a method match is a match
 // on the request path /service/method.
 func (r *resolver) grpcEntries(rt *gatewayv1.GRPCRoute) built {
-	b := built{refs: cond(string(gatewayv1.RouteConditionResolvedRefs), true, string(gatewayv1.RouteReasonResolvedRefs), "")}
-	refs := &refChecker{r: r, kind: KindGRPCRoute, ns: rt.Namespace, b: &b}
-	for ri, rule := range rt.Spec.Rules {
-		route := &routes.Route{Origin: routes.Origin{Kind: KindGRPCRoute, Namespace: rt.Namespace, Name: rt.Name, Rule: ri}}
-		route.Filters = refs.grpcFilters(rule.Filters)
-		for _, br := range rule.BackendRefs {
-			be, ok := refs.backend(br.BackendObjectReference, br.Weight, routes.ProtoGRPC)
-			if !ok {
-				continue
+	return entries(r, KindGRPCRoute, &rt.ObjectMeta, len(rt.Spec.Rules), func(refs *refChecker, i int) rule[gatewayv1.GRPCRouteMatch] {
+		in := rt.Spec.Rules[i]
+		out := rule[gatewayv1.GRPCRouteMatch]{filters: refs.grpcFilters(in.Filters), matches: in.Matches}
+		for _, br := range in.BackendRefs {
+			if be, ok := refs.backend(br.BackendObjectReference, br.Weight, routes.ProtoGRPC); ok {
+				be.Filters = refs.grpcFilters(br.Filters)
+				out.backends = append(out.backends, be)
 			}
-			be.Filters = refs.grpcFilters(br.Filters)
-			route.Backends = append(route.Backends, be)
 		}
-		if refs.unresolvedExtension {
-			route.Backends = nil
-			refs.unresolvedExtension = false
-		}
-		matches := rule.Matches
-		if len(matches) == 0 {
-			matches = []gatewayv1.GRPCRouteMatch{{}}
-		}
-		for mi, m := range matches {
-			match, err := grpcMatch(m)
-			if err != nil {
-				b.rejected = &Condition{Type: string(gatewayv1.RouteConditionAccepted), Status: metav1.ConditionFalse,
-					Reason: string(gatewayv1.RouteReasonUnsupportedValue), Message: fmt.Sprintf("rule %d match %d: %v", ri, mi, err)}
-				continue
-			}
-			one := *route
-			one.Matches = []routes.Match{match}
-			b.entries = append(b.entries, entry{route: &one, rule: ri, match: mi})
-		}
-	}
-	return b
+		return out
+	}, grpcMatch)
 }
 
 func grpcMatch(m gatewayv1.GRPCRouteMatch) (routes.Match, error) {
