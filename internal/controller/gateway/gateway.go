@@ -230,30 +230,35 @@ func (c *Controller) sync(ctx context.Context, _ string) error {
 		}
 	}
 	for _, r := range snap.HTTPRoutes {
-		parents := res.Routes[gwnet.RouteKey{Kind: gwnet.KindHTTPRoute, Namespace: r.Namespace, Name: r.Name}]
-		status := routeStatus(r.Status.RouteStatus, parents, r.Generation)
-		if reflect.DeepEqual(status, r.Status.RouteStatus) {
-			continue
-		}
-		updated := r.DeepCopy()
-		updated.Status.RouteStatus = status
-		if _, err := c.client.GatewayV1().HTTPRoutes(r.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("HTTPRoute %s/%s: %w", r.Namespace, r.Name, err))
-		}
+		errs = append(errs, c.writeRouteStatus(res, gwnet.KindHTTPRoute, &r.ObjectMeta, r.Status.RouteStatus, func(status gatewayv1.RouteStatus) error {
+			updated := r.DeepCopy()
+			updated.Status.RouteStatus = status
+			_, err := c.client.GatewayV1().HTTPRoutes(r.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+			return err
+		}))
 	}
 	for _, r := range snap.GRPCRoutes {
-		parents := res.Routes[gwnet.RouteKey{Kind: gwnet.KindGRPCRoute, Namespace: r.Namespace, Name: r.Name}]
-		status := routeStatus(r.Status.RouteStatus, parents, r.Generation)
-		if reflect.DeepEqual(status, r.Status.RouteStatus) {
-			continue
-		}
-		updated := r.DeepCopy()
-		updated.Status.RouteStatus = status
-		if _, err := c.client.GatewayV1().GRPCRoutes(r.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("GRPCRoute %s/%s: %w", r.Namespace, r.Name, err))
-		}
+		errs = append(errs, c.writeRouteStatus(res, gwnet.KindGRPCRoute, &r.ObjectMeta, r.Status.RouteStatus, func(status gatewayv1.RouteStatus) error {
+			updated := r.DeepCopy()
+			updated.Status.RouteStatus = status
+			_, err := c.client.GatewayV1().GRPCRoutes(r.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+			return err
+		}))
 	}
 	return errors.Join(errs...)
+}
+
+// writeRouteStatus writes a route's status.parents from the resolution
+// when they changed; a route deleted meanwhile is no error.
+func (c *Controller) writeRouteStatus(res *gwnet.Result, kind string, m *metav1.ObjectMeta, old gatewayv1.RouteStatus, write func(gatewayv1.RouteStatus) error) error {
+	status := routeStatus(old, res.Routes[gwnet.RouteKey{Kind: kind, Namespace: m.Namespace, Name: m.Name}], m.Generation)
+	if reflect.DeepEqual(status, old) {
+		return nil
+	}
+	if err := write(status); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("%s %s/%s: %w", kind, m.Namespace, m.Name, err)
+	}
+	return nil
 }
 
 // routeStatus replaces this controller's entries of a route's
