@@ -83,6 +83,12 @@ func BenchmarkProxyVsNginx(b *testing.B) {
 	group := func(pgid int) func() time.Duration {
 		return func() time.Duration { return processCPU(b, func(_, pg int) bool { return pg == pgid }) }
 	}
+	// The server process's own CPU use without requests (API server,
+	// controllers, agent), to read havre-cpu-µs/req against.
+	idle0 := havreProc()
+	idleStart := time.Now()
+	time.Sleep(3 * time.Second) // a measurement interval, not a synchronisation
+	b.ReportMetric(float64((havreProc()-idle0).Milliseconds())/time.Since(idleStart).Seconds(), "havre-idle-cpu-ms/s")
 	for i := range 3 {
 		var prof chan error
 		if path := os.Getenv("HAVRE_BENCH_CPUPROFILE"); path != "" && i == 1 {
