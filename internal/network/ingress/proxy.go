@@ -179,6 +179,7 @@ func (p *Proxy) Apply(t *routes.Table) {
 			sortEntries(ch.entries)
 			cl.hosts = append(cl.hosts, ch)
 		}
+		cl.indexHosts()
 		ct.listeners[port] = cl
 	}
 	p.table.Store(ct)

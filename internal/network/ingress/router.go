@@ -16,6 +16,24 @@ type compiledListener struct {
 	proto routes.Protocol
 	hosts []*compiledHost
 	certs *certIndex
+	// exact indexes the hosts of an exact name that come before every
+	// wildcard or catch-all host (the table puts exact names first), so
+	// that most requests find theirs without scanning.
+	exact map[string]*compiledHost
+}
+
+// indexHosts fills exact from hosts.
+func (l *compiledListener) indexHosts() {
+	l.exact = make(map[string]*compiledHost, len(l.hosts))
+	for _, vh := range l.hosts {
+		n := vh.vh.Hostname
+		if n == "" || strings.HasPrefix(n, "*.") {
+			return // later hosts may be shadowed by this one: scanned
+		}
+		if _, dup := l.exact[n]; !dup {
+			l.exact[n] = vh
+		}
+	}
 }
 
 type compiledHost struct {
@@ -35,6 +53,9 @@ type entry struct {
 
 // host returns the virtual host serving a request host.
 func (l *compiledListener) host(h string) *compiledHost {
+	if vh := l.exact[h]; vh != nil {
+		return vh
+	}
 	for _, vh := range l.hosts {
 		if vh.vh.Matches(h) {
 			return vh

@@ -103,3 +103,39 @@ func TestExtraListener(t *testing.T) {
 		t.Error("the extra port still answers")
 	}
 }
+
+// TestHostIndex: the exact-name index finds the host the ordered scan
+// would, also when a wildcard or catch-all comes first or a name twice.
+func TestHostIndex(t *testing.T) {
+	mk := func(names ...string) *compiledListener {
+		l := &compiledListener{}
+		for _, n := range names {
+			l.hosts = append(l.hosts, &compiledHost{vh: &routes.VirtualHost{Hostname: n}, pattern: n})
+		}
+		l.indexHosts()
+		return l
+	}
+	for _, tc := range []struct {
+		hosts []string
+		req   string
+		want  int // index in hosts, -1: none
+	}{
+		{[]string{"a.example", "b.example", "*.example", ""}, "b.example", 1},
+		{[]string{"a.example", "b.example", "*.example", ""}, "c.example", 2},
+		{[]string{"a.example", "b.example", "*.example", ""}, "other.test", 3},
+		{[]string{"a.example", "a.example"}, "a.example", 0},
+		{[]string{"*.example", "a.example"}, "a.example", 0},
+		{[]string{"", "a.example"}, "a.example", 0},
+		{[]string{"a.example"}, "b.example", -1},
+	} {
+		l := mk(tc.hosts...)
+		got := l.host(tc.req)
+		want := (*compiledHost)(nil)
+		if tc.want >= 0 {
+			want = l.hosts[tc.want]
+		}
+		if got != want {
+			t.Errorf("hosts %q, request %q: got %v, want index %d", tc.hosts, tc.req, got, tc.want)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -115,9 +116,26 @@ func newUpstreams(p *Proxy) *upstreams {
 			FlushInterval: 0,
 			ErrorHandler:  u.errorHandler,
 			ErrorLog:      debugLog(),
+			// Without a pool ReverseProxy allocates 32 KiB per response
+			// for the copy: most of the proxy's garbage.
+			BufferPool: copyBuffers,
 		}
 	}
 	return u
+}
+
+// bufferPool lends ReverseProxy its body copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+// copyBuffers are shared by every proxy of the process.
+var copyBuffers = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+func (b *bufferPool) Get() []byte { return *b.p.Get().(*[]byte) }
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == 32<<10 {
+		b.p.Put(&buf)
+	}
 }
 
 func (u *upstreams) proxy(p routes.AppProtocol) *httputil.ReverseProxy {
