@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -485,6 +486,54 @@ func TestPrefixMatches(t *testing.T) {
 	} {
 		if got := prefixMatches(tc.prefix, tc.path); got != tc.want {
 			t.Errorf("prefix %q path %q: %v", tc.prefix, tc.path, got)
+		}
+	}
+}
+
+// TestContentEncodingPassesThrough: the proxy neither asks backends for gzip
+// on a client's behalf nor decompresses what they send.
+func TestContentEncodingPassesThrough(t *testing.T) {
+	eps := &fakeEndpoints{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ae := r.Header.Get("Accept-Encoding")
+		if ae == "gzip" {
+			w.Header().Set("Content-Encoding", "gzip")
+			zw := gzip.NewWriter(w)
+			fmt.Fprint(zw, "compressed")
+			zw.Close()
+			return
+		}
+		fmt.Fprintf(w, "Accept-Encoding %q", ae)
+	}))
+	defer srv.Close()
+	eps.set("a", srv.Listener.Addr().String())
+	p := startProxy(t, eps, nil)
+	p.Apply(table(&routes.VirtualHost{Routes: []*routes.Route{route("i", routes.PathPrefix, "/", "a")}}))
+	c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	for _, tc := range []struct {
+		acceptEncoding, wantEncoding, wantBody string
+	}{
+		{"", "", `Accept-Encoding ""`},
+		{"gzip", "gzip", "compressed"},
+	} {
+		req, _ := http.NewRequest("GET", p.httpURL("/"), nil)
+		if tc.acceptEncoding != "" {
+			req.Header.Set("Accept-Encoding", tc.acceptEncoding)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body io.Reader = resp.Body
+		if resp.Header.Get("Content-Encoding") == "gzip" {
+			if body, err = gzip.NewReader(resp.Body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, _ := io.ReadAll(body)
+		resp.Body.Close()
+		if got := resp.Header.Get("Content-Encoding"); got != tc.wantEncoding || string(b) != tc.wantBody {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q, body %q; want %q, %q", tc.acceptEncoding, got, b, tc.wantEncoding, tc.wantBody)
 		}
 	}
 }
