@@ -14,6 +14,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
@@ -47,21 +48,28 @@ type Client[T metav1.Object] struct {
 
 // Install creates obj, or updates the installed object when its
 // annotation names an older bundle version than ours (obj's own
-// annotation). The update is read, compared and written again on a
-// conflict: the object's controllers may write its status meanwhile.
+// annotation). The installed object is read first: a create of an
+// object that exists would be decoded, defaulted and validated (for a
+// definition, its CEL rules compiled) only to be refused, at every start.
+// The update is read, compared and written again on a conflict: the
+// object's controllers may write its status meanwhile.
 func Install[T metav1.Object](ctx context.Context, kind, annotation string, obj T, c Client[T]) error {
 	ours := obj.GetAnnotations()[annotation]
-	err := c.Create(obj)
-	if err == nil {
-		slog.Info("installed an object of a bundle", "kind", kind, "name", obj.GetName(), "version", ours)
-		return nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
-	}
 	from, updated := "", false
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		old, err := c.Get()
+		if apierrors.IsNotFound(err) {
+			switch err := c.Create(obj); {
+			case err == nil:
+				slog.Info("installed an object of a bundle", "kind", kind, "name", obj.GetName(), "version", ours)
+				return nil
+			case apierrors.IsAlreadyExists(err):
+				// Created meanwhile: read it again.
+				return apierrors.NewConflict(schema.GroupResource{}, obj.GetName(), err)
+			default:
+				return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("reading %s %s: %w", kind, obj.GetName(), err)
 		}
@@ -76,7 +84,7 @@ func Install[T metav1.Object](ctx context.Context, kind, annotation string, obj 
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("updating %s %s to %s: %w", kind, obj.GetName(), ours, err)
+		return fmt.Errorf("installing %s %s %s: %w", kind, obj.GetName(), ours, err)
 	}
 	if updated {
 		slog.Info("updated an object of a bundle", "kind", kind, "name", obj.GetName(), "from", from, "to", ours)

@@ -34,33 +34,48 @@ func TestNewer(t *testing.T) {
 func TestInstall(t *testing.T) {
 	const ann = "example.com/bundle-version"
 	gr := schema.GroupResource{Resource: "things"}
+	older := &metav1.ObjectMeta{Name: "x", Annotations: map[string]string{ann: "v1.0.0"}}
 	tests := []struct {
-		name       string
-		installed  *metav1.ObjectMeta // nil: missing
-		conflicts  int
-		wantCreate bool
-		wantWrites int
+		name      string
+		installed *metav1.ObjectMeta // nil: missing
+		// meanwhile is installed by someone else between our read
+		// (which finds nothing) and our create.
+		meanwhile   *metav1.ObjectMeta
+		conflicts   int
+		wantCreates int
+		wantWrites  int
 	}{
-		{name: "missing", wantCreate: true},
-		{name: "same version", installed: &metav1.ObjectMeta{Annotations: map[string]string{ann: "v2.0.0"}}},
+		{name: "missing", wantCreates: 1},
+		{name: "same version: no write, and no create either", installed: &metav1.ObjectMeta{Annotations: map[string]string{ann: "v2.0.0"}}},
 		{name: "newer installed", installed: &metav1.ObjectMeta{Annotations: map[string]string{ann: "v3.0.0"}}},
-		{name: "older", installed: &metav1.ObjectMeta{Annotations: map[string]string{ann: "v1.0.0"}}, wantWrites: 1},
-		{name: "older, after conflicts", installed: &metav1.ObjectMeta{Annotations: map[string]string{ann: "v1.0.0"}}, conflicts: 2, wantWrites: 3},
+		{name: "older", installed: older, wantWrites: 1},
+		{name: "older, after conflicts", installed: older, conflicts: 2, wantWrites: 3},
+		{name: "older, created meanwhile", meanwhile: older, wantCreates: 1, wantWrites: 1},
 		{name: "someone else's", installed: &metav1.ObjectMeta{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ours := &metav1.ObjectMeta{Name: "x", Annotations: map[string]string{ann: "v2.0.0"}}
-			created, writes, conflicts := false, 0, tt.conflicts
+			installed := tt.installed.DeepCopy()
+			creates, writes, conflicts := 0, 0, tt.conflicts
 			err := Install(context.Background(), "Thing", ann, ours, Client[*metav1.ObjectMeta]{
-				Create: func(*metav1.ObjectMeta) error {
-					if tt.installed != nil {
+				Create: func(o *metav1.ObjectMeta) error {
+					creates++
+					if tt.meanwhile != nil {
+						installed = tt.meanwhile.DeepCopy()
+					}
+					if installed != nil {
 						return apierrors.NewAlreadyExists(gr, "x")
 					}
-					created = true
+					installed = o.DeepCopy()
 					return nil
 				},
-				Get: func() (*metav1.ObjectMeta, error) { return tt.installed.DeepCopy(), nil },
+				Get: func() (*metav1.ObjectMeta, error) {
+					if installed == nil {
+						return nil, apierrors.NewNotFound(gr, "x")
+					}
+					return installed.DeepCopy(), nil
+				},
 				Update: func(old *metav1.ObjectMeta) error {
 					writes++
 					if conflicts > 0 {
@@ -73,8 +88,8 @@ func TestInstall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if created != tt.wantCreate || writes != tt.wantWrites {
-				t.Errorf("created %v, writes %d; want %v, %d", created, writes, tt.wantCreate, tt.wantWrites)
+			if creates != tt.wantCreates || writes != tt.wantWrites {
+				t.Errorf("creates %d, writes %d; want %d, %d", creates, writes, tt.wantCreates, tt.wantWrites)
 			}
 		})
 	}
