@@ -85,10 +85,12 @@ func TestEveryProxyNode(t *testing.T) {
 	}()
 	t.Cleanup(func() { rw.Stop(); <-watched })
 
+	created := time.Now()
 	if _, err := cs.NetworkingV1().Ingresses(ns).Create(ctx, ingress(ns, "web", host), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	leaf := waitCert(t, cs, ns, secret, nil, 3*time.Minute)
+	t.Logf("Ingress created → certificate in the Secret: %v", time.Since(created))
 	sec, err := cs.CoreV1().Secrets(ns).Get(ctx, secret, metav1.GetOptions{})
 	must(t, err)
 	verify(t, p, leaf, sec.Data[corev1.TLSCertKey], host)
@@ -114,6 +116,7 @@ func TestEveryProxyNode(t *testing.T) {
 		}
 	}
 
+	t.Logf("Ingress created → every node serves the certificate and routes the host: %v", time.Since(created))
 	if n := p.Orders(); n != 1 {
 		t.Errorf("%d ACME orders for %s with three proxy nodes, want 1", n, host)
 	}
