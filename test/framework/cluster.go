@@ -65,6 +65,14 @@ type Node struct {
 	proc *process
 }
 
+// ClusterIngressHTTPPort and ClusterIngressHTTPSPort are the ports of the
+// ingress proxy of every node of a Cluster (each node has a network
+// namespace of its own), unless the test gives the server other ones.
+const (
+	ClusterIngressHTTPPort  = 80
+	ClusterIngressHTTPSPort = 443
+)
+
 // clusterIDs are the X of the clusters of this test process.
 var (
 	clusterIDsMu sync.Mutex
@@ -104,6 +112,13 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 			t.Fatalf("setting up node n%d: %v", i, err)
 		}
 		c.Nodes = append(c.Nodes, node)
+	}
+	var given serverOptions
+	for _, opt := range opts {
+		opt(&given)
+	}
+	for _, f := range given.clusterArgs {
+		opts = append(opts, WithArgs(f(c)...))
 	}
 	server := c.Nodes[0]
 	opts = append([]Option{WithAgent(), func(o *serverOptions) {
@@ -306,7 +321,25 @@ func (n *Node) args() []string {
 		"--node-name", n.Name,
 		"--node-ip", n.IP,
 		"--resolv-conf", n.c.resolvConf,
+		"--ingress-http-port", strconv.Itoa(ClusterIngressHTTPPort),
+		"--ingress-https-port", strconv.Itoa(ClusterIngressHTTPSPort),
 	}
+}
+
+// IngressHTTPPort and IngressHTTPSPort are the ports of the node's ingress
+// proxy (n0's: the server's, which a test may have chosen in its args).
+func (n *Node) IngressHTTPPort() int {
+	if n == n.c.Nodes[0] {
+		return n.c.Server.IngressHTTPPort()
+	}
+	return ClusterIngressHTTPPort
+}
+
+func (n *Node) IngressHTTPSPort() int {
+	if n == n.c.Nodes[0] {
+		return n.c.Server.IngressHTTPSPort()
+	}
+	return ClusterIngressHTTPSPort
 }
 
 func (n *Node) start() error {

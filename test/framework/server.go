@@ -56,11 +56,21 @@ type serverOptions struct {
 	readyTimeout          time.Duration
 	binary                string
 	agent                 bool
+	// clusterArgs: WithClusterArgs.
+	clusterArgs []func(*Cluster) []string
 }
 
 // WithArgs appends arguments to `havre server`.
 func WithArgs(args ...string) Option {
 	return func(o *serverOptions) { o.args = append(o.args, args...) }
+}
+
+// WithClusterArgs appends arguments to the `havre server` of a cluster
+// (StartCluster only), computed once the cluster's network is up and
+// before the server starts: e.g. the URL of something the test serves on
+// the underlay at c.TestAddr().
+func WithClusterArgs(f func(c *Cluster) []string) Option {
+	return func(o *serverOptions) { o.clusterArgs = append(o.clusterArgs, f) }
 }
 
 // WithAgent runs the server with its node agent (without --disable-agent):
@@ -158,6 +168,9 @@ func StartServer(t testing.TB, opts ...Option) *Server {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if len(o.clusterArgs) > 0 && o.netns == "" {
+		t.Fatal("WithClusterArgs is an option of StartCluster")
+	}
 	bin := o.binary
 	if bin == "" {
 		bin = Havre(t)
@@ -197,7 +210,12 @@ func StartServer(t testing.TB, opts ...Option) *Server {
 				t.Fatal(err)
 			}
 		}
-		if o.agent && !slices.Contains(o.args, "--ingress-http-port") && !slices.Contains(o.args, "--disable-ingress") {
+		if o.agent && o.netns != "" && !slices.Contains(o.args, "--ingress-http-port") && !slices.Contains(o.args, "--disable-ingress") {
+			// A node of a cluster has a network namespace of its own:
+			// its proxy listens on the ports every node of the cluster
+			// uses.
+			s.ingressHTTPPort, s.ingressHTTPSPort = ClusterIngressHTTPPort, ClusterIngressHTTPSPort
+		} else if o.agent && !slices.Contains(o.args, "--ingress-http-port") && !slices.Contains(o.args, "--disable-ingress") {
 			if s.ingressHTTPPort, err = FreePort(); err != nil {
 				t.Fatal(err)
 			}

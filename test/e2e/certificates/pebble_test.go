@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -87,9 +88,9 @@ func buildPebble(t *testing.T) string {
 }
 
 // startDNS runs a DNS server on loopback answering every A question with
-// 127.0.0.1 (and every other question with no record): Pebble's
-// validation authority resolves the test names with it.
-func startDNS(t *testing.T) string {
+// addr (and every other question with no record): Pebble's validation
+// authority resolves the test names with it.
+func startDNS(t *testing.T, addr net.IP) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -105,7 +106,7 @@ func startDNS(t *testing.T) string {
 		m.Authoritative = true
 		for _, q := range r.Question {
 			if q.Qtype == dns.TypeA {
-				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1}, A: net.IPv4(127, 0, 0, 1)})
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1}, A: addr})
 			}
 		}
 		_ = w.WriteMsg(m)
@@ -154,9 +155,18 @@ func (p *pebble) Orders() int { return strings.Count(p.log.String(), "Added orde
 // validity.
 func startPebble(t *testing.T, httpPort, tlsPort int, validity time.Duration) *pebble {
 	t.Helper()
+	return startPebbleAt(t, net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 1), httpPort, tlsPort, validity)
+}
+
+// startPebbleAt runs Pebble listening on listen (an address of this
+// process's network namespace), resolving every name to target, where it
+// validates HTTP-01 on httpPort and TLS-ALPN-01 on tlsPort, issuing
+// certificates valid for validity.
+func startPebbleAt(t *testing.T, listen, target net.IP, httpPort, tlsPort int, validity time.Duration) *pebble {
+	t.Helper()
 	bin := buildPebble(t)
 	dir := t.TempDir()
-	certPEM, keyPEM := selfSigned(t)
+	certPEM, keyPEM := selfSigned(t, listen)
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	must(t, os.WriteFile(certFile, certPEM, 0o600))
 	must(t, os.WriteFile(keyFile, keyPEM, 0o600))
@@ -165,8 +175,8 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity time.Duration) *p
 	mport, err := framework.FreePort()
 	must(t, err)
 	cfg := map[string]any{"pebble": map[string]any{
-		"listenAddress":                  fmt.Sprintf("127.0.0.1:%d", port),
-		"managementListenAddress":        fmt.Sprintf("127.0.0.1:%d", mport),
+		"listenAddress":                  net.JoinHostPort(listen.String(), strconv.Itoa(port)),
+		"managementListenAddress":        net.JoinHostPort(listen.String(), strconv.Itoa(mport)),
 		"certificate":                    certFile,
 		"privateKey":                     keyFile,
 		"httpPort":                       httpPort,
@@ -180,8 +190,9 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity time.Duration) *p
 	data, _ := json.Marshal(cfg)
 	cfgFile := filepath.Join(dir, "pebble.json")
 	must(t, os.WriteFile(cfgFile, data, 0o600))
-	p := &pebble{Directory: fmt.Sprintf("https://127.0.0.1:%d/dir", port), CABundle: certFile, mgmt: fmt.Sprintf("https://127.0.0.1:%d", mport), log: &syncBuffer{}}
-	cmd := exec.Command(bin, "-config", cfgFile, "-dnsserver", startDNS(t))
+	p := &pebble{Directory: "https://" + net.JoinHostPort(listen.String(), strconv.Itoa(port)) + "/dir", CABundle: certFile,
+		mgmt: "https://" + net.JoinHostPort(listen.String(), strconv.Itoa(mport)), log: &syncBuffer{}}
+	cmd := exec.Command(bin, "-config", cfgFile, "-dnsserver", startDNS(t, target))
 	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	must(t, cmd.Start())
@@ -215,13 +226,13 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity time.Duration) *p
 	return p
 }
 
-// selfSigned is a certificate for 127.0.0.1 and localhost.
-func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+// selfSigned is a certificate for ip and localhost.
+func selfSigned(t *testing.T, ip net.IP) (certPEM, keyPEM []byte) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(t, err)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pebble"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{ip},
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true, IsCA: true}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)

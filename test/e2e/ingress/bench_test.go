@@ -390,7 +390,14 @@ func benchBackend(b *testing.B) *framework.Server {
 	s := framework.StartServer(b, framework.WithAgent(), framework.WithArgs("--node-name", "bench", "--ingress-access-log=false"))
 	s.WaitNodeReady(b, "bench", 60*time.Second)
 	s.ImportImage(b, framework.BuildImage(b, "test/images/web", "havre.local/e2e-web:bench"))
-	s.MustKubectlStdin(b, `apiVersion: apps/v1
+	s.MustKubectlStdin(b, backendManifest, "apply", "-f", "-")
+	s.MustKubectl(b, "rollout", "status", "deployment/backend", "--timeout=120s")
+	return s
+}
+
+// backendManifest is the backend: one pod of the web image
+// havre.local/e2e-web:bench behind Service default/backend.
+const backendManifest = `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: backend, namespace: default}
 spec:
@@ -410,10 +417,7 @@ metadata: {name: backend, namespace: default}
 spec:
   selector: {app: backend}
   ports: [{port: 80, targetPort: 8080}]
-`, "apply", "-f", "-")
-	s.MustKubectl(b, "rollout", "status", "deployment/backend", "--timeout=120s")
-	return s
-}
+`
 
 func benchIngress(name, host string) *networkingv1.Ingress {
 	prefix := networkingv1.PathTypePrefix
