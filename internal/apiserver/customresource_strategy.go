@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
@@ -32,8 +33,12 @@ type crStrategy struct {
 	cr                               *customResource
 	hasStatus                        bool
 	schemaValidator, statusValidator apiservervalidation.SchemaValidator
-	cel                              *cel.Validator
-	selectable                       []selectableField
+	// cel compiles the schema's rules on the first write, as upstream's
+	// serving info is built on a definition's first request: every
+	// definition is loaded at each start, and compiling all their rules
+	// (Gateway API's hundreds) was most of the start's CPU. nil: no schema.
+	cel        func() *cel.Validator
+	selectable []selectableField
 }
 
 type selectableField struct {
@@ -45,8 +50,8 @@ func newCRStrategy(cr *customResource, v *apiextensionsv1.CustomResourceDefiniti
 	schemaValidator, statusValidator apiservervalidation.SchemaValidator) (crStrategy, error) {
 	s := crStrategy{cr: cr, schemaValidator: schemaValidator, statusValidator: statusValidator,
 		hasStatus: v.Subresources != nil && v.Subresources.Status != nil}
-	if cr.structural != nil {
-		s.cel = cel.NewValidator(cr.structural, true, celconfig.PerCallLimit)
+	if structural := cr.structural; structural != nil {
+		s.cel = sync.OnceValue(func() *cel.Validator { return cel.NewValidator(structural, true, celconfig.PerCallLimit) })
 	}
 	for _, sf := range v.SelectableFields {
 		p := jsonpath.New("selectableField")
@@ -150,6 +155,10 @@ func (s crStrategy) validateRules(ctx context.Context, errs field.ErrorList, u, 
 	if s.cel == nil {
 		return errs
 	}
+	rules := s.cel()
+	if rules == nil {
+		return errs
+	}
 	for _, e := range errs {
 		switch e.Type {
 		case field.ErrorTypeNotSupported, field.ErrorTypeRequired, field.ErrorTypeTooLong, field.ErrorTypeTooMany, field.ErrorTypeTypeInvalid:
@@ -160,7 +169,7 @@ func (s crStrategy) validateRules(ctx context.Context, errs field.ErrorList, u, 
 	if o != nil {
 		old = o.Object
 	}
-	celErrs, _ := s.cel.Validate(ctx, nil, s.cr.structural, u.Object, old, celconfig.RuntimeCELCostBudget, opts...)
+	celErrs, _ := rules.Validate(ctx, nil, s.cr.structural, u.Object, old, celconfig.RuntimeCELCostBudget, opts...)
 	return append(errs, celErrs...)
 }
 
