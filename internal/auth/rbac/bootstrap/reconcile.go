@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/component-helpers/auth/rbac/reconciliation"
@@ -37,45 +38,62 @@ func Reconcile(cs kubernetes.Interface) error {
 			return err
 		})
 	}
+	// The objects are independent: reconciled a few at a time (each is a
+	// read and maybe a write over the loopback; one after another they
+	// were a third of a restart).
+	var g errgroup.Group
+	g.SetLimit(8)
 	for _, r := range slices.Concat(p.ClusterRoles, p.ControllerRoles, HavreRoles(p)) {
-		if err := reconcileRole(&reconciliation.ReconcileRoleOptions{
-			Role:    reconciliation.ClusterRoleRuleOwner{ClusterRole: &r},
-			Client:  reconciliation.ClusterRoleModifier{Client: rbac.ClusterRoles()},
-			Confirm: true,
-		}); err != nil {
-			return fmt.Errorf("reconciling ClusterRole %s: %w", r.Name, err)
-		}
+		g.Go(func() error {
+			if err := reconcileRole(&reconciliation.ReconcileRoleOptions{
+				Role:    reconciliation.ClusterRoleRuleOwner{ClusterRole: &r},
+				Client:  reconciliation.ClusterRoleModifier{Client: rbac.ClusterRoles()},
+				Confirm: true,
+			}); err != nil {
+				return fmt.Errorf("reconciling ClusterRole %s: %w", r.Name, err)
+			}
+			return nil
+		})
 	}
 	for _, b := range slices.Concat(p.ClusterRoleBindings, p.ControllerRoleBindings, HavreRoleBindings()) {
-		if err := reconcileBinding(&reconciliation.ReconcileRoleBindingOptions{
-			RoleBinding: reconciliation.ClusterRoleBindingAdapter{ClusterRoleBinding: &b},
-			Client:      reconciliation.ClusterRoleBindingClientAdapter{Client: rbac.ClusterRoleBindings()},
-			Confirm:     true,
-		}); err != nil {
-			return fmt.Errorf("reconciling ClusterRoleBinding %s: %w", b.Name, err)
-		}
+		g.Go(func() error {
+			if err := reconcileBinding(&reconciliation.ReconcileRoleBindingOptions{
+				RoleBinding: reconciliation.ClusterRoleBindingAdapter{ClusterRoleBinding: &b},
+				Client:      reconciliation.ClusterRoleBindingClientAdapter{Client: rbac.ClusterRoleBindings()},
+				Confirm:     true,
+			}); err != nil {
+				return fmt.Errorf("reconciling ClusterRoleBinding %s: %w", b.Name, err)
+			}
+			return nil
+		})
 	}
 	for _, roles := range p.NamespaceRoles {
 		for _, r := range roles {
-			if err := reconcileRole(&reconciliation.ReconcileRoleOptions{
-				Role:    reconciliation.RoleRuleOwner{Role: &r},
-				Client:  reconciliation.RoleModifier{Client: rbac, NamespaceClient: namespaces},
-				Confirm: true,
-			}); err != nil {
-				return fmt.Errorf("reconciling Role %s/%s: %w", r.Namespace, r.Name, err)
-			}
+			g.Go(func() error {
+				if err := reconcileRole(&reconciliation.ReconcileRoleOptions{
+					Role:    reconciliation.RoleRuleOwner{Role: &r},
+					Client:  reconciliation.RoleModifier{Client: rbac, NamespaceClient: namespaces},
+					Confirm: true,
+				}); err != nil {
+					return fmt.Errorf("reconciling Role %s/%s: %w", r.Namespace, r.Name, err)
+				}
+				return nil
+			})
 		}
 	}
 	for _, bindings := range p.NamespaceRoleBindings {
 		for _, b := range bindings {
-			if err := reconcileBinding(&reconciliation.ReconcileRoleBindingOptions{
-				RoleBinding: reconciliation.RoleBindingAdapter{RoleBinding: &b},
-				Client:      reconciliation.RoleBindingClientAdapter{Client: rbac, NamespaceClient: namespaces},
-				Confirm:     true,
-			}); err != nil {
-				return fmt.Errorf("reconciling RoleBinding %s/%s: %w", b.Namespace, b.Name, err)
-			}
+			g.Go(func() error {
+				if err := reconcileBinding(&reconciliation.ReconcileRoleBindingOptions{
+					RoleBinding: reconciliation.RoleBindingAdapter{RoleBinding: &b},
+					Client:      reconciliation.RoleBindingClientAdapter{Client: rbac, NamespaceClient: namespaces},
+					Confirm:     true,
+				}); err != nil {
+					return fmt.Errorf("reconciling RoleBinding %s/%s: %w", b.Namespace, b.Name, err)
+				}
+				return nil
+			})
 		}
 	}
-	return nil
+	return g.Wait()
 }
