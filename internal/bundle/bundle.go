@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -126,6 +128,35 @@ func CreateOnceServed(ctx context.Context, what string, create func(context.Cont
 	})
 	if err != nil {
 		return fmt.Errorf("creating %s: %w (last error: %v)", what, err, last)
+	}
+	return nil
+}
+
+// InstallDefinitions installs each CustomResourceDefinition with Install:
+// our spec and annotations over an installed one of an older bundle
+// version (annotation).
+func InstallDefinitions(ctx context.Context, client apiextensionsclient.Interface, annotation string, crds []*apiextensionsv1.CustomResourceDefinition) error {
+	api := client.ApiextensionsV1().CustomResourceDefinitions()
+	for _, crd := range crds {
+		err := Install(ctx, "CustomResourceDefinition", annotation, crd, Client[*apiextensionsv1.CustomResourceDefinition]{
+			Create: func(o *apiextensionsv1.CustomResourceDefinition) error {
+				_, err := api.Create(ctx, o, metav1.CreateOptions{})
+				return err
+			},
+			Get: func() (*apiextensionsv1.CustomResourceDefinition, error) {
+				return api.Get(ctx, crd.Name, metav1.GetOptions{})
+			},
+			Update: func(old *apiextensionsv1.CustomResourceDefinition) error {
+				updated := old.DeepCopy()
+				updated.Spec = crd.Spec
+				MergeAnnotations(&updated.ObjectMeta, crd.Annotations)
+				_, err := api.Update(ctx, updated, metav1.UpdateOptions{})
+				return err
+			},
+		})
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -119,29 +119,7 @@ func InstallDefinitions(ctx context.Context, client apiextensionsclient.Interfac
 	if err != nil {
 		return err
 	}
-	api := client.ApiextensionsV1().CustomResourceDefinitions()
-	for _, crd := range crds {
-		err := bundle.Install(ctx, "CustomResourceDefinition", AnnBundleVersion, crd, bundle.Client[*apiextensionsv1.CustomResourceDefinition]{
-			Create: func(o *apiextensionsv1.CustomResourceDefinition) error {
-				_, err := api.Create(ctx, o, metav1.CreateOptions{})
-				return err
-			},
-			Get: func() (*apiextensionsv1.CustomResourceDefinition, error) {
-				return api.Get(ctx, crd.Name, metav1.GetOptions{})
-			},
-			Update: func(old *apiextensionsv1.CustomResourceDefinition) error {
-				updated := old.DeepCopy()
-				updated.Spec = crd.Spec
-				bundle.MergeAnnotations(&updated.ObjectMeta, crd.Annotations)
-				_, err := api.Update(ctx, updated, metav1.UpdateOptions{})
-				return err
-			},
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return bundle.InstallDefinitions(ctx, client, AnnBundleVersion, crds)
 }
 
 // LocalClass is the default VolumeSnapshotClass of Havre's local volumes.
