@@ -12,6 +12,7 @@ import (
 	"time"
 
 	snapshotclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 
 	"github.com/havre/havre/internal/apiserver"
@@ -135,15 +137,27 @@ func TestSnapshotAPI(t *testing.T) {
 	}
 	crds := ext.ApiextensionsV1().CustomResourceDefinitions()
 	const name = "volumesnapshotclasses.snapshot.storage.k8s.io"
-	old, err := crds.Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// The definitions' controller writes their status meanwhile: the
+	// test's own writes are read, changed and written again on a conflict.
+	rewrite := func(change func(*apiextensionsv1.CustomResourceDefinition)) {
+		t.Helper()
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			crd, err := crds.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			change(crd)
+			_, err = crds.Update(ctx, crd, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	old.Annotations[snapshotapi.AnnBundleVersion] = "v8.0.0"
-	old.Spec.Names.ShortNames = []string{"old"}
-	if _, err := crds.Update(ctx, old, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	rewrite(func(old *apiextensionsv1.CustomResourceDefinition) {
+		old.Annotations[snapshotapi.AnnBundleVersion] = "v8.0.0"
+		old.Spec.Names.ShortNames = []string{"old"}
+	})
 	if err := snapshotapi.InstallDefinitions(ctx, ext); err != nil {
 		t.Fatal(err)
 	}
@@ -154,11 +168,10 @@ func TestSnapshotAPI(t *testing.T) {
 	if got.Annotations[snapshotapi.AnnBundleVersion] != snapshotapi.BundleVersion || strings.Join(got.Spec.Names.ShortNames, ",") != "vsclass,vsclasses" {
 		t.Errorf("older definition not updated: %v %v", got.Annotations, got.Spec.Names.ShortNames)
 	}
-	delete(got.Annotations, snapshotapi.AnnBundleVersion)
-	got.Spec.Names.ShortNames = []string{"mine"}
-	if _, err := crds.Update(ctx, got, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	rewrite(func(mine *apiextensionsv1.CustomResourceDefinition) {
+		delete(mine.Annotations, snapshotapi.AnnBundleVersion)
+		mine.Spec.Names.ShortNames = []string{"mine"}
+	})
 	if err := snapshotapi.InstallDefinitions(ctx, ext); err != nil {
 		t.Fatal(err)
 	}
