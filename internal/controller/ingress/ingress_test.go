@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
@@ -95,7 +96,20 @@ func TestStatus(t *testing.T) {
 			t.Errorf("events missing: %v", want)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
+	// One worker takes keys in the order they came: once an Ingress
+	// created now has its status, "theirs" (there from the start) has been
+	// seen too.
+	if _, err := client.NetworkingV1().Ingresses("ns").Create(ctx, &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "last"},
+		Spec: networkingv1.IngressSpec{DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "s", Port: networkingv1.ServiceBackendPort{Number: 80}}}}},
+		metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		ing, err := client.NetworkingV1().Ingresses("ns").Get(ctx, "last", metav1.GetOptions{})
+		return err == nil && len(ing.Status.LoadBalancer.Ingress) == 2, nil
+	}); err != nil {
+		t.Fatalf("the last Ingress's status: %v", err)
+	}
 	if ing, _ := client.NetworkingV1().Ingresses("ns").Get(ctx, "theirs", metav1.GetOptions{}); len(ing.Status.LoadBalancer.Ingress) != 0 {
 		t.Errorf("another class's Ingress got a status: %+v", ing.Status)
 	}
