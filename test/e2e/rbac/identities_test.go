@@ -26,6 +26,14 @@ func TestComponentIdentities(t *testing.T) {
 	cs := s.Clientset()
 
 	t.Run("can-i", func(t *testing.T) {
+		// kubectl resolves volumesnapshotcontents.snapshot.storage.k8s.io
+		// through discovery, which serves a definition's group shortly
+		// after the server is ready: until then can-i asks about nothing
+		// and answers "no".
+		framework.Eventually(t, 60*time.Second, func() (bool, error) {
+			_, err := cs.Discovery().ServerResourcesForGroupVersion("snapshot.storage.k8s.io/v1")
+			return err == nil, nil
+		}, "snapshot.storage.k8s.io/v1 in discovery")
 		for _, tc := range []struct {
 			as, verb, resource, want string
 		}{
