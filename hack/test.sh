@@ -5,6 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo /root/go)/bin:$PATH"
 
+# The e2e tests' nodes report DiskPressure (and take no pods) when the
+# filesystem under their data dirs has less than 15 % available, as the
+# kubelet's default eviction thresholds say: say so up front.
+avail=$(df --output=avail,size -k "${TMPDIR:-/tmp}" | awk 'NR==2 {printf "%d", 100*$1/$2}')
+if [ "${avail:-100}" -lt 17 ]; then
+  echo "warning: only ${avail}% of the filesystem under ${TMPDIR:-/tmp} is available: end-to-end nodes will report DiskPressure below 15%" >&2
+  echo "         (free space, e.g. go clean -cache, or find ~/.cache/go-build -type f -mmin +300 -delete)" >&2
+fi
+
 echo ">> gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
