@@ -119,13 +119,14 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("listening on %s: %w (is another server running? choose a port with --https-port)", addr, err)
 	}
 	admissionChain := admission.NewChain()
+	escalation := &rbac.Escalation{Authorizer: authorizer, Index: rbacIndex}
 	srv, err := apiserver.New(apiserver.Config{
 		Store:          store,
 		Resources:      resources,
 		TLSConfig:      bundle.ServerTLSConfig(),
 		Authenticator:  auth.Union{auth.X509{}, tokens},
 		Authorizer:     authorizer,
-		RBACEscalation: &rbac.Escalation{Authorizer: authorizer, Index: rbacIndex},
+		RBACEscalation: escalation,
 		Admission:      admissionChain,
 		PostStart: []func(context.Context, *rest.Config) error{startAdmission(admissionChain, authorizer), startRBAC(rbacIndex),
 			ensureDefaultStorageClass, ensureIngressClass, startSnapshotAPI, startGatewayAPI, agg.Start},
@@ -147,6 +148,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
+	escalation.Roles = srv // a binding's role is read from the store
 	agg.SetDiscoverySink(srv)
 	agg.SetOpenAPISink(srv)
 

@@ -28,6 +28,17 @@ type Escalation struct {
 	// and bind verbs.
 	Authorizer auth.Authorizer
 	Index      *Index
+	// Roles, when set, reads the role a binding refers to from the store,
+	// as upstream's binding storage does. The Index follows an informer: a
+	// role created a moment ago (kubectl apply of a Role and its
+	// RoleBinding in one file) may not be in it yet. Nil: the Index.
+	Roles RoleReader
+}
+
+// RoleReader reads the rules of the role ref names (a Role in namespace,
+// or a ClusterRole) from the store; a NotFound error when it is absent.
+type RoleReader interface {
+	RoleRules(ctx context.Context, ref rbacv1.RoleRef, namespace string) ([]rbacv1.PolicyRule, error)
 }
 
 // fullAuthority is cluster-admin's rules: what an aggregationRule needs.
@@ -106,9 +117,15 @@ func (e *Escalation) checkBinding(ctx context.Context, u *auth.User, resource, n
 	if e.allowed(ctx, u, "bind", roleResource, namespace, ref.Name) {
 		return nil
 	}
-	e.Index.mu.RLock()
-	rules, err := e.Index.roleRules(ref, namespace)
-	e.Index.mu.RUnlock()
+	var rules []rbacv1.PolicyRule
+	var err error
+	if e.Roles != nil {
+		rules, err = e.Roles.RoleRules(ctx, ref, namespace)
+	} else {
+		e.Index.mu.RLock()
+		rules, err = e.Index.roleRules(ref, namespace)
+		e.Index.mu.RUnlock()
+	}
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return apierrors.NewNotFound(schema.GroupResource{Group: rbacv1.GroupName, Resource: roleResource}, ref.Name)

@@ -99,3 +99,53 @@ func TestCompactString(t *testing.T) {
 		t.Errorf("compactRules = %v", rules)
 	}
 }
+
+// storeRoles is a RoleReader over fixed roles: the store, which a binding
+// written right after its role reads before the Index has caught up.
+type storeRoles map[string][]rbacv1.PolicyRule
+
+func (r storeRoles) RoleRules(_ context.Context, ref rbacv1.RoleRef, namespace string) ([]rbacv1.PolicyRule, error) {
+	rules, ok := r[ref.Kind+"/"+namespace+"/"+ref.Name]
+	if !ok {
+		return nil, apierrors.NewNotFound(roleResource, ref.Name)
+	}
+	return rules, nil
+}
+
+// TestEscalationReadsRolesFromStore: with a RoleReader, a binding's role
+// comes from it, not from the Index (an informer's, which may lag).
+func TestEscalationReadsRolesFromStore(t *testing.T) {
+	x := NewIndex()
+	podsRead := rule(s("get", "list"), s(""), s("pods"))
+	x.SetClusterRole(&rbacv1.ClusterRole{ObjectMeta: objMeta("", "pod-reader"), Rules: []rbacv1.PolicyRule{podsRead}})
+	x.SetRoleBinding(&rbacv1.RoleBinding{ObjectMeta: objMeta("ns1", "bob"), RoleRef: rbacv1.RoleRef{Kind: "ClusterRole", Name: "pod-reader"},
+		Subjects: []rbacv1.Subject{{Kind: "User", Name: "bob"}}})
+	// "fresh" is in the store only; "stale" has fewer rules in the store
+	// than in the Index.
+	x.SetRole(&rbacv1.Role{ObjectMeta: objMeta("ns1", "stale"), Rules: []rbacv1.PolicyRule{podsRead}})
+	roles := storeRoles{
+		"Role/ns1/fresh": {rule(s("get"), s(""), s("pods"))},
+		"Role/ns1/stale": {rule(s("get"), s(""), s("secrets"))},
+	}
+	e := &Escalation{Authorizer: Authorizer{Index: x}, Index: x, Roles: roles}
+	rb := func(name string) *rbacv1.RoleBinding {
+		return &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "ns1", Name: "b"}, RoleRef: rbacv1.RoleRef{Kind: "Role", Name: name}}
+	}
+	ctx := auth.WithUser(context.Background(), user("bob"))
+	for _, tc := range []struct {
+		role      string
+		forbidden bool
+		notFound  bool
+	}{
+		{role: "fresh"},
+		{role: "stale", forbidden: true},
+		{role: "missing", notFound: true},
+	} {
+		t.Run(tc.role, func(t *testing.T) {
+			err := e.Check(ctx, rb(tc.role), nil)
+			if apierrors.IsForbidden(err) != tc.forbidden || apierrors.IsNotFound(err) != tc.notFound || (err != nil) != (tc.forbidden || tc.notFound) {
+				t.Errorf("Check = %v, want forbidden %v, not found %v", err, tc.forbidden, tc.notFound)
+			}
+		})
+	}
+}
