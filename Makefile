@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 DATA_DIR ?= /var/lib/havre
 PORT ?= 6443
 
-.PHONY: all build deps run demo test bench clean
+.PHONY: all build deps run demo test bench fuzz clean
 
 all: build
 
@@ -28,6 +28,10 @@ run: deps build
 
 test:
 	bash hack/test.sh
+
+# Every Go fuzz target for FUZZTIME each (CI: 10s; e.g. make fuzz FUZZTIME=10m).
+fuzz:
+	bash hack/fuzz.sh
 
 bench:
 	bash hack/bench.sh

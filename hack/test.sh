@@ -55,3 +55,8 @@ echo ">> go test -race ./test/rbacdiff"
 # Gateway-HTTP tests against a server with its node agent.
 echo ">> go test -race ./test/gatewayconformance"
 (cd test/gatewayconformance && go test -race -count=1 -timeout 20m ./...)
+
+# Every fuzz target for a bounded time (what strangers can send: bodies,
+# patches, selectors, tokens); `make fuzz FUZZTIME=10m` runs them longer.
+echo ">> fuzz (${FUZZTIME:-10s} each)"
+FUZZTIME=${FUZZTIME:-10s} bash hack/fuzz.sh

@@ -21,7 +21,7 @@ import (
 
 // newStoreServer is a server over a store of its own with the bootstrap
 // objects, not listening: tests call its handlers directly.
-func newStoreServer(t *testing.T) *Server {
+func newStoreServer(t testing.TB) *Server {
 	t.Helper()
 	store, err := bolt.Open(filepath.Join(t.TempDir(), "state.db"), bolt.Options{})
 	if err != nil {
