@@ -8,8 +8,7 @@ cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 fuzztime=${FUZZTIME:-10s}
 status=0
-for pkg in $(go list -f '{{if .TestGoFiles}}{{.ImportPath}}{{end}}' ./...); do
-  dir=$(go list -f '{{.Dir}}' "$pkg")
+while read -r pkg dir; do
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
     echo ">> $pkg $target ($fuzztime)"
     # -parallel 1: the machine has two cores and the rest of CI on them.
@@ -17,5 +16,5 @@ for pkg in $(go list -f '{{if .TestGoFiles}}{{.ImportPath}}{{end}}' ./...); do
       status=1
     fi
   done
-done
+done < <(go list -f '{{if .TestGoFiles}}{{.ImportPath}} {{.Dir}}{{end}}' ./...)
 exit $status
