@@ -251,3 +251,26 @@ plugins:
 		}
 	})
 }
+
+// TestPodSecurityDefault: without a configuration file, Havre's default
+// refuses nothing (kube-system included) but warns about what baseline
+// would refuse.
+func TestPodSecurityDefault(t *testing.T) {
+	cfg := startPodSecurityServer(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, rec := clientAs(t, cfg, "")
+	for _, ns := range []string{"default", "kube-system"} {
+		if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		rec.take()
+		if _, err := c.CoreV1().Pods(ns).Create(ctx, privilegedPod("p"), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("%s: %v", ns, err)
+		}
+		want := `would violate PodSecurity "baseline:latest": privileged (container "c" must not set securityContext.privileged=true)`
+		if got := rec.take(); len(got) != 1 || got[0] != want {
+			t.Fatalf("%s: warnings %q, want %q", ns, got, want)
+		}
+	}
+}
