@@ -104,6 +104,7 @@ tables (the data directory itself stays; remove it to forget the cluster).`,
 	f.StringVar(&o.Controllers.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "IPv4 range nodes' pod CIDRs (a /24 each) are taken from (with --disable-agent, pod CIDRs are assigned only when this is given)")
 	f.StringSliceVar(&o.Controllers.Controllers, "controllers", []string{"*"}, "controllers to run, as kube-controller-manager's --controllers: '*' for all, 'name' to enable and '-name' to disable one (e.g. *,-deployment)")
 	f.StringVar(&o.Controllers.SchedulerConfig, "scheduler-config", "", "path of a KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1) for the scheduler; empty: upstream's default profile")
+	f.StringVar(&o.AdmissionControlConfigFile, "admission-control-config-file", "", "path of an AdmissionConfiguration file (apiserver.config.k8s.io/v1), as kube-apiserver's; its PodSecurity entry configures Pod Security Admission (empty: enforce privileged, warn and audit baseline)")
 	f.StringVar(&o.AdvertiseAddress, "advertise-address", "", "address the kubernetes Service's endpoints point at (default: --bind-address when it is a routable address, else the node's IP)")
 	addNodeLifecycleFlags(f, &o.Controllers)
 	addACMEFlags(f, &o.Controllers)

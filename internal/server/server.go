@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/havre/havre/internal/admission"
+	"github.com/havre/havre/internal/admission/podsecurity"
 	"github.com/havre/havre/internal/agent"
 	"github.com/havre/havre/internal/agent/streaming"
 	"github.com/havre/havre/internal/apiserver"
@@ -65,6 +66,11 @@ type Options struct {
 	// Controllers configure the in-process controllers (ClusterCIDR is
 	// where nodes' pod CIDRs come from).
 	Controllers controller.Options
+	// AdmissionControlConfigFile is kube-apiserver's
+	// --admission-control-config-file: an AdmissionConfiguration whose
+	// PodSecurity entry configures Pod Security Admission (empty: Havre's
+	// default, see podsecurity.DefaultConfiguration).
+	AdmissionControlConfigFile string
 	// Started is when the process started, for the readiness log line.
 	Started time.Time
 }
@@ -76,6 +82,10 @@ func KubeconfigPath(dataDir string) string { return filepath.Join(dataDir, "admi
 func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w (use --data-dir to choose another)", err)
+	}
+	podSecurity, err := podsecurity.LoadConfiguration(o.AdmissionControlConfigFile)
+	if err != nil {
+		return err
 	}
 	bundle, err := pki.Ensure(o.DataDir, pki.Options{ExtraSANs: o.TLSSANs})
 	if err != nil {
@@ -128,7 +138,7 @@ func Run(ctx context.Context, o Options) error {
 		Authorizer:     authorizer,
 		RBACEscalation: escalation,
 		Admission:      admissionChain,
-		PostStart: []func(context.Context, *rest.Config) error{startAdmission(admissionChain, authorizer), startRBAC(rbacIndex),
+		PostStart: []func(context.Context, *rest.Config) error{startAdmission(admissionChain, authorizer, admissionPlugins(podSecurity)), startRBAC(rbacIndex),
 			ensureDefaultStorageClass, ensureIngressClass, startSnapshotAPI, startGatewayAPI, agg.Start},
 		Aggregator:         agg,
 		Reviews:            (&review.Reviewer{Authorizer: authorizer, Rules: rbacIndex}).Handlers(),
