@@ -38,6 +38,7 @@ import (
 	"github.com/havre/havre/internal/registry"
 	"github.com/havre/havre/internal/registry/catalog"
 	"github.com/havre/havre/internal/storage/bolt"
+	"github.com/havre/havre/internal/storage/encryption"
 	"github.com/havre/havre/internal/version"
 )
 
@@ -48,6 +49,10 @@ type Options struct {
 	HTTPSPort          int
 	TLSSANs            []string
 	CompactionInterval time.Duration
+	// EncryptionProviderConfig is kube-apiserver's --encryption-provider-config:
+	// an EncryptionConfiguration file. Empty: <data-dir>/server/encryption-config.yaml,
+	// generated at first start (Secrets encrypted with secretbox).
+	EncryptionProviderConfig string
 	ServiceCIDR        string
 	NodePortRange      string
 	Profiling          bool
@@ -67,6 +72,28 @@ type Options struct {
 	Controllers controller.Options
 	// Started is when the process started, for the readiness log line.
 	Started time.Time
+}
+
+// loadEncryption loads --encryption-provider-config, or the default
+// configuration, written at first start.
+func loadEncryption(ctx context.Context, o Options) (*encryption.Config, error) {
+	path := o.EncryptionProviderConfig
+	if path == "" {
+		p, created, err := encryption.EnsureDefault(filepath.Join(o.DataDir, "server"))
+		if err != nil {
+			return nil, fmt.Errorf("writing the default encryption provider config: %w", err)
+		}
+		if created {
+			slog.Info("encryption at rest: generated a key for Secrets", "config", p)
+		}
+		path = p
+	}
+	c, err := encryption.Load(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	slog.Info("encryption at rest", "config", path)
+	return c, nil
 }
 
 // KubeconfigPath is where the admin kubeconfig is written.
@@ -96,11 +123,16 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(dbDir, 0o700); err != nil {
 		return err
 	}
-	store, err := bolt.Open(filepath.Join(dbDir, "state.db"), bolt.Options{})
+	encryptionConfig, err := loadEncryption(ctx, o)
+	if err != nil {
+		return err
+	}
+	backend, err := bolt.Open(filepath.Join(dbDir, "state.db"), bolt.Options{})
 	if err != nil {
 		return fmt.Errorf("opening the store: %w", err)
 	}
-	defer store.Close()
+	defer backend.Close()
+	store := encryption.Wrap(backend, encryptionConfig)
 
 	nodeCert, err := nodeClientCert(bundle)
 	if err != nil {
