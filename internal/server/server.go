@@ -53,9 +53,9 @@ type Options struct {
 	// an EncryptionConfiguration file. Empty: <data-dir>/server/encryption-config.yaml,
 	// generated at first start (Secrets encrypted with secretbox).
 	EncryptionProviderConfig string
-	ServiceCIDR        string
-	NodePortRange      string
-	Profiling          bool
+	ServiceCIDR              string
+	NodePortRange            string
+	Profiling                bool
 	// DisableAgent: no node agent runs in this process.
 	DisableAgent bool
 	// NodeIPAM runs the controller giving nodes their pod CIDRs.
