@@ -49,13 +49,9 @@ type Options struct {
 	HTTPSPort          int
 	TLSSANs            []string
 	CompactionInterval time.Duration
-	// EncryptionProviderConfig is kube-apiserver's --encryption-provider-config:
-	// an EncryptionConfiguration file. Empty: <data-dir>/server/encryption-config.yaml,
-	// generated at first start (Secrets encrypted with secretbox).
-	EncryptionProviderConfig string
-	ServiceCIDR              string
-	NodePortRange            string
-	Profiling                bool
+	ServiceCIDR        string
+	NodePortRange      string
+	Profiling          bool
 	// DisableAgent: no node agent runs in this process.
 	DisableAgent bool
 	// NodeIPAM runs the controller giving nodes their pod CIDRs.
@@ -72,6 +68,10 @@ type Options struct {
 	Controllers controller.Options
 	// Started is when the process started, for the readiness log line.
 	Started time.Time
+	// EncryptionProviderConfig is kube-apiserver's --encryption-provider-config:
+	// an EncryptionConfiguration file. Empty: <data-dir>/server/encryption-config.yaml,
+	// generated at first start (Secrets encrypted with secretbox).
+	EncryptionProviderConfig string
 }
 
 // loadEncryption loads --encryption-provider-config, or the default
