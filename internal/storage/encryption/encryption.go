@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/server/options/encryptionconfig"
@@ -38,6 +39,13 @@ type Config struct {
 	// transformers are upstream's, by group resource; wildcards
 	// ("*.*", "*.<group>") as upstream's config loader keys them.
 	transformers encryptionconfig.StaticTransformers
+	// resolved caches transformer's answer by group resource.
+	resolved sync.Map // schema.GroupResource → resolved
+}
+
+type resolved struct {
+	t  value.Transformer
+	ok bool
 }
 
 // Load reads and validates an EncryptionConfiguration file with
@@ -119,11 +127,16 @@ func (c *Config) transformer(key string) (value.Transformer, bool) {
 	if !ok {
 		return nil, false
 	}
-	if c.transformers[gr] == nil && c.transformers[schema.GroupResource{Group: gr.Group, Resource: "*"}] == nil &&
-		c.transformers[schema.GroupResource{Group: "*", Resource: "*"}] == nil {
-		return nil, false
+	if r, ok := c.resolved.Load(gr); ok {
+		return r.(resolved).t, r.(resolved).ok
 	}
-	return c.transformers.TransformerForResource(gr), true
+	var r resolved
+	if c.transformers[gr] != nil || c.transformers[schema.GroupResource{Group: gr.Group, Resource: "*"}] != nil ||
+		c.transformers[schema.GroupResource{Group: "*", Resource: "*"}] != nil {
+		r = resolved{t: c.transformers.TransformerForResource(gr), ok: true}
+	}
+	c.resolved.Store(gr, r)
+	return r.t, r.ok
 }
 
 // groupResource reads the resource of a key /registry/<group>/<resource>/...

@@ -22,7 +22,7 @@ var (
 
 // configFile writes an EncryptionConfiguration of the given providers for
 // secrets and returns its path.
-func configFile(t *testing.T, providers string) string {
+func configFile(t testing.TB, providers string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "enc.yaml")
 	data := "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n" +
@@ -40,7 +40,7 @@ func provider(name, keyName, secret string) string {
 	return "      - " + name + ":\n          keys:\n            - name: " + keyName + "\n              secret: " + secret + "\n"
 }
 
-func load(t *testing.T, providers string) *Config {
+func load(t testing.TB, providers string) *Config {
 	t.Helper()
 	c, err := Load(context.Background(), configFile(t, providers))
 	if err != nil {
@@ -49,7 +49,7 @@ func load(t *testing.T, providers string) *Config {
 	return c
 }
 
-func openBolt(t *testing.T, path string) *bolt.Store {
+func openBolt(t testing.TB, path string) *bolt.Store {
 	t.Helper()
 	s, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
