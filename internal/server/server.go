@@ -37,6 +37,7 @@ import (
 	"github.com/havre/havre/internal/pki"
 	"github.com/havre/havre/internal/registry"
 	"github.com/havre/havre/internal/registry/catalog"
+	"github.com/havre/havre/internal/storage"
 	"github.com/havre/havre/internal/storage/bolt"
 	"github.com/havre/havre/internal/storage/encryption"
 	"github.com/havre/havre/internal/version"
@@ -96,6 +97,28 @@ func loadEncryption(ctx context.Context, o Options) (*encryption.Config, error) 
 	return c, nil
 }
 
+// encryptStore wraps the store in its encryption and first writes back, with
+// the first provider, what was written in clear or under an older key or
+// provider (after a key is put first: the rotation's re-encryption).
+func encryptStore(ctx context.Context, backend storage.Store, c *encryption.Config) (*encryption.Store, error) {
+	store := encryption.Wrap(backend, c)
+	res, err := store.Rewrite(ctx, func(r encryption.RewriteResult) {
+		if r.Rewritten > 0 {
+			slog.Info("encryption at rest: re-encrypting", "scanned", r.Scanned, "rewritten", r.Rewritten)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("re-encrypting the store: %w", err)
+	}
+	if res.Failed > 0 {
+		slog.Warn("encryption at rest: values that no provider of the configuration decrypts (a key is missing?)", "count", res.Failed)
+	}
+	if res.Rewritten > 0 {
+		slog.Info("encryption at rest: re-encrypted", "scanned", res.Scanned, "rewritten", res.Rewritten)
+	}
+	return store, nil
+}
+
 // KubeconfigPath is where the admin kubeconfig is written.
 func KubeconfigPath(dataDir string) string { return filepath.Join(dataDir, "admin.kubeconfig") }
 
@@ -132,7 +155,10 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("opening the store: %w", err)
 	}
 	defer backend.Close()
-	store := encryption.Wrap(backend, encryptionConfig)
+	store, err := encryptStore(ctx, backend, encryptionConfig)
+	if err != nil {
+		return err
+	}
 
 	nodeCert, err := nodeClientCert(bundle)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -338,5 +339,57 @@ func TestGroupResource(t *testing.T) {
 		if ok != tt.ok || (ok && gr.String() != tt.want) {
 			t.Errorf("%s: %v %v, want %q %v", tt.key, gr, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+// TestRewrite: values in clear and under an older key are written back with
+// the first provider's key; the rest, and values that do not decrypt, are
+// left alone.
+func TestRewrite(t *testing.T) {
+	ctx := context.Background()
+	raw := openBolt(t, filepath.Join(t.TempDir(), "state.db"))
+	old := Wrap(raw, load(t, provider("secretbox", "k1", key32)))
+	defer func(n int64) { rewritePage = n }(rewritePage)
+	rewritePage = 100
+	for i := range 250 { // more than two pages
+		if _, err := raw.Create(ctx, secretKey+"-clear-"+strconv.Itoa(i), []byte("clear")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := old.Create(ctx, secretKey+"-k1", []byte("under k1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Create(ctx, secretKey+"-garbage", []byte("k8s:enc:secretbox:v1:k9:xxxx")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Create(ctx, "/registry/core/configmaps/default/c", []byte("not configured")); err != nil {
+		t.Fatal(err)
+	}
+	s := Wrap(raw, load(t, provider("secretbox", "k2", other32)+provider("secretbox", "k1", key32)+provider("identity", "", "")))
+	pages := 0
+	res, err := s.Rewrite(ctx, func(RewriteResult) { pages++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (RewriteResult{Scanned: 252, Rewritten: 251, Failed: 1}); res != want || pages < 3 {
+		t.Fatalf("Rewrite: %+v in %d pages, want %+v in 3", res, pages, want)
+	}
+	list, err := raw.List(ctx, "/registry/core/secrets/", storage.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range list.KVs {
+		if !bytes.HasPrefix(kv.Value, []byte("k8s:enc:secretbox:v1:k2:")) && !strings.HasSuffix(kv.Key, "-garbage") {
+			t.Fatalf("%s stored as %q", kv.Key, kv.Value)
+		}
+	}
+	if kv, err := s.Get(ctx, secretKey+"-k1"); err != nil || string(kv.Value) != "under k1" {
+		t.Errorf("after rewrite: %q, %v", kv.Value, err)
+	}
+	if cm, _ := raw.Get(ctx, "/registry/core/configmaps/default/c"); string(cm.Value) != "not configured" {
+		t.Errorf("configmap rewritten: %q", cm.Value)
+	}
+	if res, err := s.Rewrite(ctx, nil); err != nil || res.Rewritten != 0 {
+		t.Errorf("second Rewrite: %+v, %v", res, err)
 	}
 }

@@ -2,6 +2,7 @@ package encryption
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"k8s.io/apiserver/pkg/storage/value"
@@ -156,4 +157,68 @@ func (s *Store) Watch(ctx context.Context, prefix string, afterRevision int64, o
 		}
 	}()
 	return out, nil
+}
+
+// rewritePage is how many keys Rewrite reads at a time.
+var rewritePage int64 = 500
+
+// RewriteResult counts what Rewrite did.
+type RewriteResult struct {
+	// Scanned is how many values of configured resources were read.
+	Scanned int
+	// Rewritten is how many of them were written back with the first
+	// provider (they were in clear, or under an older key or provider).
+	Rewritten int
+	// Failed is how many could not be decrypted; they are left as they are.
+	Failed int
+}
+
+// Rewrite re-encrypts, as kube-apiserver's storage migration does by reading
+// and writing objects back, every value of a configured resource that was not
+// written by its first provider: the rotation step once a new key is put
+// first. It goes page by page under /registry/, calls progress after every
+// page, and skips values a concurrent write replaced (those were written by
+// the first provider). Values that do not decrypt are counted, not fatal.
+func (s *Store) Rewrite(ctx context.Context, progress func(RewriteResult)) (RewriteResult, error) {
+	var res RewriteResult
+	start := ""
+	for {
+		page, err := s.Store.List(ctx, "/registry/", storage.ListOptions{Limit: rewritePage, StartKey: start})
+		if err != nil {
+			return res, err
+		}
+		for _, kv := range page.KVs {
+			t, ok := s.cfg.transformer(kv.Key)
+			if !ok {
+				continue
+			}
+			res.Scanned++
+			plain, stale, err := t.TransformFromStorage(ctx, kv.Value, value.DefaultContext(kv.Key))
+			if err != nil {
+				res.Failed++
+				continue
+			}
+			if !stale {
+				continue
+			}
+			enc, err := t.TransformToStorage(ctx, plain, value.DefaultContext(kv.Key))
+			if err != nil {
+				return res, fmt.Errorf("encrypting %s: %w", kv.Key, err)
+			}
+			switch _, err := s.Store.Update(ctx, kv.Key, enc, kv.ModRevision); {
+			case err == nil:
+				res.Rewritten++
+			case errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrNotFound):
+			default:
+				return res, err
+			}
+		}
+		if progress != nil {
+			progress(res)
+		}
+		if !page.More || len(page.KVs) == 0 {
+			return res, nil
+		}
+		start = page.KVs[len(page.KVs)-1].Key + "\x00"
+	}
 }
