@@ -106,6 +106,7 @@ tables (the data directory itself stays; remove it to forget the cluster).`,
 	f.StringVar(&o.Controllers.SchedulerConfig, "scheduler-config", "", "path of a KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1) for the scheduler; empty: upstream's default profile")
 	f.StringVar(&o.AdmissionControlConfigFile, "admission-control-config-file", "", "path of an AdmissionConfiguration file (apiserver.config.k8s.io/v1), as kube-apiserver's; its PodSecurity entry configures Pod Security Admission (empty: enforce privileged, warn and audit baseline)")
 	f.StringVar(&o.AdvertiseAddress, "advertise-address", "", "address the kubernetes Service's endpoints point at (default: --bind-address when it is a routable address, else the node's IP)")
+	f.StringVar(&o.EncryptionProviderConfig, "encryption-provider-config", "", "path of an EncryptionConfiguration file (apiserver.config.k8s.io/v1, as kube-apiserver's) saying how resources are encrypted in the store; default: <data-dir>/server/encryption-config.yaml, generated at first start (Secrets encrypted with secretbox)")
 	addNodeLifecycleFlags(f, &o.Controllers)
 	addACMEFlags(f, &o.Controllers)
 	nf.add(f)

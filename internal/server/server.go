@@ -38,7 +38,9 @@ import (
 	"github.com/havre/havre/internal/pki"
 	"github.com/havre/havre/internal/registry"
 	"github.com/havre/havre/internal/registry/catalog"
+	"github.com/havre/havre/internal/storage"
 	"github.com/havre/havre/internal/storage/bolt"
+	"github.com/havre/havre/internal/storage/encryption"
 	"github.com/havre/havre/internal/version"
 )
 
@@ -73,6 +75,54 @@ type Options struct {
 	AdmissionControlConfigFile string
 	// Started is when the process started, for the readiness log line.
 	Started time.Time
+	// EncryptionProviderConfig is kube-apiserver's --encryption-provider-config:
+	// an EncryptionConfiguration file. Empty: <data-dir>/server/encryption-config.yaml,
+	// generated at first start (Secrets encrypted with secretbox).
+	EncryptionProviderConfig string
+}
+
+// loadEncryption loads --encryption-provider-config, or the default
+// configuration, written at first start.
+func loadEncryption(ctx context.Context, o Options) (*encryption.Config, error) {
+	path := o.EncryptionProviderConfig
+	if path == "" {
+		p, created, err := encryption.EnsureDefault(filepath.Join(o.DataDir, "server"))
+		if err != nil {
+			return nil, fmt.Errorf("writing the default encryption provider config: %w", err)
+		}
+		if created {
+			slog.Info("encryption at rest: generated a key for Secrets", "config", p)
+		}
+		path = p
+	}
+	c, err := encryption.Load(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	slog.Info("encryption at rest", "config", path)
+	return c, nil
+}
+
+// encryptStore wraps the store in its encryption and first writes back, with
+// the first provider, what was written in clear or under an older key or
+// provider (after a key is put first: the rotation's re-encryption).
+func encryptStore(ctx context.Context, backend storage.Store, c *encryption.Config) (*encryption.Store, error) {
+	store := encryption.Wrap(backend, c)
+	res, err := store.Rewrite(ctx, func(r encryption.RewriteResult) {
+		if r.Rewritten > 0 {
+			slog.Info("encryption at rest: re-encrypting", "scanned", r.Scanned, "rewritten", r.Rewritten)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("re-encrypting the store: %w", err)
+	}
+	if res.Failed > 0 {
+		slog.Warn("encryption at rest: values that no provider of the configuration decrypts (a key is missing?)", "count", res.Failed)
+	}
+	if res.Rewritten > 0 {
+		slog.Info("encryption at rest: re-encrypted", "scanned", res.Scanned, "rewritten", res.Rewritten)
+	}
+	return store, nil
 }
 
 // KubeconfigPath is where the admin kubeconfig is written.
@@ -106,11 +156,19 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(dbDir, 0o700); err != nil {
 		return err
 	}
-	store, err := bolt.Open(filepath.Join(dbDir, "state.db"), bolt.Options{})
+	encryptionConfig, err := loadEncryption(ctx, o)
+	if err != nil {
+		return err
+	}
+	backend, err := bolt.Open(filepath.Join(dbDir, "state.db"), bolt.Options{})
 	if err != nil {
 		return fmt.Errorf("opening the store: %w", err)
 	}
-	defer store.Close()
+	defer backend.Close()
+	store, err := encryptStore(ctx, backend, encryptionConfig)
+	if err != nil {
+		return err
+	}
 
 	nodeCert, err := nodeClientCert(bundle)
 	if err != nil {
