@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,10 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/havre/havre/internal/apiserver"
-	"github.com/havre/havre/internal/auth"
-	"github.com/havre/havre/internal/pki"
-	"github.com/havre/havre/internal/registry/catalog"
 	"github.com/havre/havre/internal/storage"
 	"github.com/havre/havre/internal/storage/bolt"
 	"github.com/havre/havre/internal/storage/encryption"
@@ -36,14 +30,11 @@ import (
 // store), until the returned stop.
 func startEncryptedServer(t testing.TB, dir, encPath string) (kubernetes.Interface, func()) {
 	t.Helper()
-	bundle, err := pki.Ensure(dir, pki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	backend, err := bolt.Open(filepath.Join(dir, "state.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { backend.Close() })
 	var store storage.Store = backend
 	if encPath != noEncryption {
 		enc, err := loadEncryption(context.Background(), Options{DataDir: dir, EncryptionProviderConfig: encPath})
@@ -54,40 +45,10 @@ func startEncryptedServer(t testing.TB, dir, encPath string) (kubernetes.Interfa
 			t.Fatal(err)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := apiserver.New(apiserver.Config{
-		Store: store, Resources: catalog.Resources(), TLSConfig: bundle.ServerTLSConfig(),
-		Authenticator: auth.X509{}, Authorizer: auth.Chain{auth.PrivilegedGroups{auth.GroupMasters}},
-		Listener: ln, CAData: bundle.CAPEM,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx) }()
-	stopped := false
+	srv, stopServer := runTestServer(t, dir, store, nil)
 	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("server: %v", err)
-		}
+		stopServer()
 		backend.Close()
-	}
-	t.Cleanup(stop)
-	select {
-	case err := <-errc:
-		t.Fatalf("server: %v", err)
-	case <-srv.Ready():
-	case <-time.After(time.Minute):
-		t.Fatal("server not ready within a minute")
 	}
 	return kubernetes.NewForConfigOrDie(srv.LoopbackConfig()), stop
 }

@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -24,9 +21,6 @@ import (
 	"github.com/havre/havre/internal/auth"
 	"github.com/havre/havre/internal/auth/rbac/bootstrap"
 	"github.com/havre/havre/internal/auth/review"
-	"github.com/havre/havre/internal/pki"
-	"github.com/havre/havre/internal/registry/catalog"
-	"github.com/havre/havre/internal/storage/bolt"
 )
 
 // policyAuthorizer is the server's authorizer over the bootstrap policy
@@ -188,45 +182,13 @@ func TestLoopbackIdentities(t *testing.T) {
 	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
 	t.Cleanup(func() { slog.SetDefault(prev) })
 
-	dir := t.TempDir()
-	bundle, err := pki.Ensure(dir, pki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := bolt.Open(filepath.Join(dir, "state.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	authorizer, index := newAuthorizer()
-	srv, err := apiserver.New(apiserver.Config{
-		Store: store, Resources: catalog.Resources(), TLSConfig: bundle.ServerTLSConfig(),
-		Authenticator: auth.X509{}, Authorizer: authorizer,
-		Reviews:  (&review.Reviewer{Authorizer: authorizer, Rules: index}).Handlers(),
-		Listener: ln, CAData: bundle.CAPEM,
-		PostStart: []func(context.Context, *rest.Config) error{startRBAC(index)},
+	srv, _ := runTestServer(t, t.TempDir(), nil, func(c *apiserver.Config) {
+		c.Authorizer = authorizer
+		c.Reviews = (&review.Reviewer{Authorizer: authorizer, Rules: index}).Handlers()
+		c.PostStart = []func(context.Context, *rest.Config) error{startRBAC(index)}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-errc
-		store.Close()
-	})
-	select {
-	case err := <-errc:
-		t.Fatalf("server: %v", err)
-	case <-srv.Ready():
-	case <-time.After(time.Minute):
-		t.Fatal("server not ready within a minute")
-	}
+	ctx := context.Background()
 
 	cfg, err := configFor(srv, serviceAccount("deployment-controller"))
 	if err != nil {

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,9 +22,6 @@ import (
 	"github.com/havre/havre/internal/admission/podsecurity"
 	"github.com/havre/havre/internal/apiserver"
 	"github.com/havre/havre/internal/auth"
-	"github.com/havre/havre/internal/pki"
-	"github.com/havre/havre/internal/registry/catalog"
-	"github.com/havre/havre/internal/storage/bolt"
 )
 
 // startPodSecurityServer runs an API server in-process with the server's
@@ -46,46 +42,12 @@ func startPodSecurityServer(t *testing.T, admissionConfig string) *rest.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bundle, err := pki.Ensure(dir, pki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := bolt.Open(filepath.Join(dir, "state.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	authz := auth.Chain{auth.PrivilegedGroups{auth.GroupMasters}}
-	chain := admission.NewChain()
-	srv, err := apiserver.New(apiserver.Config{
-		Store: store, Resources: catalog.Resources(), TLSConfig: bundle.ServerTLSConfig(),
-		Authenticator: auth.X509{}, Authorizer: authz, Admission: chain,
-		Listener: ln, CAData: bundle.CAPEM,
-		PostStart: []func(context.Context, *rest.Config) error{startAdmission(chain, authz, admissionPlugins(podSecurity))},
+	srv, _ := runTestServer(t, dir, nil, func(c *apiserver.Config) {
+		authz := auth.Chain{auth.PrivilegedGroups{auth.GroupMasters}}
+		chain := admission.NewChain()
+		c.Authorizer, c.Admission = authz, chain
+		c.PostStart = []func(context.Context, *rest.Config) error{startAdmission(chain, authz, admissionPlugins(podSecurity))}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("server: %v", err)
-		}
-		store.Close()
-	})
-	select {
-	case err := <-errc:
-		t.Fatalf("server: %v", err)
-	case <-srv.Ready():
-	case <-time.After(time.Minute):
-		t.Fatal("server not ready within a minute")
-	}
 	return srv.LoopbackConfig()
 }
 

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,11 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/havre/havre/internal/apiserver"
-	"github.com/havre/havre/internal/auth"
 	"github.com/havre/havre/internal/controller/crd"
-	"github.com/havre/havre/internal/pki"
-	"github.com/havre/havre/internal/registry/catalog"
-	"github.com/havre/havre/internal/storage/bolt"
 	"github.com/havre/havre/internal/volume/snapshotapi"
 )
 
@@ -37,45 +31,11 @@ import (
 // post-start hook and the crd controllers, and returns its loopback config.
 func startAPIServer(t *testing.T) *rest.Config {
 	t.Helper()
-	dir := t.TempDir()
-	bundle, err := pki.Ensure(dir, pki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := bolt.Open(filepath.Join(dir, "state.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := apiserver.New(apiserver.Config{
-		Store: store, Resources: catalog.Resources(), TLSConfig: bundle.ServerTLSConfig(),
-		Authenticator: auth.X509{}, Authorizer: auth.Chain{auth.PrivilegedGroups{auth.GroupMasters}},
-		Listener: ln, CAData: bundle.CAPEM,
-		PostStart: []func(context.Context, *rest.Config) error{startSnapshotAPI},
+	srv, _ := runTestServer(t, t.TempDir(), nil, func(c *apiserver.Config) {
+		c.PostStart = []func(context.Context, *rest.Config) error{startSnapshotAPI}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("server: %v", err)
-		}
-		store.Close()
-	})
-	select {
-	case err := <-errc:
-		t.Fatalf("server: %v", err)
-	case <-srv.Ready():
-	case <-time.After(time.Minute):
-		t.Fatal("server not ready within a minute")
-	}
+	t.Cleanup(cancel)
 	cfg := srv.LoopbackConfig()
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
